@@ -1,0 +1,421 @@
+"""`datakit ingest`: scan an image folder into a manifest, in parallel and incrementally.
+
+Layouts: class sub-folders (``SRC/<class>/...``), split folders (``SRC/train|val|test/<class>/...``),
+a flat folder with a labels CSV (``file,label[,split]``), and an unlabeled folder. Broken files are
+kept as rows with a ``status`` and ``reason``; nothing is skipped silently. Re-running on the same
+folder re-reads only new or changed files (path + size + mtime) and keeps ids stable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import pandas as pd
+
+from datakit import imageinfo
+from datakit.console import progress_bar
+from datakit.errors import CheckFailed, DatakitError
+from datakit.manifest import (
+    IMAGE_COLUMNS,
+    Manifest,
+    load_manifest,
+    manifest_exists,
+    resolve_location,
+    save_manifest,
+)
+
+LAYOUTS = ("auto", "classes", "splits", "flat", "unlabeled")
+SPLIT_ALIASES = {
+    "train": "train", "training": "train",
+    "val": "val", "valid": "val", "validation": "val", "dev": "val",
+    "test": "test", "testing": "test",
+}
+LABEL_COLUMNS = ("file", "label", "split")
+_CHUNK_ROWS = 5000
+
+
+@dataclass
+class ScannedFile:
+    path: str  # relative, posix
+    size: int
+    mtime_ns: int
+    label: str | None = None
+    split: str | None = None
+
+
+@dataclass
+class IngestResult:
+    """What an ingest did; the CLI renders it, ``--json`` prints ``as_dict()``."""
+
+    manifest_path: Path
+    layout: str
+    total: int
+    status_counts: dict[str, int]
+    label_counts: dict[str, int]
+    broken: list[dict[str, str]] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    new: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "manifest": str(self.manifest_path),
+            "layout": self.layout,
+            "images": self.total,
+            "status": self.status_counts,
+            "labels": self.label_counts,
+            "broken": self.broken,
+            "skipped": self.skipped,
+            "incremental": {
+                "new": len(self.new),
+                "changed": len(self.changed),
+                "deleted": len(self.deleted),
+                "unchanged": self.unchanged,
+                "new_files": self.new,
+                "changed_files": self.changed,
+                "deleted_files": self.deleted,
+            },
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def image_id(relative_path: str) -> str:
+    """Stable id from the path inside the source, so a re-ingest gives every file the same id."""
+    return hashlib.sha1(relative_path.encode("utf-8")).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------------------------
+# scanning
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.relative_to(root)
+        return True
+    except ValueError:
+        return False
+
+
+def scan_images(src: Path, allow_outside: bool = False) -> tuple[list[ScannedFile], list[dict[str, str]]]:
+    """Every file with an image extension under src, and the entries refused (with reasons)."""
+    root = src.resolve()
+    found: list[ScannedFile] = []
+    refused: list[dict[str, str]] = []
+
+    def walk(directory: Path, rel_parts: tuple[str, ...]) -> None:
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except PermissionError as exc:
+            refused.append({"path": "/".join(rel_parts) or ".", "reason": f"cannot list folder: {exc.strerror}"})
+            return
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            rel = "/".join(rel_parts + (entry.name,))
+            if entry.is_symlink():
+                target = Path(os.path.realpath(entry.path))
+                if not allow_outside and not _inside(target, root):
+                    refused.append({"path": rel, "reason": f"symlink resolves outside the source ({target})"})
+                    continue
+                if target.is_dir():
+                    # inside the source its files are reached anyway; following risks loops
+                    continue
+            if entry.is_dir(follow_symlinks=False):
+                walk(Path(entry.path), rel_parts + (entry.name,))
+                continue
+            if Path(entry.name).suffix.lower() not in imageinfo.IMAGE_EXTENSIONS:
+                continue
+            try:
+                st = entry.stat()
+            except OSError as exc:
+                refused.append({"path": rel, "reason": f"cannot stat: {exc.strerror}"})
+                continue
+            found.append(ScannedFile(rel, st.st_size, st.st_mtime_ns))
+
+    walk(root, ())
+    return found, refused
+
+
+def detect_layout(files: list[ScannedFile], has_labels_csv: bool) -> str:
+    if has_labels_csv:
+        return "flat"
+    tops = {f.path.split("/")[0].lower() for f in files if "/" in f.path}
+    if tops and tops <= set(SPLIT_ALIASES):
+        return "splits"
+    if any("/" in f.path for f in files):
+        return "classes"
+    return "unlabeled"
+
+
+def _assign_folder_labels(files: list[ScannedFile], layout: str) -> list[dict[str, str]]:
+    notes: list[dict[str, str]] = []
+    for f in files:
+        parts = f.path.split("/")
+        if layout == "classes":
+            f.label = parts[0] if len(parts) > 1 else None
+            if f.label is None:
+                notes.append({"path": f.path, "reason": "image at the top level of a class-folder layout: no label"})
+        elif layout == "splits":
+            split = SPLIT_ALIASES.get(parts[0].lower()) if len(parts) > 1 else None
+            if split is None:
+                notes.append({"path": f.path, "reason": "not inside a train/val/test folder: no split"})
+            f.split = split
+            f.label = parts[1] if len(parts) > 2 else None
+    return notes
+
+
+def read_labels_csv(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise DatakitError(f"{path}: labels file does not exist")
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise DatakitError(f"{path}: labels file is empty (expected columns: file,label[,split])") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DatakitError(f"{path}: not a readable CSV: {str(exc).splitlines()[0]}") from None
+    table.columns = [str(c).strip().lower() for c in table.columns]
+    unknown = [c for c in table.columns if c not in LABEL_COLUMNS]
+    if unknown:
+        raise DatakitError(
+            f"{path}: unknown column(s) {', '.join(repr(c) for c in unknown)}; expected: file, label and optionally split"
+        )
+    missing = [c for c in ("file", "label") if c not in table.columns]
+    if missing:
+        raise DatakitError(f"{path}: missing column(s) {', '.join(repr(c) for c in missing)}; expected: file, label[, split]")
+    for col in table.columns:
+        table[col] = table[col].str.strip()
+    if "split" in table.columns:
+        for i, value in enumerate(table["split"].tolist()):
+            if value and value.lower() not in SPLIT_ALIASES:
+                raise DatakitError(f"{path}: line {i + 2}, column 'split': {value!r} is not train, val or test")
+    dup = table["file"].duplicated(keep=False)
+    if dup.any():
+        conflicts = table[dup].groupby("file")["label"].nunique()
+        bad = conflicts[conflicts > 1]
+        if len(bad):
+            name = bad.index[0]
+            lines = [str(i + 2) for i in table.index[table["file"] == name]]
+            raise DatakitError(f"{path}: file {name!r} has different labels on lines {', '.join(lines)}")
+    return table
+
+
+def _assign_csv_labels(files: list[ScannedFile], table: pd.DataFrame, csv_path: Path) -> list[dict[str, str]]:
+    notes: list[dict[str, str]] = []
+    by_path = {f.path: f for f in files}
+    by_name: dict[str, list[ScannedFile]] = {}
+    for f in files:
+        by_name.setdefault(f.path.rsplit("/", 1)[-1], []).append(f)
+    matched: set[str] = set()
+    has_split = "split" in table.columns
+    for line, row in enumerate(table.to_dict("records"), start=2):
+        name = row["file"].replace("\\", "/")
+        if not name:
+            notes.append({"path": f"{csv_path.name}:{line}", "reason": "empty file name"})
+            continue
+        if name.startswith("/") or ".." in name.split("/"):
+            notes.append({"path": name, "reason": f"{csv_path.name} line {line}: path leaves the source folder; refused"})
+            continue
+        target = by_path.get(name.lstrip("./"))
+        if target is None:
+            candidates = by_name.get(name.rsplit("/", 1)[-1], [])
+            target = candidates[0] if len(candidates) == 1 and "/" not in name else None
+        if target is None:
+            notes.append({"path": name, "reason": f"listed in {csv_path.name} line {line} but not found in the source"})
+            continue
+        target.label = row["label"] or None
+        if has_split and row["split"]:
+            target.split = SPLIT_ALIASES[row["split"].lower()]
+        matched.add(target.path)
+    for f in files:
+        if f.path not in matched:
+            notes.append({"path": f.path, "reason": f"not listed in {csv_path.name}: no label"})
+    return notes
+
+
+# ---------------------------------------------------------------------------------------------
+# inspecting in parallel
+
+
+def _inspect_job(job: tuple[str, str, str]) -> tuple[str, dict[str, Any]]:
+    rel, absolute, verify = job
+    return rel, imageinfo.inspect_file(absolute, verify)
+
+
+def _inspect_all(
+    jobs: list[tuple[str, str, str]], workers: int, show_progress: bool
+) -> Iterable[tuple[str, dict[str, Any]]]:
+    with progress_bar("Reading images", len(jobs), show_progress) as advance:
+        if workers <= 1 or len(jobs) < 64:
+            for job in jobs:
+                yield _inspect_job(job)
+                advance()
+            return
+        chunksize = max(1, min(64, len(jobs) // (workers * 8) or 1))
+        ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
+        pool = ctx.Pool(workers)
+        try:
+            for result in pool.imap(_inspect_job, jobs, chunksize=chunksize):
+                yield result
+                advance()
+            pool.close()
+        except BaseException:
+            pool.terminate()
+            raise
+        finally:
+            pool.join()
+
+
+def _rows_to_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame.from_records(rows, columns=list(IMAGE_COLUMNS))
+    for name, dtype in IMAGE_COLUMNS.items():
+        frame[name] = frame[name].astype(dtype)
+    return frame
+
+
+# ---------------------------------------------------------------------------------------------
+# the command
+
+
+def ingest(
+    src: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    labels: str | os.PathLike[str] | None = None,
+    layout: str = "auto",
+    workers: int | None = None,
+    verify: str = "structure",
+    strict: bool = False,
+    incremental: bool = True,
+    allow_outside: bool = False,
+    table_format: str = "parquet",
+    show_progress: bool = True,
+    on_file: Callable[[str], None] | None = None,
+) -> IngestResult:
+    """Scan ``src`` into the manifest at ``output``; see the module docstring for layouts."""
+    started = time.perf_counter()
+    src_path = Path(src)
+    if not src_path.is_dir():
+        raise DatakitError(f"{src}: not a folder")
+    if layout not in LAYOUTS:
+        raise DatakitError(f"unknown layout {layout!r}; choose one of: {', '.join(LAYOUTS)}")
+    if verify not in imageinfo.VERIFY_MODES:
+        raise DatakitError(f"unknown verify mode {verify!r}; choose one of: {', '.join(imageinfo.VERIFY_MODES)}")
+    workers = workers or os.cpu_count() or 1
+    labels_table = read_labels_csv(Path(labels)) if labels else None
+
+    files, skipped = scan_images(src_path, allow_outside=allow_outside)
+    if not files:
+        raise DatakitError(f"{src}: no image files found (looked for {', '.join(sorted(imageinfo.IMAGE_EXTENSIONS)[:9])}, ...)")
+    chosen = detect_layout(files, labels_table is not None) if layout == "auto" else layout
+    if chosen == "flat":
+        if labels_table is None:
+            raise DatakitError("layout 'flat' needs --labels FILE.csv (columns: file,label[,split])")
+        skipped += _assign_csv_labels(files, labels_table, Path(labels))  # type: ignore[arg-type]
+    else:
+        skipped += _assign_folder_labels(files, chosen)
+
+    out_location = resolve_location(output)
+    old_rows: dict[str, dict[str, Any]] = {}
+    old_categories: list[dict[str, Any]] = []
+    if incremental and manifest_exists(out_location):
+        old = load_manifest(out_location)
+        old_source = old.source.get("path")
+        if old_source and Path(old_source).resolve() != src_path.resolve():
+            raise DatakitError(
+                f"{out_location}: this manifest was made from {old_source}, not {src_path.resolve()}; "
+                "choose another output or pass --no-incremental to replace it"
+            )
+        old_rows = {r["path"]: r for r in old.images.to_dict("records")}
+        old_categories = old.categories
+
+    jobs: list[tuple[str, str, str]] = []
+    reused: list[dict[str, Any]] = []
+    new_files: list[str] = []
+    changed_files: list[str] = []
+    for f in files:
+        previous = old_rows.get(f.path)
+        if previous is not None and previous.get("file_size") == f.size and previous.get("mtime_ns") == f.mtime_ns:
+            row = dict(previous)
+            row["label"], row["split"] = f.label, f.split
+            reused.append(row)
+            continue
+        (changed_files if previous is not None else new_files).append(f.path)
+        jobs.append((f.path, str(src_path / f.path), verify))
+    scanned_paths = {f.path for f in files}
+    deleted_files = sorted(p for p in old_rows if p not in scanned_paths)
+    meta = {f.path: f for f in files}
+
+    chunks: list[pd.DataFrame] = [_rows_to_frame(reused)] if reused else []
+    rows: list[dict[str, Any]] = []
+    for rel, facts in _inspect_all(jobs, workers, show_progress):
+        f = meta[rel]
+        previous = old_rows.get(rel)
+        row = {name: None for name in IMAGE_COLUMNS}
+        row.update(facts)
+        row.update(
+            id=previous["id"] if previous is not None else image_id(rel),
+            path=rel,
+            file_size=facts.get("file_size", f.size),
+            mtime_ns=f.mtime_ns,
+            label=f.label,
+            split=f.split,
+        )
+        rows.append(row)
+        if on_file is not None:
+            on_file(rel)
+        if len(rows) >= _CHUNK_ROWS:
+            chunks.append(_rows_to_frame(rows))
+            rows = []
+    if rows:
+        chunks.append(_rows_to_frame(rows))
+    images = pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
+    images = images.sort_values("path", kind="stable").reset_index(drop=True)
+
+    label_names = sorted(images["label"].dropna().unique().tolist())
+    categories = [dict(c) for c in old_categories]
+    known = {c["name"] for c in categories}
+    next_id = max((int(c["id"]) for c in categories), default=-1) + 1
+    for name in label_names:
+        if name not in known:
+            categories.append({"id": next_id, "name": name})
+            next_id += 1
+    broken = images[images["status"] != "ok"]
+    broken_list = [{"path": p, "status": s, "reason": r} for p, s, r in zip(broken["path"], broken["status"], broken["reason"])]
+    if strict and broken_list:
+        raise CheckFailed(
+            f"{len(broken_list)} broken file(s), first: {broken_list[0]['path']} ({broken_list[0]['reason']}); "
+            "nothing written (--strict)"
+        )
+
+    manifest = Manifest(
+        images=images,
+        categories=categories,
+        tasks=["classification"] if label_names else [],
+        # relative, so a manifest and its images can move together
+        image_root=os.path.relpath(src_path.resolve(), out_location.resolve()),
+        source={"path": str(src_path.resolve()), "layout": chosen, "labels": str(labels) if labels else None, "verify": verify},
+    )
+    save_manifest(manifest, out_location, table_format=table_format)
+    ok = images[images["status"] == "ok"]
+    return IngestResult(
+        manifest_path=out_location,
+        layout=chosen,
+        total=len(images),
+        status_counts={k: int(v) for k, v in images["status"].value_counts().sort_index().items()},
+        label_counts={k: int(v) for k, v in ok["label"].fillna("(none)").value_counts().sort_index().items()},
+        broken=broken_list,
+        skipped=skipped,
+        new=new_files if old_rows else [],
+        changed=changed_files,
+        deleted=deleted_files,
+        unchanged=len(reused),
+        seconds=time.perf_counter() - started,
+    )

@@ -1,0 +1,75 @@
+"""Rich tables for results the commands return (kept out of the CLI so it stays thin)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+MAX_LISTED = 20
+
+
+def _counts_table(title: str, counts: dict[str, int], first: str) -> Table:
+    table = Table(title=title)
+    table.add_column(first)
+    table.add_column("count", justify="right")
+    for key, n in counts.items():
+        table.add_row(str(key), str(n))
+    return table
+
+
+def _listing(console: Console, title: str, rows: list[dict[str, str]], style: str) -> None:
+    if not rows:
+        return
+    table = Table(title=f"{title} ({len(rows)})", title_style=style)
+    table.add_column("path", overflow="fold")
+    if "status" in rows[0]:
+        table.add_column("status")
+    table.add_column("reason", overflow="fold")
+    for row in rows[:MAX_LISTED]:
+        cells = [row["path"]] + ([row["status"]] if "status" in row else []) + [row["reason"] or ""]
+        table.add_row(*cells)
+    if len(rows) > MAX_LISTED:
+        table.caption = f"... and {len(rows) - MAX_LISTED} more (--json lists all)"
+    console.print(table)
+
+
+def ingest_summary(console: Console, result: Any) -> None:
+    console.print(_counts_table(f"{result.total} images, layout '{result.layout}'", result.status_counts, "status"))
+    if result.label_counts:
+        console.print(_counts_table("usable images per label", result.label_counts, "label"))
+    _listing(console, "broken files (kept in the manifest with their status)", result.broken, "bold red")
+    _listing(console, "skipped or refused", result.skipped, "bold yellow")
+    if result.new or result.changed or result.deleted or result.unchanged:
+        console.print(
+            f"incremental: {len(result.new)} new, {len(result.changed)} changed, "
+            f"{len(result.deleted)} deleted, {result.unchanged} unchanged"
+        )
+        for path in result.deleted[:MAX_LISTED]:
+            console.print(f"  deleted: {path}", highlight=False)
+    console.print(f"wrote {result.manifest_path} in {result.seconds:.1f}s", highlight=False)
+
+
+def info_tables(console: Console, data: dict[str, Any]) -> None:
+    console.print(f"[bold]{data['manifest']}[/]  schema v{data['schema_version']}  tasks: "
+                  f"{', '.join(data['tasks']) or '-'}  images: {data['images']} ({data['ok_images']} ok)  "
+                  f"annotations: {data['annotations']}", highlight=False)
+    splits = sorted({s for per in data["label_by_split"].values() for s in per})
+    table = Table(title="usable images per label and split")
+    table.add_column("label")
+    for split in splits:
+        table.add_column(split, justify="right")
+    table.add_column("total", justify="right")
+    for label, per in data["label_by_split"].items():
+        table.add_row(label, *[str(per.get(s, 0)) for s in splits], str(sum(per.values())))
+    console.print(table)
+    console.print(_counts_table("status", data["status"], "status"))
+    console.print(_counts_table("formats", data["formats"], "format"))
+    if data["annotations_per_category"]:
+        console.print(_counts_table("annotations per category", data["annotations_per_category"], "category"))
+    if data["width"]:
+        w, h = data["width"], data["height"]
+        console.print(f"width  min {w['min']:.0f}  median {w['median']:.0f}  max {w['max']:.0f}\n"
+                      f"height min {h['min']:.0f}  median {h['median']:.0f}  max {h['max']:.0f}\n"
+                      f"total size {data['total_bytes'] / 1e6:.1f} MB", highlight=False)
