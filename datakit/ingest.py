@@ -281,6 +281,41 @@ def _rows_to_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return frame
 
 
+def inspect_paths(
+    root: str | os.PathLike[str],
+    relative_paths: list[str],
+    workers: int | None = None,
+    verify: str = "structure",
+    show_progress: bool = True,
+) -> pd.DataFrame:
+    """Image rows (every IMAGE_COLUMNS column) for files named relative to ``root``.
+
+    For format readers: the annotation file names the images, this fills in hash, size,
+    displayed width/height, status and reason, in parallel. A file that does not exist gets
+    status ``missing``. Label and split are left empty for the caller to set.
+    """
+    root_path = Path(root)
+    rows: list[dict[str, Any]] = []
+    jobs: list[tuple[str, str, str]] = []
+    for rel in relative_paths:
+        absolute = root_path / rel
+        if not absolute.is_file():
+            row = {name: None for name in IMAGE_COLUMNS}
+            row.update(id=image_id(rel), path=rel, status="missing", reason=f"file not found: {absolute}")
+            rows.append(row)
+        else:
+            jobs.append((rel, str(absolute), verify))
+    for rel, facts in _inspect_all(jobs, workers or os.cpu_count() or 1, show_progress):
+        row = {name: None for name in IMAGE_COLUMNS}
+        row.update(facts)
+        row.update(id=image_id(rel), path=rel, mtime_ns=(root_path / rel).stat().st_mtime_ns)
+        rows.append(row)
+    order = {rel: i for i, rel in enumerate(relative_paths)}
+    frame = _rows_to_frame(rows)
+    position = frame["path"].map(order).to_numpy()
+    return frame.iloc[position.argsort(kind="stable")].reset_index(drop=True)
+
+
 # ---------------------------------------------------------------------------------------------
 # the command
 
