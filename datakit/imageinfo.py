@@ -78,6 +78,25 @@ def _bit_depth(img: Image.Image, data: bytes) -> int:
     return 8
 
 
+def _orientation(img: Image.Image) -> int | None:
+    """EXIF orientation without decoding pixels.
+
+    PIL's PNG getexif() decodes the whole image to look for a late eXIf chunk, so for PNG only
+    the header's eXIf chunk is read.
+    """
+    try:
+        if img.format in ("JPEG", "MPO", "TIFF", "WEBP"):
+            return img.getexif().get(EXIF_ORIENTATION_TAG)
+        raw = img.info.get("exif")
+        if raw:
+            exif = Image.Exif()
+            exif.load(raw)
+            return exif.get(EXIF_ORIENTATION_TAG)
+    except Exception:  # a damaged EXIF block must not hide an otherwise good image
+        return None
+    return None
+
+
 def _channels(img: Image.Image) -> int:
     if img.mode == "P":
         return 4 if "transparency" in img.info else 3
@@ -103,11 +122,7 @@ def inspect_bytes(data: bytes, verify: str = "structure") -> dict[str, Any]:
     if fmt not in SUPPORTED_FORMATS:
         return broken("unsupported", f"format {fmt} is not supported (supported: {', '.join(sorted(SUPPORTED_FORMATS))})", **facts)
     width, height = img.size
-    orientation = None
-    try:
-        orientation = img.getexif().get(EXIF_ORIENTATION_TAG)
-    except Exception:  # a damaged EXIF block must not hide an otherwise good image
-        orientation = None
+    orientation = _orientation(img)
     if not isinstance(orientation, int) or not 1 <= orientation <= 8:
         orientation = None
     if orientation in (5, 6, 7, 8):  # these orientations rotate by 90 degrees: displayed size swaps
