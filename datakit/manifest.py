@@ -51,6 +51,8 @@ IMAGE_COLUMNS: dict[str, str] = {
     "reason": "string",
     "parent_id": "string",
     "transform": "string",
+    # semantic segmentation: class map PNG, relative to the image root; pixel value = category id
+    "semantic_mask": "string",
 }
 IMAGE_REQUIRED_NON_NULL = ("id", "path", "status")
 
@@ -213,10 +215,11 @@ def validate(manifest: Manifest, images_file: str = "images", annotations_file: 
     _check_unique(images, "path", images_file)
     _check_allowed(images, "status", STATUSES, images_file)
     _check_allowed(images, "split", SPLITS, images_file)
-    for row, path in enumerate(images["path"].tolist()):
-        problem = check_relative_path(path)
-        if problem:
-            raise ManifestError(f"{images_file}: row {row}, column 'path': value {path!r} {problem}")
+    for column in [c for c in ("path", "semantic_mask") if c in images.columns]:
+        for row, path in enumerate(images[column].tolist()):
+            problem = None if path is None or path is pd.NA else check_relative_path(path)
+            if problem:
+                raise ManifestError(f"{images_file}: row {row}, column '{column}': value {path!r} {problem}")
     names = set(manifest.category_names)
     if manifest.categories:
         _check_allowed(images, "label", names, images_file)
@@ -414,16 +417,22 @@ def save_manifest(manifest: Manifest, path: str | os.PathLike[str], table_format
     )
     taken = set(old_tables)
     tables: dict[str, str] = {}
-    for kind, df in (("images", images), ("annotations", annotations)):
-        name = _table_name(kind, table_format, taken)
-        taken.add(name)
-        tmp = location / f".{name}.tmp-{secrets.token_hex(4)}"
-        try:
-            _write_table(df, tmp, table_format)
-            os.replace(tmp, location / name)
-        finally:
-            tmp.unlink(missing_ok=True)
-        tables[kind] = name
+    try:
+        for kind, df in (("images", images), ("annotations", annotations)):
+            name = _table_name(kind, table_format, taken)
+            taken.add(name)
+            tmp = location / f".{name}.tmp-{secrets.token_hex(4)}"
+            try:
+                _write_table(df, tmp, table_format)
+                os.replace(tmp, location / name)
+            finally:
+                tmp.unlink(missing_ok=True)
+            tables[kind] = name
+    except BaseException:
+        # the old header still names the old tables; drop what this failed save wrote
+        for name in tables.values():
+            (location / name).unlink(missing_ok=True)
+        raise
     header = {
         "schema_version": SCHEMA_VERSION,
         "created_by": f"datakit {__version__}",
