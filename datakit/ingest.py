@@ -362,8 +362,8 @@ def ingest(
     old_categories: list[dict[str, Any]] = []
     if incremental and manifest_exists(out_location):
         old = load_manifest(out_location)
-        old_source = old.source.get("path")
-        if old_source and Path(old_source).resolve() != src_path.resolve():
+        old_source = old.root().resolve()
+        if old_source != src_path.resolve():
             raise DatakitError(
                 f"{out_location}: this manifest was made from {old_source}, not {src_path.resolve()}; "
                 "choose another output or pass --no-incremental to replace it"
@@ -436,7 +436,7 @@ def ingest(
         tasks=["classification"] if label_names else [],
         # relative, so a manifest and its images can move together
         image_root=os.path.relpath(src_path.resolve(), out_location.resolve()),
-        source={"path": str(src_path.resolve()), "layout": chosen, "labels": str(labels) if labels else None, "verify": verify},
+        source={"layout": chosen, "labels": Path(labels).name if labels else None, "verify": verify},
     )
     save_manifest(manifest, out_location, table_format=table_format)
     ok = images[images["status"] == "ok"]
