@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,7 +133,7 @@ def scan_images(src: Path, allow_outside: bool = False) -> tuple[list[ScannedFil
             if entry.is_dir(follow_symlinks=False):
                 walk(Path(entry.path), rel_parts + (entry.name,))
                 continue
-            if Path(entry.name).suffix.lower() not in imageinfo.IMAGE_EXTENSIONS:
+            if os.path.splitext(entry.name)[1].lower() not in imageinfo.IMAGE_EXTENSIONS:
                 continue
             try:
                 st = entry.stat()
@@ -250,6 +251,49 @@ def _inspect_job(job: tuple[str, str, str]) -> tuple[str, dict[str, Any]]:
     return rel, imageinfo.inspect_file(absolute, verify)
 
 
+def _compare_with_previous(
+    files: list[ScannedFile], old_images: pd.DataFrame | None
+) -> tuple[pd.DataFrame, dict[str, str], list[str], list[str], list[str]]:
+    """Split the scan against the previous manifest, vectorized (it runs on 100k+ rows).
+
+    Returns the reusable old rows (indexed by path, label and split refreshed from the scan),
+    the ids of changed files (kept stable), and the new, changed and deleted paths.
+    """
+    scan = pd.DataFrame({
+        "path": [f.path for f in files],
+        "size": [f.size for f in files],
+        "mtime": [f.mtime_ns for f in files],
+        "label": pd.array([f.label for f in files], dtype="string"),
+        "split": pd.array([f.split for f in files], dtype="string"),
+    })
+    if old_images is None:
+        empty = pd.DataFrame({name: pd.Series([], dtype=dtype) for name, dtype in IMAGE_COLUMNS.items()})
+        return empty.set_index("path"), {}, scan["path"].tolist(), [], []
+    previous = old_images.set_index("path")
+    aligned = previous.reindex(scan["path"])
+    known = scan["path"].isin(previous.index).to_numpy()
+    same = (
+        known
+        & (aligned["file_size"].fillna(-1).astype("int64").to_numpy() == scan["size"].to_numpy())
+        & (aligned["mtime_ns"].fillna(-1).astype("int64").to_numpy() == scan["mtime"].to_numpy())
+    )
+    reused = aligned[same].copy()
+    reused["label"] = scan["label"][same].to_numpy()
+    reused["split"] = scan["split"][same].to_numpy()
+    changed = known & ~same
+    changed_paths = scan["path"][changed].tolist()
+    previous_ids = dict(zip(changed_paths, aligned["id"][changed].tolist()))
+    new_paths = scan["path"][~known].tolist()
+    deleted = sorted(set(previous.index) - set(scan["path"]))
+    return reused, previous_ids, new_paths, changed_paths, deleted
+
+
+def _ignore_sigint() -> None:
+    # Ctrl-C is the parent's to handle: it terminates the pool and writes nothing. A worker that
+    # died of it mid-task would leave the parent waiting for a result that never comes.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _inspect_all(
     jobs: list[tuple[str, str, str]], workers: int, show_progress: bool
 ) -> Iterable[tuple[str, dict[str, Any]]]:
@@ -261,7 +305,7 @@ def _inspect_all(
             return
         chunksize = max(1, min(64, len(jobs) // (workers * 8) or 1))
         ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
-        pool = ctx.Pool(workers)
+        pool = ctx.Pool(workers, initializer=_ignore_sigint)
         try:
             for result in pool.imap(_inspect_job, jobs, chunksize=chunksize):
                 yield result
@@ -333,8 +377,24 @@ def ingest(
     table_format: str = "parquet",
     show_progress: bool = True,
     on_file: Callable[[str], None] | None = None,
+    format: str | None = None,
+    on_invalid: str = "clip",
 ) -> IngestResult:
-    """Scan ``src`` into the manifest at ``output``; see the module docstring for layouts."""
+    """Scan ``src`` into the manifest at ``output``; see the module docstring for layouts.
+
+    With ``format`` (coco, voc, yolo, labelme, imagefolder, masks), or when one is detected in
+    ``src`` and no folder layout or labels CSV was asked for, the annotation format is read instead
+    (``datakit.convert.ingest_format``); ``on_invalid`` (clip, skip, fail) applies to its objects.
+    """
+    if format is None and labels is None and layout == "auto":
+        from datakit.formats import detect_format
+
+        format = detect_format(src)
+    if format is not None:
+        from datakit.convert import ingest_format  # imported here: it imports this module
+
+        return ingest_format(src, output, format=format, on_invalid=on_invalid, workers=workers, verify=verify,
+                             strict=strict, table_format=table_format, show_progress=show_progress)
     started = time.perf_counter()
     src_path = Path(src)
     if not src_path.is_dir():
@@ -358,7 +418,7 @@ def ingest(
         skipped += _assign_folder_labels(files, chosen)
 
     out_location = resolve_location(output)
-    old_rows: dict[str, dict[str, Any]] = {}
+    old_images: pd.DataFrame | None = None
     old_categories: list[dict[str, Any]] = []
     if incremental and manifest_exists(out_location):
         old = load_manifest(out_location)
@@ -368,35 +428,21 @@ def ingest(
                 f"{out_location}: this manifest was made from {old_source}, not {src_path.resolve()}; "
                 "choose another output or pass --no-incremental to replace it"
             )
-        old_rows = {r["path"]: r for r in old.images.to_dict("records")}
+        old_images = old.images
         old_categories = old.categories
-
-    jobs: list[tuple[str, str, str]] = []
-    reused: list[dict[str, Any]] = []
-    new_files: list[str] = []
-    changed_files: list[str] = []
-    for f in files:
-        previous = old_rows.get(f.path)
-        if previous is not None and previous.get("file_size") == f.size and previous.get("mtime_ns") == f.mtime_ns:
-            row = dict(previous)
-            row["label"], row["split"] = f.label, f.split
-            reused.append(row)
-            continue
-        (changed_files if previous is not None else new_files).append(f.path)
-        jobs.append((f.path, str(src_path / f.path), verify))
-    scanned_paths = {f.path for f in files}
-    deleted_files = sorted(p for p in old_rows if p not in scanned_paths)
+    reused, previous_ids, new_files, changed_files, deleted_files = _compare_with_previous(files, old_images)
+    jobs = [(f.path, str(src_path / f.path), verify) for f in files if f.path not in reused.index]
+    reused = reused.reset_index()[list(IMAGE_COLUMNS) + [c for c in reused.columns if c not in IMAGE_COLUMNS]]
     meta = {f.path: f for f in files}
 
-    chunks: list[pd.DataFrame] = [_rows_to_frame(reused)] if reused else []
+    chunks: list[pd.DataFrame] = [reused] if len(reused) else []
     rows: list[dict[str, Any]] = []
     for rel, facts in _inspect_all(jobs, workers, show_progress):
         f = meta[rel]
-        previous = old_rows.get(rel)
         row = {name: None for name in IMAGE_COLUMNS}
         row.update(facts)
         row.update(
-            id=previous["id"] if previous is not None else image_id(rel),
+            id=previous_ids.get(rel) or image_id(rel),
             path=rel,
             file_size=facts.get("file_size", f.size),
             mtime_ns=f.mtime_ns,
@@ -409,7 +455,7 @@ def ingest(
         if len(rows) >= _CHUNK_ROWS:
             chunks.append(_rows_to_frame(rows))
             rows = []
-    if rows:
+    if rows or not chunks:
         chunks.append(_rows_to_frame(rows))
     images = pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
     images = images.sort_values("path", kind="stable").reset_index(drop=True)
@@ -448,7 +494,7 @@ def ingest(
         label_counts={k: int(v) for k, v in ok["label"].fillna("(none)").value_counts().sort_index().items()},
         broken=broken_list,
         skipped=skipped,
-        new=new_files if old_rows else [],
+        new=new_files if old_images is not None else [],
         changed=changed_files,
         deleted=deleted_files,
         unchanged=len(reused),
