@@ -377,8 +377,24 @@ def ingest(
     table_format: str = "parquet",
     show_progress: bool = True,
     on_file: Callable[[str], None] | None = None,
+    format: str | None = None,
+    on_invalid: str = "clip",
 ) -> IngestResult:
-    """Scan ``src`` into the manifest at ``output``; see the module docstring for layouts."""
+    """Scan ``src`` into the manifest at ``output``; see the module docstring for layouts.
+
+    With ``format`` (coco, voc, yolo, labelme, imagefolder, masks), or when one is detected in
+    ``src`` and no folder layout or labels CSV was asked for, the annotation format is read instead
+    (``datakit.convert.ingest_format``); ``on_invalid`` (clip, skip, fail) applies to its objects.
+    """
+    if format is None and labels is None and layout == "auto":
+        from datakit.formats import detect_format
+
+        format = detect_format(src)
+    if format is not None:
+        from datakit.convert import ingest_format  # imported here: it imports this module
+
+        return ingest_format(src, output, format=format, on_invalid=on_invalid, workers=workers, verify=verify,
+                             strict=strict, table_format=table_format, show_progress=show_progress)
     started = time.perf_counter()
     src_path = Path(src)
     if not src_path.is_dir():

@@ -73,3 +73,38 @@ def info_tables(console: Console, data: dict[str, Any]) -> None:
         console.print(f"width  min {w['min']:.0f}  median {w['median']:.0f}  max {w['max']:.0f}\n"
                       f"height min {h['min']:.0f}  median {h['median']:.0f}  max {h['max']:.0f}\n"
                       f"total size {data['total_bytes'] / 1e6:.1f} MB", highlight=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# annotation formats (ingest --format, export, convert)
+
+
+def format_report(console: Console, report: Any) -> None:
+    """What a format reader or writer changed, remapped or could not represent (skips are listed
+    by the caller's summary or here when there is none)."""
+    _listing(console, "changed (clipped boxes, merged entries, ...)", report.changed, "bold yellow")
+    if report.remapped:
+        table = Table(title=f"category ids remapped ({len(report.remapped)})", title_style="bold yellow")
+        for column in ("category", "from", "to", "where"):
+            table.add_column(column)
+        for row in report.remapped[:MAX_LISTED]:
+            table.add_row(row["category"], str(row["from"]), str(row["to"]), row["where"])
+        console.print(table)
+    _listing(console, "not representable in the target format", report.lossy, "bold yellow")
+
+
+def format_ingest_summary(console: Console, result: Any) -> None:
+    ingest_summary(console, result)
+    if result.annotation_counts:
+        console.print(_counts_table(f"{result.annotations} objects ({result.format})", result.annotation_counts, "category"))
+    format_report(console, result.report)
+
+
+def export_summary(console: Console, result: Any, read_report: Any = None) -> None:
+    if read_report is not None:
+        _listing(console, "skipped while reading", read_report.skipped, "bold yellow")
+        format_report(console, read_report)
+    _listing(console, "skipped while writing", result.report.skipped, "bold yellow")
+    format_report(console, result.report)
+    console.print(f"wrote {result.format}: {result.images} images, {result.annotations} objects, "
+                  f"{result.files} files in {result.output}", highlight=False)

@@ -8,12 +8,23 @@ plus one line in ``REGISTRY``.
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from types import ModuleType
 
 from datakit.errors import DatakitError
 
 # name -> module path; modules are imported on first use so start-up stays fast
-REGISTRY: dict[str, str] = {}
+REGISTRY: dict[str, str] = {
+    "coco": "datakit.formats.coco",
+    "voc": "datakit.formats.voc",
+    "yolo": "datakit.formats.yolo",
+    "labelme": "datakit.formats.labelme",
+    "imagefolder": "datakit.formats.imagefolder",
+    "masks": "datakit.formats.masks",
+}
+# the order formats are tried when none is named; imagefolder is absent on purpose: a plain
+# folder of class sub-folders is the folder ingest's job, not a format to detect
+DETECT_ORDER = ("coco", "voc", "yolo", "labelme", "masks")
 
 
 def get_format(name: str) -> ModuleType:
@@ -25,3 +36,12 @@ def get_format(name: str) -> ModuleType:
 
 def format_names() -> list[str]:
     return sorted(REGISTRY)
+
+
+def detect_format(src: str | Path) -> str | None:
+    """The first format whose files are in ``src``, or None (a plain image folder)."""
+    path = Path(src)
+    for name in DETECT_ORDER:
+        if get_format(name).detect(path):
+            return name
+    return None

@@ -1,0 +1,231 @@
+"""Mask PNG folders: a class map and/or an instance map per image.
+
+Layout (read and written; ``datakit sample shapes`` writes it too)::
+
+    images/...                      the images, in any sub-folders
+    masks/semantic/<name>.png       class value per pixel (8-bit; 0 = background, 255 = ignore)
+    masks/instance/<name>.png       object id per pixel (16-bit when written; 0 = no object)
+    classes.txt                     optional: "<value> <name>" per line (or one name per line,
+                                    the line number being the value)
+
+``<name>`` is the image's path under ``images/`` without its suffix, or just the file stem (the
+shapes sample stores masks flat). Each object id becomes one object whose category is the class
+most of its pixels have in the class map (``object`` when there is no class map); its box and
+area come from its mask. Without ``classes.txt`` a class value ``v`` is named ``class_<v>``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from datakit import geometry
+from datakit.errors import DatakitError
+from datakit.formats import label_maps
+from datakit.formats.base import (
+    AnnotationTable,
+    CategoryTable,
+    ImageTable,
+    ReadOptions,
+    ReadResult,
+    Report,
+    WriteOptions,
+    WriteResult,
+    build_manifest,
+    export_images,
+    export_names,
+    flat_names,
+    output_path,
+    place_image,
+    relative_to_root,
+    target_category_ids,
+)
+from datakit.manifest import Manifest
+
+NAME = "masks"
+DESCRIPTION = "mask PNG folders (semantic class maps, instance id maps)"
+IGNORE = 255
+SEMANTIC, INSTANCE = "masks/semantic", "masks/instance"
+
+
+def detect(src: Path) -> bool:
+    return src.is_dir() and (src / "images").is_dir() and ((src / SEMANTIC).is_dir() or (src / INSTANCE).is_dir())
+
+
+# ---------------------------------------------------------------------------------------------
+# reading
+
+
+def _classes(src: Path) -> dict[int, str] | None:
+    path = src / "classes.txt"
+    if not path.is_file():
+        return None
+    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    lines = [line for line in lines if line and not line.startswith("#")]
+    numbered = [re.match(r"^(\d+)\s+(.+)$", line) for line in lines]
+    if lines and all(numbered):
+        return {int(m.group(1)): m.group(2).strip() for m in numbered if m}
+    return {i: name for i, name in enumerate(lines)}
+
+
+def _mask_files(folder: Path) -> dict[str, str]:
+    """Key (path without suffix under the folder, and unique stems) -> mask path from the data set root."""
+    if not folder.is_dir():
+        return {}
+    files = sorted(p for p in folder.rglob("*.png") if not p.name.startswith("."))
+    out: dict[str, str] = {}
+    stems: dict[str, list[Path]] = {}
+    for p in files:
+        out[p.relative_to(folder).with_suffix("").as_posix()] = p
+        stems.setdefault(p.stem, []).append(p)
+    for stem, paths in stems.items():
+        if len(paths) == 1:
+            out.setdefault(stem, paths[0])
+    root = folder.parent.parent
+    return {k: relative_to_root(v, root) for k, v in out.items()}
+
+
+def read(src: Path, options: ReadOptions) -> ReadResult:
+    from datakit.ingest import scan_images
+
+    src = Path(src)
+    if not detect(src):
+        raise DatakitError(f"{src}: not a mask folder (needs images/ and masks/semantic/ or masks/instance/)")
+    report = Report(options.on_invalid)
+    names = _classes(src)
+    files, refused = scan_images(src / "images")
+    for entry in refused:
+        report.skip(f"images/{entry['path']}", "", entry["reason"])
+    semantic_files, instance_files = _mask_files(src / SEMANTIC), _mask_files(src / INSTANCE)
+    categories = CategoryTable(report)
+    for value, name in sorted((names or {}).items()):
+        categories.add(name, value)
+    images = ImageTable()
+    annotations = AnnotationTable()
+    used: set[str] = set()
+    for f in files:
+        path = f"images/{f.path}"
+        key = f.path.rsplit(".", 1)[0]
+        stem = key.rsplit("/", 1)[-1]
+        semantic = semantic_files.get(key) or semantic_files.get(stem)
+        instance = instance_files.get(key) or instance_files.get(stem)
+        classes = _class_values(src, semantic, names, categories, report) if semantic else None
+        if classes is None:
+            semantic = None
+        shape = classes.shape if classes is not None else None
+        if instance:
+            used.add(instance)
+            objects = geometry.read_label_png(src / instance)
+            shape = objects.shape
+            _instances(objects, classes, instance, path, names, categories, annotations, report)
+        if semantic:
+            used.add(semantic)
+        images.add(path, shape[1] if shape else None, shape[0] if shape else None, semantic_mask=semantic,
+                   where=path)
+    for mask in sorted(set(semantic_files.values()) | set(instance_files.values())):
+        if mask not in used:
+            report.skip(mask, "", "no image with this name under images/; mask not used")
+    manifest = build_manifest(src, images, annotations, categories.finish(), report, options,
+                              source={"format": NAME})
+    return ReadResult(manifest, report, NAME, sorted(used))
+
+
+def _class_name(value: int, names: dict[int, str] | None) -> str | None:
+    if names is not None:
+        return names.get(value)
+    return f"class_{value}"
+
+
+def _class_values(src: Path, semantic: str, names: dict[int, str] | None, categories: CategoryTable,
+                  report: Report) -> np.ndarray | None:
+    values = geometry.read_label_png(src / semantic)
+    unknown = []
+    for value in (int(v) for v in np.unique(values)):
+        if value == IGNORE or (value == 0 and (names is None or 0 not in names)):
+            continue
+        name = _class_name(value, names)
+        if name is None:
+            unknown.append(value)
+        elif name not in categories:
+            categories.add(name, value)
+    if unknown:
+        report.invalid(semantic, "", f"class value(s) {unknown} are not in classes.txt; class map not used")
+        return None
+    return values
+
+
+def _instances(objects: np.ndarray, classes: np.ndarray | None, instance: str, image: str,
+               names: dict[int, str] | None, categories: CategoryTable, annotations: AnnotationTable,
+               report: Report) -> None:
+    background = {IGNORE} | ({0} if names is None or 0 not in names else set())
+    for value in (int(v) for v in np.unique(objects)):
+        if value == 0:
+            continue
+        mask = (objects == value).astype(np.uint8)
+        where = f"object {value}"
+        if classes is not None:
+            if classes.shape != objects.shape:
+                report.invalid(instance, where, f"instance map is {objects.shape[1]}x{objects.shape[0]} but the "
+                                                f"class map is {classes.shape[1]}x{classes.shape[0]}")
+                return
+            inside = classes[mask > 0]
+            inside = inside[~np.isin(inside, list(background))]
+            if inside.size == 0:
+                report.skip(instance, where, "its pixels have no class in the class map; left out")
+                continue
+            name = _class_name(int(np.bincount(inside).argmax()), names)
+        else:
+            name = "object"
+            if name not in categories:
+                categories.add(name)
+        if name is None:
+            report.skip(instance, where, "its class value is not in classes.txt; left out")
+            continue
+        annotations.add(image, name, geometry.mask_box(mask), area=float(mask.sum()), kind="mask_file",
+                        segmentation={"path": instance, "value": value}, file=instance, where=where)
+
+
+# ---------------------------------------------------------------------------------------------
+# writing
+
+
+def write(manifest: Manifest, out: Path, options: WriteOptions) -> WriteResult:
+    report = Report(options.on_invalid)
+    images = export_images(manifest, options, report)
+    ids = target_category_ids(manifest.categories, "keep_nonzero", report, "class values")
+    if ids and max(ids.values()) >= IGNORE:
+        raise DatakitError(f"8-bit class maps hold values up to {IGNORE - 1}; this manifest's largest class value is "
+                           f"{max(ids.values())}")
+    recode = {int(c["id"]): ids[c["name"]] for c in manifest.categories}
+    source_palette = np.array(manifest.extra["mask_palette"], dtype=np.uint8) if manifest.extra.get("mask_palette") else None
+    names = export_names([im.path for im in images])
+    stems = flat_names([im.path for im in images])
+    root = manifest.root()
+    files = n_annotations = 0
+    for im in images:
+        if not place_image(manifest.image_path(im.path), output_path(out, f"images/{names[im.path]}"), options.images):
+            report.skip(im.path, "", "image file not found; masks written, image not copied")
+        files += options.images != "none"
+        if im.width is None or im.height is None:
+            report.skip(im.path, "", "image size unknown; masks not written")
+            continue
+        shape = (im.height, im.width)
+        objects = label_maps.segmented_objects(im)
+        for k, ann in enumerate(im.annotations, start=1):
+            if ann["kind"] is None:
+                report.lose(im.path, f"object {k} ({ann['category']})", "box only; not in the instance map")
+        if label_maps.single_source(objects):
+            # keep the source's object ids, so a mask folder round-trips pixel for pixel
+            objects = [(int(a["segmentation"]["value"]), a) for _, a in objects]
+        classes = label_maps.class_map(im, shape, ids, recode, source_palette, root)
+        instances = label_maps.instance_map(shape, objects, root, keep_void=False) if objects else np.zeros(shape, np.int64)
+        geometry.write_label_png(output_path(out, f"{SEMANTIC}/{stems[im.path]}.png"), classes)
+        geometry.write_label_png(output_path(out, f"{INSTANCE}/{stems[im.path]}.png"), instances, sixteen_bit=True)
+        files += 2
+        n_annotations += len(objects)
+    lines = [f"{value} {name}" for name, value in sorted(ids.items(), key=lambda kv: kv[1])]
+    (out / "classes.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return WriteResult(out, NAME, len(images), n_annotations, files + 1, report)
+

@@ -1,0 +1,124 @@
+"""LabelMe: rectangles in any point order, polygons, groups, flags as labels, round trip, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from datakit import export, ingest, load_manifest
+from datakit.convert import read_source
+from datakit.errors import DatakitError
+from datakit.formats.base import ReadOptions
+from tests.conftest import write_jpeg
+from tests.formats_data import shapes_set, shared
+
+
+def labelme_file(root: Path, shapes: list[dict], image: str = "a.jpg", flags: dict | None = None, name: str = "a.json") -> Path:
+    if "/" not in image and ".." not in image:
+        write_jpeg(root / image, width=40, height=30)
+    root.mkdir(parents=True, exist_ok=True)
+    data = {"version": "5.0.1", "flags": flags or {}, "shapes": shapes, "imagePath": image, "imageData": None,
+            "imageHeight": 30, "imageWidth": 40}
+    (root / name).write_text(json.dumps(data, indent=2))
+    return root
+
+
+def shape(label: str, points: list, kind: str = "polygon", group: int | None = None) -> dict:
+    return {"label": label, "points": points, "group_id": group, "shape_type": kind, "flags": {}}
+
+
+def test_shared_labelme_rectangles() -> None:
+    result = read_source(shared("labelme/bbox_labelme"), None, ReadOptions())
+    assert result.format == "labelme"
+    m = result.manifest
+    assert len(m.images) == 3 and set(m.images["status"]) == {"ok"}
+    assert m.annotations["category"].value_counts().to_dict() == {"person": 6, "bus": 2, "car": 1}
+    first = m.annotations.iloc[0]
+    assert (first["bbox_x"], first["bbox_w"]) == (191.0, 122.0)
+    np.testing.assert_allclose((first["bbox_y"], first["bbox_h"]), (107.36900369003689, 222.00000000000006))
+    assert m.annotations["segmentation_kind"].isna().all() and m.tasks == ["detection"]
+
+
+def test_shared_labelme_flags_are_image_labels(tmp_path: Path) -> None:
+    result = ingest(shared("labelme/classification_labelme"), tmp_path / "m", show_progress=False)
+    m = load_manifest(tmp_path / "m")
+    assert m.category_names == ["cat", "dog"] and m.tasks == ["classification"]
+    assert result.label_counts == {"cat": 1, "dog": 1}
+
+
+def test_rectangle_point_order_groups_and_attributes(tmp_path: Path) -> None:
+    labelme_file(tmp_path, [
+        shape("cat", [[30, 20], [10, 5]], "rectangle"),
+        shape("dog", [[1, 1], [5, 1], [5, 5]], group=3),
+        shape("dog", [[20, 20], [25, 20], [25, 28]], group=3),
+        {**shape("dog", [[30, 1], [35, 1], [35, 4]]), "description": "small", "flags": {"sleeping": True}},
+    ])
+    m = read_source(tmp_path, "labelme", ReadOptions()).manifest
+    ann = m.annotations
+    assert tuple(ann.iloc[0][["bbox_x", "bbox_y", "bbox_w", "bbox_h"]]) == (10, 5, 20, 15)
+    assert len(ann) == 3
+    grouped = ann.iloc[1]
+    assert json.loads(grouped["segmentation"]) == [[1, 1, 5, 1, 5, 5], [20, 20, 25, 20, 25, 28]]
+    assert tuple(grouped[["bbox_x", "bbox_y", "bbox_w", "bbox_h"]]) == (1, 1, 24, 27)
+    assert json.loads(grouped["attributes"]) == {"group_id": 3}
+    assert json.loads(ann.iloc[2]["attributes"]) == {"description": "small", "flags": {"sleeping": True}}
+
+
+def test_shapes_to_labelme_and_back(tmp_path: Path) -> None:
+    shapes = shapes_set(tmp_path / "shapes", count=8)
+    ingest(shapes, tmp_path / "m", show_progress=False)
+    written = export(tmp_path / "m", "labelme", tmp_path / "lm")
+    # RLE masks become polygons; whatever that loses is reported, never silent
+    assert all("mask to polygon" in e["reason"] for e in written.report.lossy)
+    data = json.loads(next((tmp_path / "lm").rglob("*.json")).read_text())
+    assert data["imageData"] is None and data["shapes"][0]["shape_type"] == "polygon"
+    back = read_source(tmp_path / "lm", None, ReadOptions()).manifest
+    original = load_manifest(tmp_path / "m")
+    assert sorted(back.annotations["category"]) == sorted(original.annotations["category"])
+    assert set(back.images["path"]) == {p.split("/", 1)[1] for p in original.images["path"]}
+    # boxes of polygons traced through pixel centres stay within a pixel of the mask boxes
+    def boxes(m, strip: bool):
+        merged = m.annotations.merge(m.images[["id", "path"]], left_on="image_id", right_on="id")
+        merged["file"] = merged["path"].str.split("/", n=1).str[1] if strip else merged["path"]
+        cols = ["file", "category", "bbox_x", "bbox_y", "bbox_w", "bbox_h"]
+        return merged.sort_values(cols)[cols].reset_index(drop=True)
+
+    a, b = boxes(original, True), boxes(back, False)
+    assert a[["file", "category"]].values.tolist() == b[["file", "category"]].values.tolist()
+    np.testing.assert_allclose(a.iloc[:, 2:].to_numpy(float), b.iloc[:, 2:].to_numpy(float), atol=1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# bad input
+
+
+def test_polygons_with_fewer_than_3_points_and_unsupported_shapes(tmp_path: Path) -> None:
+    labelme_file(tmp_path, [shape("cat", [[1, 1], [5, 1]]), shape("dog", [[1, 1], [5, 5]], "circle"),
+                            shape("dog", [[1, 1], [5, 1], [5, 5]])])
+    with pytest.raises(DatakitError, match=r"^a.json: shapes\[0\] \(cat\): polygon has 2 point\(s\); a polygon needs at least 3"):
+        read_source(tmp_path, "labelme", ReadOptions(on_invalid="fail"))
+    result = read_source(tmp_path, "labelme", ReadOptions())
+    assert result.report.skipped == [
+        {"path": "a.json", "reason": "shapes[0] (cat): polygon has 2 point(s); a polygon needs at least 3"},
+        {"path": "a.json", "reason": "shapes[1] (dog): shape_type 'circle' is not supported (rectangle and polygon are)"},
+    ]
+    assert list(result.manifest.annotations["category"]) == ["dog"]
+
+
+def test_image_path_leaving_the_data_set_is_refused(tmp_path: Path) -> None:
+    write_jpeg(tmp_path / "secret.jpg")
+    labelme_file(tmp_path / "set", [shape("cat", [[1, 1], [5, 1], [5, 5]])], image="../secret.jpg")
+    labelme_file(tmp_path / "set", [shape("cat", [[1, 1], [5, 1], [5, 5]])], image="b.jpg", name="b.json")
+    result = read_source(tmp_path / "set", "labelme", ReadOptions())
+    assert result.report.skipped == [{"path": "a.json", "reason": "imagePath: '../secret.jpg' leaves the data set folder; refused, not read"}]
+    assert list(result.manifest.images["path"]) == ["b.jpg"]
+
+
+def test_malformed_json_names_line_and_column(tmp_path: Path) -> None:
+    labelme_file(tmp_path, [])
+    (tmp_path / "b.json").write_text('{\n "shapes": [],\n "imagePath": "a.jpg"\n "imageHeight": 30}')
+    with pytest.raises(DatakitError, match=r"^b.json: line 4, column 2: invalid JSON \(Expecting ',' delimiter\)$"):
+        read_source(tmp_path, "labelme", ReadOptions())
