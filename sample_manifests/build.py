@@ -1,6 +1,8 @@
 """Rebuild the small manifests in this folder (deterministic): `python sample_manifests/build.py`.
 
-- shapes-mini/: 24 generated shapes images in class folders, manifest tables as CSV.
+- shapes-mini/: 24 generated shapes images in class folders; `manifest/` labels each image by
+  its largest shape (classification, CSV tables); `objects.manifest/` has every shape's box and
+  RLE mask, read from the sample's COCO file (detection + instance segmentation, JSONL tables).
 - digits-mini/: 50 of scikit-learn's handwritten digits (5 per class), manifest tables as JSONL.
 """
 
@@ -21,6 +23,7 @@ def build_shapes() -> None:
     make_shapes(root, count=24, size=64, seed=7)
     shutil.rmtree(root / "masks")  # kept small: images + COCO annotations are enough here
     ingest(root / "images", root / "manifest", table_format="csv", show_progress=False)
+    ingest(root, root / "objects.manifest", format="coco", table_format="jsonl", show_progress=False)
 
 
 def build_digits() -> None:
