@@ -25,14 +25,15 @@ import json
 import math
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measure import run_measured  # noqa: E402
 
 WIDTH, HEIGHT = 640, 480
 
@@ -122,48 +123,8 @@ def stage(name: str, args: list[str]) -> dict:
     return result
 
 
-def _tree_rss(pid: int) -> int:
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-            children.setdefault(int(fields[1]), []).append(int(entry))
-            rss[int(entry)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
-        except (OSError, IndexError, ValueError):
-            continue
-    total, stack = 0, [pid]
-    while stack:
-        p = stack.pop()
-        total += rss.get(p, 0)
-        stack.extend(children.get(p, []))
-    return total
-
-
 def run_stage(name: str, *args: str) -> tuple[dict, float, int]:
-    command = [sys.executable, __file__, "--stage", name, *args]
-    started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak = 0
-    stop = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not stop.is_set():
-            peak = max(peak, _tree_rss(process.pid))
-            stop.wait(0.02)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    stdout, stderr = process.communicate()
-    wall = time.perf_counter() - started
-    stop.set()
-    sampler.join()
-    if process.returncode != 0:
-        raise SystemExit(f"stage {name} failed ({process.returncode}): {stderr}")
+    stdout, wall, peak = run_measured([sys.executable, __file__, "--stage", name, *args])
     return json.loads(stdout.strip().splitlines()[-1]), wall, peak
 
 

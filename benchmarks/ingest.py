@@ -16,16 +16,17 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measure import run_measured  # noqa: E402
 
 
 def generate(folder: Path, files: int, side: int, height: int, fmt: str, seed: int) -> None:
@@ -61,49 +62,9 @@ def naive_baseline(folder: Path) -> tuple[float, int]:
     return time.perf_counter() - started, count
 
 
-def _tree_rss(pid: int) -> int:
-    """Summed resident memory (bytes) of pid and its descendants."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-            children.setdefault(int(fields[1]), []).append(int(entry))
-            rss[int(entry)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
-        except (OSError, IndexError, ValueError):
-            continue
-    total, stack = 0, [pid]
-    while stack:
-        p = stack.pop()
-        total += rss.get(p, 0)
-        stack.extend(children.get(p, []))
-    return total
-
-
 def run_datakit(folder: Path, manifest: Path) -> tuple[float, int, dict]:
     command = [sys.executable, "-m", "datakit", "ingest", str(folder), "-o", str(manifest), "--json"]
-    started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak = 0
-    stop = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not stop.is_set():
-            peak = max(peak, _tree_rss(process.pid))
-            stop.wait(0.02)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    stdout, stderr = process.communicate()
-    elapsed = time.perf_counter() - started
-    stop.set()
-    sampler.join()
-    if process.returncode != 0:
-        raise SystemExit(f"datakit ingest failed ({process.returncode}): {stderr}")
+    stdout, elapsed, peak = run_measured(command)
     return elapsed, peak, json.loads(stdout)
 
 
