@@ -85,3 +85,60 @@ def shared_testdata() -> Path:
     if not SHARED_TESTDATA.is_dir():
         pytest.skip("../shared/testdata is not present")
     return SHARED_TESTDATA
+
+
+# ---------------------------------------------------------------------------------------------
+# training: real generated images, made once per session
+
+
+def _subset_manifest(full: Path, out: Path, per_class: int) -> Path:
+    """A manifest over the first ``per_class`` images of each class of ``full``, same image files."""
+    from datakit.manifest import load_manifest, save_manifest
+
+    m = load_manifest(full)
+    images = m.images.sort_values("path").groupby("label", sort=True).head(per_class)
+    m.images = images.reset_index(drop=True)
+    m.image_root = str(m.root())
+    save_manifest(m, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def digits_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """scikit-learn's 1797 8x8 digits as PNG class folders, ingested (no splits)."""
+    from datakit.ingest import ingest
+    from datakit.samples import sample
+
+    root = tmp_path_factory.mktemp("digits")
+    result = sample("digits", root / "data", show_progress=False)
+    ingest(result.image_folder, root / "manifest", workers=2, show_progress=False)
+    return root / "manifest"
+
+
+@pytest.fixture(scope="session")
+def digits_small(digits_manifest: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """60 digits per class (600 images): enough to learn, quick to train."""
+    return _subset_manifest(digits_manifest, tmp_path_factory.mktemp("digits_small") / "manifest", 60)
+
+
+# a CNN small enough to train a few epochs on 600 8x8 digits in about a second
+TINY_TRAIN = {
+    "data.image_size": 8,
+    "model.conv.filters": [16, 32],
+    "model.head.dense": [],
+    "model.head.dropout": 0.0,
+    "train.batch_size": 32,
+    "train.threads": 1,
+    "optim.lr": 0.01,
+    "schedule.name": "none",
+}
+
+
+@pytest.fixture(scope="session")
+def digits_run(digits_small: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A run trained 6 epochs on ``digits_small`` (generated 70/15/15 split): (TrainResult, manifest)."""
+    from datakit.training import train
+
+    output = tmp_path_factory.mktemp("digits_run") / "run"
+    result = train(digits_small, output=output, show_progress=False, epochs=6, **TINY_TRAIN)
+    return result

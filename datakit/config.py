@@ -1,0 +1,483 @@
+"""Training configuration: every key, its default and what it means, in one place.
+
+A config is a tree of dataclasses (``TrainConfig``). Every leaf has a dotted name
+(``optim.lr``, ``model.conv.filters``) that YAML files, ``--set key=value`` on the command line,
+``datakit.train(..., **{"optim.lr": 0.01})`` and a sweep all use. Values are checked against the
+annotated type when they are set, and an unknown key raises ``DatakitError`` naming the closest
+known one. ``datakit train --list-keys`` prints this table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping, Union
+
+import yaml
+
+from datakit.errors import DatakitError
+
+
+def _opt(default: Any, help: str) -> Any:
+    """A dataclass field with its help text; lists get a fresh copy per instance."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: _copy(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+def _section(cls: type, help: str) -> Any:
+    return field(default_factory=cls, metadata={"help": help})
+
+
+def _copy(value: Any) -> Any:
+    import copy
+
+    return copy.deepcopy(value)
+
+
+@dataclass
+class DataConfig:
+    image_size: Union[int, list[int]] = _opt(64, "input side in pixels, or [height, width]")
+    resize: Literal["stretch", "letterbox", "crop"] = _opt(
+        "stretch", "stretch to the size, letterbox (keep aspect, pad) or crop (keep aspect, centre crop)")
+    channels: Union[Literal["auto"], int] = _opt(
+        "auto", "1 (grayscale) or 3 (RGB); auto: 1 when every training image is single-channel "
+        "and the model accepts it, else 3")
+    normalize: Literal["train", "imagenet", "none"] = _opt(
+        "train", "per-channel mean/std from the train split (saved with the run), ImageNet's, or none")
+    val_fraction: float = _opt(0.15, "when the manifest has no splits: fraction of each class for validation")
+    test_fraction: float = _opt(0.15, "when the manifest has no splits: fraction of each class held out for test")
+    balance: Literal["none", "weights", "sampler"] = _opt(
+        "none", "imbalanced classes: weights (loss weighted by inverse class frequency) or sampler "
+        "(draw classes equally often)")
+    cache: Union[Literal["auto"], bool] = _opt(
+        "auto", "decode and resize every image once and keep it in memory; auto: when it fits in 2 GiB")
+    workers: int = _opt(0, "DataLoader worker processes for decoding (0 = in the training process)")
+
+
+@dataclass
+class ConvConfig:
+    filters: list[int] = _opt([32, 64, 128], "output channels of each conv block (one block per entry)")
+    kernel_size: Union[int, list[int]] = _opt(3, "kernel side, one for all blocks or one per block")
+    stride: Union[int, list[int]] = _opt(1, "conv stride, one for all blocks or one per block")
+    padding: Union[int, Literal["same", "valid"], list[Union[int, str]]] = _opt(
+        "same", "same (kernel//2), valid (0) or pixels; one for all blocks or one per block")
+    activation: Literal["relu", "leaky_relu", "gelu", "silu", "elu", "tanh"] = _opt("relu", "activation after each conv")
+    batch_norm: bool = _opt(True, "batch normalization after each conv")
+    convs_per_block: int = _opt(1, "convolutions in each block before its pooling")
+
+
+@dataclass
+class PoolConfig:
+    type: Literal["max", "avg", "none"] = _opt("max", "pooling after each conv block")
+    kernel_size: int = _opt(2, "pooling window side")
+    stride: Union[int, None] = _opt(None, "pooling stride; null = kernel_size")
+    padding: int = _opt(0, "pooling padding")
+
+
+@dataclass
+class HeadConfig:
+    pooling: Literal["global_avg", "global_max", "flatten"] = _opt(
+        "global_avg", "how feature maps become a vector: global average/max pooling or flatten")
+    dense: list[int] = _opt([128], "hidden dense layer sizes before the output layer ([] = none)")
+    dropout: float = _opt(0.2, "dropout before each dense layer")
+
+
+@dataclass
+class ModelConfig:
+    name: str = _opt("cnn", "model family: cnn (built from model.conv/pool/head) or a torchvision "
+                            "family (resnet18, mobilenet_v3_small, efficientnet_b0, ...), from scratch")
+    weights: Union[str, None] = _opt(None, "local file with initial weights (a state dict or datakit "
+                                           "checkpoint); never downloaded")
+    conv: ConvConfig = _section(ConvConfig, "cnn: convolution blocks")
+    pool: PoolConfig = _section(PoolConfig, "cnn: pooling after each block")
+    head: HeadConfig = _section(HeadConfig, "cnn: classifier head")
+
+
+@dataclass
+class OptimConfig:
+    name: Literal["adamw", "adam", "sgd", "rmsprop"] = _opt("adamw", "optimizer")
+    lr: float = _opt(1e-3, "learning rate (peak, after warm-up)")
+    weight_decay: float = _opt(1e-4, "weight decay")
+    momentum: float = _opt(0.9, "momentum (sgd, rmsprop)")
+    nesterov: bool = _opt(False, "Nesterov momentum (sgd)")
+
+
+@dataclass
+class ScheduleConfig:
+    name: Literal["cosine", "step", "plateau", "none"] = _opt(
+        "cosine", "learning-rate schedule over epochs: cosine decay, step decay, reduce on plateau, constant")
+    warmup_epochs: int = _opt(0, "epochs of linear warm-up from lr/10 (cosine, step, none)")
+    step_size: int = _opt(10, "step: epochs between decays")
+    gamma: float = _opt(0.1, "step and plateau: factor the learning rate is multiplied by")
+    patience: int = _opt(2, "plateau: epochs without improvement before decaying")
+    min_lr: float = _opt(0.0, "cosine and plateau: lowest learning rate")
+
+
+@dataclass
+class LoopConfig:
+    epochs: int = _opt(20, "maximum epochs")
+    batch_size: int = _opt(64, "images per batch (per process under torchrun)")
+    monitor: Literal["val_accuracy", "val_loss"] = _opt("val_accuracy", "metric that picks the best checkpoint")
+    patience: Union[int, None] = _opt(5, "early stopping: epochs without improvement of monitor; null = off")
+    min_delta: float = _opt(0.0, "early stopping: smallest change that counts as an improvement")
+    label_smoothing: float = _opt(0.0, "cross-entropy label smoothing")
+    grad_clip: Union[float, None] = _opt(None, "clip the gradient norm to this value; null = off")
+    device: Literal["auto", "cpu", "cuda", "mps"] = _opt("auto", "auto picks CUDA, then MPS, then CPU")
+    amp: Union[Literal["auto"], bool] = _opt("auto", "mixed precision; auto: on for CUDA only")
+    threads: Union[int, None] = _opt(None, "CPU threads for torch; null = torch's default (divided among "
+                                           "processes under torchrun)")
+
+
+@dataclass
+class TrainConfig:
+    seed: int = _opt(0, "seed for splits, weight init, shuffling and augmentation")
+    data: DataConfig = _section(DataConfig, "images, splits, preprocessing, loading")
+    augment: list[Any] = _opt([], "online augmentation: albumentations transforms applied to training "
+                                  "images, e.g. [{HorizontalFlip: {p: 0.5}}, {Affine: {rotate: [-10, 10]}}]")
+    model: ModelConfig = _section(ModelConfig, "architecture")
+    optim: OptimConfig = _section(OptimConfig, "optimizer")
+    schedule: ScheduleConfig = _section(ScheduleConfig, "learning-rate schedule")
+    train: LoopConfig = _section(LoopConfig, "training loop")
+
+
+# short names for the keys people change most; used by CLI flags and datakit.train(**overrides)
+ALIASES: dict[str, str] = {
+    "epochs": "train.epochs",
+    "batch_size": "train.batch_size",
+    "patience": "train.patience",
+    "device": "train.device",
+    "lr": "optim.lr",
+    "optimizer": "optim.name",
+    "model": "model.name",
+    "weights": "model.weights",
+    "image_size": "data.image_size",
+    "workers": "data.workers",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# keys
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _is_section(annotation: Any) -> bool:
+    return isinstance(annotation, type) and dataclasses.is_dataclass(annotation)
+
+
+def describe(cls: type = TrainConfig, prefix: str = "") -> list[tuple[str, Any, str, str]]:
+    """(dotted key, default, type, help) for every leaf key, in declaration order."""
+    rows: list[tuple[str, Any, str, str]] = []
+    hints = _hints(cls)
+    defaults = cls()
+    for f in dataclasses.fields(cls):
+        annotation = hints[f.name]
+        if _is_section(annotation):
+            rows.extend(describe(annotation, f"{prefix}{f.name}."))
+        else:
+            rows.append((f"{prefix}{f.name}", getattr(defaults, f.name), _type_name(annotation), f.metadata.get("help", "")))
+    return rows
+
+
+def keys() -> list[str]:
+    """Every settable dotted key."""
+    return [row[0] for row in describe()]
+
+
+def _sections(cls: type = TrainConfig, prefix: str = "") -> list[str]:
+    names = []
+    for name, annotation in _hints(cls).items():
+        if _is_section(annotation):
+            names.append(prefix + name)
+            names.extend(_sections(annotation, f"{prefix}{name}."))
+    return names
+
+
+def _unknown_key(key: str, where: str = "") -> DatakitError:
+    candidates = keys() + list(ALIASES) + _sections()
+    close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.5)
+    if not close:
+        # a misspelt last part: compare with the last parts of every key
+        tails = {k.rsplit(".", 1)[-1]: k for k in keys()}
+        near = difflib.get_close_matches(key.rsplit(".", 1)[-1], list(tails), n=1, cutoff=0.6)
+        close = [tails[near[0]]] if near else []
+    hint = f"; did you mean '{close[0]}'?" if close else "; `datakit train --list-keys` lists every key"
+    return DatakitError(f"{where}unknown config key '{key}'{hint}")
+
+
+def resolve_key(key: str) -> str:
+    """The dotted key for ``key``, which may be an alias or use ``__`` for dots (Python kwargs)."""
+    key = key.replace("__", ".").replace("-", "_")
+    return ALIASES.get(key, key)
+
+
+# ---------------------------------------------------------------------------------------------
+# type checking
+
+
+def _type_name(annotation: Any) -> str:
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        return "|".join(str(a) for a in typing.get_args(annotation))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(annotation))
+    if origin is list:
+        args = typing.get_args(annotation)
+        return f"list[{_type_name(args[0])}]" if args else "list"
+    if annotation is type(None):
+        return "null"
+    if annotation is Any:
+        return "any"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+class _Mismatch(Exception):
+    pass
+
+
+def _coerce(value: Any, annotation: Any) -> Any:
+    """``value`` as ``annotation`` (ints become floats, tuples lists), or raise _Mismatch."""
+    origin = typing.get_origin(annotation)
+    if annotation is Any:
+        return value
+    if annotation is type(None):
+        if value is None:
+            return None
+        raise _Mismatch
+    if origin is Literal:
+        if value in typing.get_args(annotation) and type(value) in {type(a) for a in typing.get_args(annotation)}:
+            return value
+        raise _Mismatch
+    if origin in (Union, types.UnionType):
+        for option in typing.get_args(annotation):
+            try:
+                return _coerce(value, option)
+            except _Mismatch:
+                continue
+        raise _Mismatch
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise _Mismatch
+        (item,) = typing.get_args(annotation) or (Any,)
+        return [_coerce(v, item) for v in value]
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        raise _Mismatch
+    if annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise _Mismatch
+    if annotation is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise _Mismatch
+    if annotation is str:
+        if isinstance(value, str):
+            return value
+        raise _Mismatch
+    raise AssertionError(f"config type {annotation!r} is not handled")
+
+
+def _leaf(key: str) -> tuple[Any, str, Any]:
+    """(owning dataclass type, field name, annotation) for a dotted leaf key."""
+    cls: type = TrainConfig
+    parts = key.split(".")
+    for i, part in enumerate(parts):
+        hints = _hints(cls)
+        if part not in hints:
+            raise _unknown_key(key)
+        annotation = hints[part]
+        last = i == len(parts) - 1
+        if _is_section(annotation):
+            if last:
+                raise DatakitError(f"config key '{key}' is a section; set one of its keys, e.g. "
+                                   f"'{key}.{dataclasses.fields(annotation)[0].name}'")
+            cls = annotation
+        elif not last:
+            raise _unknown_key(key)
+        else:
+            return cls, part, annotation
+    raise _unknown_key(key)
+
+
+def check_value(key: str, value: Any) -> Any:
+    """``value`` converted to the type of ``key``; DatakitError naming both when it does not fit."""
+    _, _, annotation = _leaf(key)
+    try:
+        return _coerce(value, annotation)
+    except _Mismatch:
+        close = ""
+        if isinstance(value, str) and typing.get_origin(annotation) in (Literal, Union, types.UnionType):
+            choices = [a for a in _literal_choices(annotation) if isinstance(a, str)]
+            near = difflib.get_close_matches(value, choices, n=1, cutoff=0.5)
+            close = f"; did you mean '{near[0]}'?" if near else ""
+        raise DatakitError(f"config key '{key}': {value!r} is not {_type_name(annotation)}{close}") from None
+
+
+def _literal_choices(annotation: Any) -> list[Any]:
+    if typing.get_origin(annotation) is Literal:
+        return list(typing.get_args(annotation))
+    if typing.get_origin(annotation) in (Union, types.UnionType):
+        return [c for a in typing.get_args(annotation) for c in _literal_choices(a)]
+    return []
+
+
+# ---------------------------------------------------------------------------------------------
+# building configs
+
+
+def get_key(config: TrainConfig, key: str) -> Any:
+    key = resolve_key(key)
+    _leaf(key)
+    node: Any = config
+    for part in key.split("."):
+        node = getattr(node, part)
+    return node
+
+
+def set_key(config: TrainConfig, key: str, value: Any) -> None:
+    """Set one dotted key (or alias) in place, type-checked."""
+    key = resolve_key(key)
+    value = check_value(key, value)
+    node: Any = config
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = getattr(node, part)
+    setattr(node, parts[-1], value)
+
+
+def _flatten(data: Mapping[str, Any], prefix: str, where: str) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for name, value in data.items():
+        if not isinstance(name, str):
+            raise DatakitError(f"{where}config keys must be strings, found {name!r}")
+        key = f"{prefix}{name}"
+        if isinstance(value, Mapping) and key in _sections():
+            flat.update(_flatten(value, f"{key}.", where))
+        else:
+            # aliases (`epochs: 5`) only at the top level, so `model: {...}` stays a section
+            flat[resolve_key(key) if not prefix else key] = value
+    return flat
+
+
+def from_dict(data: Mapping[str, Any], base: TrainConfig | None = None, where: str = "") -> TrainConfig:
+    """A config from nested (``{optim: {lr: 0.1}}``) and/or dotted (``{"optim.lr": 0.1}``) keys."""
+    config = _copy(base) if base is not None else TrainConfig()
+    for key, value in _flatten(data, "", where).items():
+        try:
+            set_key(config, key, value)
+        except DatakitError as exc:
+            if where and not str(exc).startswith(where):
+                raise DatakitError(f"{where}{exc}") from None
+            raise
+    return config
+
+
+def to_dict(config: TrainConfig) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise DatakitError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise DatakitError(f"{path}: {where}invalid YAML ({getattr(exc, 'problem', None) or exc})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise DatakitError(f"{path}: a config must be a mapping of keys to values, found {type(data).__name__}")
+    # a pipeline file may hold the train config under a `train` step key; plain configs are top-level
+    return data
+
+
+def resolve_config(
+    config: TrainConfig | Mapping[str, Any] | str | os.PathLike[str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> TrainConfig:
+    """Defaults, then the config (object, dict or YAML path), then dotted overrides; validated."""
+    if config is None:
+        resolved = TrainConfig()
+    elif isinstance(config, TrainConfig):
+        resolved = _copy(config)
+    elif isinstance(config, Mapping):
+        resolved = from_dict(config)
+    else:
+        resolved = from_dict(load_yaml(config), where=f"{config}: ")
+    for key, value in (overrides or {}).items():
+        set_key(resolved, key, value)
+    validate(resolved)
+    return resolved
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """``key=value`` from the command line; the value is read as YAML (numbers, lists, null)."""
+    if "=" not in text:
+        raise DatakitError(f"--set expects key=value, got {text!r}")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def _positive(key: str, value: float, allow_zero: bool = False) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        raise DatakitError(f"config key '{key}' must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+
+
+def validate(config: TrainConfig) -> None:
+    """Checks between keys and on ranges that types alone cannot express."""
+    d, loop = config.data, config.train
+    size = d.image_size if isinstance(d.image_size, list) else [d.image_size]
+    if len(size) not in (1, 2) or any(s < 1 for s in size):
+        raise DatakitError(f"config key 'data.image_size' must be a positive side or [height, width], got {d.image_size}")
+    if d.channels not in ("auto", 1, 3):
+        raise DatakitError(f"config key 'data.channels' must be 1, 3 or auto, got {d.channels!r}")
+    for key, value in (("data.val_fraction", d.val_fraction), ("data.test_fraction", d.test_fraction)):
+        if not 0 <= value < 1:
+            raise DatakitError(f"config key '{key}' must be in [0, 1), got {value}")
+    if d.val_fraction + d.test_fraction >= 1:
+        raise DatakitError("data.val_fraction + data.test_fraction must leave images for training "
+                           f"(got {d.val_fraction} + {d.test_fraction})")
+    _positive("data.workers", d.workers, allow_zero=True)
+    _positive("train.epochs", loop.epochs)
+    _positive("train.batch_size", loop.batch_size)
+    _positive("optim.lr", config.optim.lr)
+    _positive("optim.weight_decay", config.optim.weight_decay, allow_zero=True)
+    if loop.patience is not None:
+        _positive("train.patience", loop.patience)
+    if not 0 <= loop.label_smoothing < 1:
+        raise DatakitError(f"config key 'train.label_smoothing' must be in [0, 1), got {loop.label_smoothing}")
+    if loop.threads is not None:
+        _positive("train.threads", loop.threads)
+    conv = config.model.conv
+    if not conv.filters or any(f < 1 for f in conv.filters):
+        raise DatakitError(f"config key 'model.conv.filters' must list at least one positive channel count, got {conv.filters}")
+    for key in ("kernel_size", "stride", "padding"):
+        value = getattr(conv, key)
+        if isinstance(value, list) and len(value) != len(conv.filters):
+            raise DatakitError(f"config key 'model.conv.{key}' lists {len(value)} values for "
+                               f"{len(conv.filters)} conv blocks (model.conv.filters)")
+    if not 0 <= config.model.head.dropout < 1:
+        raise DatakitError(f"config key 'model.head.dropout' must be in [0, 1), got {config.model.head.dropout}")
+    if not isinstance(config.augment, list):
+        raise DatakitError("config key 'augment' must be a list of transforms")
+
+
+def dump_yaml(config: TrainConfig) -> str:
+    return yaml.safe_dump(to_dict(config), sort_keys=False, default_flow_style=None)

@@ -1,0 +1,82 @@
+"""PNG figures for runs and evaluations, drawn with matplotlib's Agg canvas.
+
+No pyplot: a library must not switch the backend or leave figures open in the caller's session.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    FigureCanvasAgg(fig)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    return path
+
+
+def training_curves(history: Sequence[dict[str, float]], path: Path, title: str = "") -> Path:
+    """Loss and accuracy per epoch, train vs val: a gap that widens is overfitting."""
+    epochs = [row["epoch"] for row in history]
+    fig = Figure(figsize=(10, 4))
+    for i, metric in enumerate(("loss", "accuracy")):
+        ax = fig.add_subplot(1, 2, i + 1)
+        ax.plot(epochs, [row[f"train_{metric}"] for row in history], "o-", label="train", markersize=3)
+        ax.plot(epochs, [row[f"val_{metric}"] for row in history], "o-", label="val", markersize=3)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def confusion_matrix(matrix: np.ndarray, classes: Sequence[str], path: Path, title: str = "") -> Path:
+    """Counts with rows = true class, columns = predicted class; colour by row-normalized rate."""
+    size = max(4.0, 0.5 * len(classes) + 2)
+    fig = Figure(figsize=(size + 1, size))
+    ax = fig.add_subplot(1, 1, 1)
+    rates = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of true class")
+    ax.set_xticks(range(len(classes)), labels=list(classes), rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), labels=list(classes))
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if len(classes) <= 30:
+        for r in range(len(classes)):
+            for c in range(len(classes)):
+                ax.text(c, r, str(int(matrix[r, c])), ha="center", va="center", fontsize=8,
+                        color="white" if rates[r, c] > 0.5 else "black")
+    ax.set_title(title or "confusion matrix")
+    return _save(fig, path)
+
+
+def image_grid(images: Sequence[np.ndarray], captions: Sequence[str], path: Path, title: str = "") -> Path:
+    """uint8 HxWxC images with a caption each, in a near-square grid."""
+    count = max(1, len(images))
+    cols = min(6, count)
+    rows = math.ceil(count / cols)
+    fig = Figure(figsize=(2.0 * cols, 2.2 * rows))
+    for i, (image, caption) in enumerate(zip(images, captions)):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        if image.shape[-1] == 1:
+            ax.imshow(image[:, :, 0], cmap="gray", vmin=0, vmax=255)
+        else:
+            ax.imshow(image)
+        ax.set_title(caption, fontsize=7)
+        ax.axis("off")
+    if not images:
+        ax = fig.add_subplot(1, 1, 1)
+        ax.text(0.5, 0.5, "no misclassified images", ha="center", va="center")
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)

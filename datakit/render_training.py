@@ -1,0 +1,86 @@
+"""Rich output for train, eval and predict results (kept out of the CLI so it stays thin)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+MAX_ROWS = 50
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def train_summary(console: Console, result: Any) -> None:
+    status = {"completed": "completed", "early_stopped": "stopped early"}.get(result.status, result.status)
+    table = Table(title=f"run {result.run_dir}: {status} after {result.epochs_run} epochs in {result.seconds:.1f}s")
+    table.add_column("")
+    table.add_column("value", justify="right")
+    table.add_row(f"best {result.monitor}", f"{_fmt(result.best_metric)} (epoch {result.best_epoch})")
+    if result.history:
+        last = result.history[-1]
+        table.add_row("last train accuracy", _fmt(last["train_accuracy"]))
+        table.add_row("last val accuracy", _fmt(last["val_accuracy"]))
+    table.add_row("test accuracy (best checkpoint)", _fmt(result.test_accuracy) if result.test_accuracy is not None
+                  else "- (no test split)")
+    console.print(table)
+    console.print(f"wrote {result.run_dir}/: config.yaml, metrics.csv, curves.png, splits.csv, "
+                  f"checkpoints/best.pt, checkpoints/last.pt", highlight=False)
+
+
+def config_keys(console: Console, rows: list[tuple[str, Any, str, str]]) -> None:
+    table = Table(title="config keys (set in YAML, with --set KEY=VALUE, or as datakit.train(**{KEY: VALUE}))")
+    table.add_column("key", no_wrap=True)
+    table.add_column("default")
+    table.add_column("type")
+    table.add_column("meaning")
+    for key, default, kind, help_text in rows:
+        table.add_row(key, repr(default), kind, help_text)
+    console.print(table)
+
+
+def eval_tables(console: Console, metrics: dict[str, Any]) -> None:
+    head = (f"[bold]{metrics['split']}[/] split ({metrics['split_source']}): {metrics['images']} images, "
+            f"accuracy [bold]{metrics['accuracy']:.4f}[/], {metrics['misclassified']} misclassified")
+    if metrics.get("roc_auc") is not None:
+        head += f", ROC-AUC {metrics['roc_auc']:.4f} ({metrics['roc_auc_note']})"
+    console.print(head, highlight=False)
+    table = Table()
+    for column in ("class", "precision", "recall", "f1", "support"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for name, row in metrics["per_class"].items():
+        table.add_row(name, _fmt(row["precision"]), _fmt(row["recall"]), _fmt(row["f1"]), str(row["support"]))
+    for average in ("macro", "weighted"):
+        row = metrics[average]
+        table.add_row(f"[italic]{average} avg[/]", _fmt(row["precision"]), _fmt(row["recall"]), _fmt(row["f1"]),
+                      str(metrics["images"]), style="dim" if average == "weighted" else None)
+    console.print(table)
+    classes = metrics["classes"]
+    if len(classes) <= 12:
+        matrix = Table(title="confusion matrix (rows: true, columns: predicted)")
+        matrix.add_column("")
+        for name in classes:
+            matrix.add_column(name, justify="right")
+        for name, row in zip(classes, metrics["confusion_matrix"]):
+            matrix.add_row(name, *[str(v) for v in row])
+        console.print(matrix)
+    console.print(f"wrote {', '.join(metrics['files'].values())}", highlight=False, soft_wrap=True)
+
+
+def predictions_table(console: Console, table: pd.DataFrame) -> None:
+    out = Table(title=f"{len(table)} images")
+    out.add_column("path", overflow="fold")
+    out.add_column("class")
+    out.add_column("probability", justify="right")
+    for row in table.head(MAX_ROWS).itertuples(index=False):
+        if pd.isna(row.label):
+            out.add_row(row.path, "[red]error[/]", str(row.error))
+        else:
+            out.add_row(row.path, str(row.label), f"{row.probability:.4f}")
+    if len(table) > MAX_ROWS:
+        out.caption = f"... and {len(table) - MAX_ROWS} more (--csv FILE writes all)"
+    console.print(out)

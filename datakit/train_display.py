@@ -1,0 +1,88 @@
+"""What a person watching ``datakit train`` sees: a live batch bar and one line per epoch.
+
+The bar is refreshed at most a few times a second, whatever the batch rate, so drawing it costs
+nothing measurable next to the training step.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from datakit.console import console as default_console
+
+REFRESH_SECONDS = 0.2
+
+
+class TrainingDisplay:
+    def __init__(self, enabled: bool, epochs: int, console: Console | None = None) -> None:
+        self.enabled = enabled
+        self.epochs = epochs
+        self.console = console or default_console
+        self._progress: Progress | None = None
+        self._task: Any = None
+        self._pending = 0
+        self._last_draw = 0.0
+
+    def __enter__(self) -> "TrainingDisplay":
+        if self.enabled:
+            self._progress = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[stats]}"),
+                console=self.console, transient=True,
+            )
+            self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+            self._progress = None
+
+    def note(self, text: str) -> None:
+        if self.enabled:
+            self.console.print(text, highlight=False, soft_wrap=True)
+
+    def start_task(self, description: str, total: int) -> None:
+        if self._progress is None:
+            return
+        if self._task is not None:
+            self._progress.remove_task(self._task)
+        self._task = self._progress.add_task(description, total=total, stats="")
+        self._pending = 0
+
+    def start_epoch(self, epoch: int, batches: int) -> None:
+        self.start_task(f"epoch {epoch}/{self.epochs}", batches)
+
+    def advance(self, steps: int) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, advance=steps)
+
+    def batch(self, loss: float, accuracy: float) -> None:
+        if self._progress is None:
+            return
+        self._pending += 1
+        now = time.perf_counter()
+        if now - self._last_draw >= REFRESH_SECONDS:
+            self._progress.update(self._task, advance=self._pending, stats=f"loss {loss:.4f}  acc {accuracy:.3f}")
+            self._pending = 0
+            self._last_draw = now
+
+    def phase(self, name: str) -> None:
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, advance=self._pending, stats=name)
+            self._pending = 0
+
+    def end_epoch(self, record: dict[str, float], improved: bool, monitor: str) -> None:
+        if not self.enabled:
+            return
+        mark = f"  [green]* best {monitor}[/]" if improved else ""
+        line = (f"epoch {int(record['epoch']):>3}/{self.epochs}  "
+                f"train loss {record['train_loss']:.4f} acc {record['train_accuracy']:.4f}  "
+                f"val loss {record['val_loss']:.4f} acc {record['val_accuracy']:.4f}  "
+                f"lr {record['lr']:.2e}  {record['seconds']:.1f}s{mark}")
+        target = self._progress.console if self._progress is not None else self.console
+        target.print(line, highlight=False, soft_wrap=True)

@@ -1,0 +1,106 @@
+"""The training config: defaults in one place, dotted keys, aliases, YAML, and clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from datakit import config as cfg
+from datakit.errors import DatakitError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_every_key_has_a_default_a_type_and_help() -> None:
+    rows = cfg.describe()
+    keys = [r[0] for r in rows]
+    assert len(keys) == len(set(keys))
+    for key in ("seed", "optim.lr", "model.conv.filters", "model.pool.type", "model.head.dense",
+                "train.patience", "data.val_fraction", "augment", "schedule.name"):
+        assert key in keys
+    assert all(help_text for _, _, _, help_text in rows)
+    defaults = cfg.TrainConfig()
+    for key, default, _, _ in rows:
+        assert cfg.get_key(defaults, key) == default
+
+
+def test_dotted_keys_aliases_and_double_underscores_all_set_the_same_key() -> None:
+    config = cfg.resolve_config(None, {"optim.lr": 0.05})
+    assert config.optim.lr == 0.05
+    assert cfg.resolve_config(None, {"lr": 0.05}).optim.lr == 0.05
+    assert cfg.resolve_config(None, {"optim__lr": 0.05}).optim.lr == 0.05
+    assert cfg.resolve_config(None, {"model.conv.filters": [8, 16]}).model.conv.filters == [8, 16]
+    assert cfg.resolve_config(None, {"epochs": 3}).train.epochs == 3
+
+
+def test_ints_become_floats_and_tuples_lists() -> None:
+    config = cfg.resolve_config(None, {"optim.lr": 1, "model.conv.filters": (4, 8)})
+    assert config.optim.lr == 1.0 and isinstance(config.optim.lr, float)
+    assert config.model.conv.filters == [4, 8]
+
+
+def test_unknown_key_names_the_closest_one() -> None:
+    with pytest.raises(DatakitError, match=r"unknown config key 'optim.lrr'; did you mean 'optim.lr'\?"):
+        cfg.resolve_config(None, {"optim.lrr": 0.1})
+    with pytest.raises(DatakitError, match=r"did you mean 'model.conv.filters'"):
+        cfg.resolve_config(None, {"model.conv.filter": [8]})
+    with pytest.raises(DatakitError, match=r"did you mean 'train.epochs'"):
+        cfg.resolve_config(None, {"train.epoch": 3})
+
+
+def test_wrong_type_and_unknown_choice_are_named() -> None:
+    with pytest.raises(DatakitError, match=r"config key 'train.epochs': 'ten' is not int"):
+        cfg.resolve_config(None, {"epochs": "ten"})
+    with pytest.raises(DatakitError, match=r"config key 'optim.name': 'sgdd' .*did you mean 'sgd'\?"):
+        cfg.resolve_config(None, {"optim.name": "sgdd"})
+    with pytest.raises(DatakitError, match=r"'train.epochs': True is not int"):
+        cfg.resolve_config(None, {"epochs": True})
+    with pytest.raises(DatakitError, match=r"config key 'model.conv' is a section; set one of its keys, e.g. 'model.conv.filters'"):
+        cfg.set_key(cfg.TrainConfig(), "model.conv", 3)
+
+
+def test_ranges_and_relations_between_keys_are_checked() -> None:
+    with pytest.raises(DatakitError, match="must leave images for training"):
+        cfg.resolve_config(None, {"data.val_fraction": 0.5, "data.test_fraction": 0.5})
+    with pytest.raises(DatakitError, match="'train.epochs' must be > 0"):
+        cfg.resolve_config(None, {"epochs": 0})
+    with pytest.raises(DatakitError, match=r"lists 3 values for 2 conv blocks"):
+        cfg.resolve_config(None, {"model.conv.filters": [8, 16], "model.conv.kernel_size": [3, 3, 3]})
+
+
+def test_yaml_nested_and_dotted_keys_and_errors_name_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("seed: 3\nmodel:\n  name: cnn\n  conv: {filters: [4, 8]}\n'optim.lr': 0.2\nepochs: 2\n")
+    config = cfg.resolve_config(path)
+    assert (config.seed, config.model.conv.filters, config.optim.lr, config.train.epochs) == (3, [4, 8], 0.2, 2)
+    path.write_text("model:\n  conv:\n    filtres: [4]\n")
+    with pytest.raises(DatakitError, match=r"c.yaml: unknown config key 'model.conv.filtres'; did you mean 'model.conv.filters'"):
+        cfg.resolve_config(path)
+    path.write_text("model: [unclosed\n")
+    with pytest.raises(DatakitError, match=r"c.yaml: line \d+, column \d+: invalid YAML"):
+        cfg.resolve_config(path)
+    with pytest.raises(DatakitError, match="config file not found"):
+        cfg.resolve_config(tmp_path / "missing.yaml")
+
+
+def test_dumped_config_loads_back_identical(tmp_path: Path) -> None:
+    config = cfg.resolve_config(None, {"model.conv.filters": [4, 8], "augment": [{"HorizontalFlip": {"p": 0.5}}]})
+    path = tmp_path / "config.yaml"
+    path.write_text(cfg.dump_yaml(config))
+    assert cfg.resolve_config(path) == config
+
+
+def test_command_line_assignments_are_read_as_yaml() -> None:
+    assert cfg.parse_assignment("optim.lr=0.01") == ("optim.lr", 0.01)
+    assert cfg.parse_assignment("model.conv.filters=[8,16]") == ("model.conv.filters", [8, 16])
+    assert cfg.parse_assignment("train.patience=null") == ("train.patience", None)
+    assert cfg.parse_assignment("model.name=resnet18") == ("model.name", "resnet18")
+    with pytest.raises(DatakitError, match="--set expects key=value"):
+        cfg.parse_assignment("optim.lr")
+
+
+@pytest.mark.parametrize("name", ["digits-cnn.yaml", "shapes-classify.yaml"])
+def test_shipped_train_configs_are_valid(name: str) -> None:
+    config = cfg.resolve_config(REPO / "configs" / name)
+    assert config.model.name == "cnn"

@@ -1,0 +1,140 @@
+"""The classification data path: decode, resize, normalize, augment, sample, batch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from datakit import config as cfg
+from datakit.data import (
+    EpochSampler,
+    ImageClassificationDataset,
+    Preprocess,
+    balanced_class_weights,
+    balanced_sample_weights,
+    channel_stats,
+    decode_all,
+    prepare_classification,
+    read_image,
+    resize_image,
+)
+from datakit.errors import DatakitError
+from datakit.manifest import load_manifest
+from datakit.online_augment import build_transform
+from tests.conftest import write_exif_rotated_jpeg, write_png
+
+
+def test_decode_gives_rgb_or_gray_as_displayed(tmp_path: Path) -> None:
+    rotated = write_exif_rotated_jpeg(tmp_path / "r.jpg", width=40, height=20, orientation=6)
+    assert read_image(rotated, 3).shape == (40, 20, 3)  # EXIF says portrait
+    assert read_image(rotated, 1).shape == (40, 20, 1)
+    png = write_png(tmp_path / "p.png", width=6, height=4)
+    from PIL import Image
+
+    expected = np.asarray(Image.open(png).convert("RGB"))
+    assert np.array_equal(read_image(png, 3), expected)  # RGB order, not OpenCV's BGR
+    (tmp_path / "bad.png").write_bytes(b"not an image at all")
+    with pytest.raises(DatakitError, match=r"bad.png: cannot decode image"):
+        read_image(tmp_path / "bad.png", 3)
+
+
+def test_resize_policies() -> None:
+    image = np.full((20, 40, 3), 200, dtype=np.uint8)
+    assert resize_image(image, 16, 16, "stretch").shape == (16, 16, 3)
+    boxed = resize_image(image, 16, 16, "letterbox")
+    assert boxed.shape == (16, 16, 3)
+    assert boxed[0, 8].sum() == 0 and boxed[8, 8, 0] == 200  # padded above, image in the middle
+    cropped = resize_image(image, 16, 16, "crop")
+    assert cropped.shape == (16, 16, 3) and (cropped == 200).all()
+    gray = np.zeros((10, 10, 1), dtype=np.uint8)
+    assert resize_image(gray, 5, 7, "stretch").shape == (5, 7, 1)
+
+
+def test_channel_stats_match_numpy() -> None:
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (50, 8, 8, 3), dtype=np.uint8)
+    mean, std = channel_stats(images)
+    scaled = images.reshape(-1, 3) / 255.0
+    assert np.allclose(mean, scaled.mean(0)) and np.allclose(std, scaled.std(0))
+    assert channel_stats(np.full((2, 4, 4, 1), 7, dtype=np.uint8))[1] == [1.0]  # constant channel: no divide by 0
+
+
+def test_batches_equal_single_items_and_are_normalized(digits_small: Path) -> None:
+    manifest = load_manifest(digits_small)
+    data = prepare_classification(manifest, cfg.DataConfig(), seed=0)
+    frame = data.frames["train"]
+    paths = [data.root / p for p in frame["path"][:20]]
+    pre = Preprocess(height=16, width=16, channels=1, resize="stretch")
+    images = decode_all(paths, pre)
+    pre.mean, pre.std = channel_stats(images)
+    cached = ImageClassificationDataset(paths, frame["target"][:20], pre, images=images)
+    streamed = ImageClassificationDataset(paths, frame["target"][:20], pre)
+    x, y = cached.__getitems__([3, 1, 7])
+    x2, y2 = streamed.__getitems__([3, 1, 7])
+    assert x.shape == (3, 1, 16, 16) and x.dtype == torch.float32
+    assert torch.allclose(x, x2) and torch.equal(y, y2)
+    assert torch.allclose(cached[1][0], x[1])
+    everything = cached.__getitems__(list(range(20)))[0]
+    assert abs(float(everything.mean())) < 1e-4 and abs(float(everything.std()) - 1) < 1e-2
+
+
+def test_labelled_splits_use_the_manifest_category_order(digits_small: Path) -> None:
+    manifest = load_manifest(digits_small)
+    data = prepare_classification(manifest, cfg.DataConfig(val_fraction=0.2, test_fraction=0.1), seed=0)
+    assert data.classes == [str(d) for d in range(10)]
+    sizes = {name: len(f) for name, f in data.frames.items()}
+    assert sizes == {"train": 420, "val": 120, "test": 60}
+    table = data.split_table()
+    assert table["id"].is_unique and len(table) == 600
+    for frame in data.frames.values():
+        assert (frame["label"].map(data.classes.index) == frame["target"]).all()
+
+
+def test_augmentation_spec_forms_and_errors() -> None:
+    spec = ["HorizontalFlip", {"Affine": {"rotate": [-10, 10], "p": 1.0}}, {"name": "GaussNoise", "p": 0.5}]
+    transform = build_transform(spec, seed=0)
+    image = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    assert transform(image=image)["image"].shape == (16, 16, 3)
+    assert build_transform([], seed=0) is None
+    with pytest.raises(DatakitError, match=r"augment\[0\]: unknown transform 'HorizontalFlp'; did you mean 'HorizontalFlip'\?"):
+        build_transform(["HorizontalFlp"])
+    with pytest.raises(DatakitError, match=r"augment\[0\]: Affine: bad parameters"):
+        build_transform([{"Affine": {"rotate": "a lot"}}])
+
+
+def test_augmentation_changes_training_images_only_through_the_transform() -> None:
+    pre = Preprocess(height=8, width=8, channels=1, resize="stretch", mean=[0.5], std=[0.5])
+    images = np.arange(2 * 64, dtype=np.uint8).reshape(2, 8, 8, 1)
+    flip = build_transform([{"HorizontalFlip": {"p": 1.0}}], seed=0)
+    dataset = ImageClassificationDataset([Path("a"), Path("b")], [0, 1], pre, flip, images=images)
+    x, _ = dataset.__getitems__([0])
+    expected = pre.to_tensor(images[:1, :, ::-1].copy())
+    assert torch.allclose(x, expected)
+
+
+def test_epoch_sampler_shards_cover_everything_once_and_repeat_by_epoch() -> None:
+    shards = [EpochSampler(10, rank=r, world=3, seed=1) for r in range(3)]
+    for s in shards:
+        s.set_epoch(4)
+    drawn = [list(s) for s in shards]
+    assert {len(d) for d in drawn} == {4}  # padded to equal lengths so DDP never waits
+    assert set(sum(drawn, [])) == set(range(10))
+    again = EpochSampler(10, rank=0, world=3, seed=1)
+    again.set_epoch(4)
+    assert list(again) == drawn[0]
+    again.set_epoch(5)
+    assert list(again) != drawn[0]
+    evaluation = [list(EpochSampler(10, shuffle=False, rank=r, world=3, pad=False)) for r in range(3)]
+    assert sorted(sum(evaluation, [])) == list(range(10))
+
+
+def test_balanced_sampler_draws_classes_equally_and_weights_are_inverse_frequency() -> None:
+    targets = np.array([0] * 90 + [1] * 10)
+    sampler = EpochSampler(100, weights=balanced_sample_weights(targets, 2), seed=0)
+    drawn = np.concatenate([targets[list(sampler)] for _ in range(20) if sampler.set_epoch(_) is None])
+    assert 0.45 < drawn.mean() < 0.55
+    weights = balanced_class_weights(targets, 3)
+    assert torch.allclose(weights, torch.tensor([100 / (2 * 90), 100 / (2 * 10), 0.0]))
