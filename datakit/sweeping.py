@@ -1,0 +1,493 @@
+"""`datakit sweep`: many training runs over a search space, searched by Optuna, ranked on validation.
+
+A sweep directory holds::
+
+    sweep.json            manifest, storage URL, study name, sampler, metric (what resuming reuses)
+    space.yaml            the checked search space, base config included
+    sweep.db              Optuna's SQLite storage (unless --storage names another database)
+    trials/trial-NNNN/    one training run directory per trial
+    results.csv/.parquet  one row per trial: state, every searched key, val/test accuracy, epochs,
+                          seconds, parameter count, run directory, error
+    best.json             the best trial by the validation metric, with its full config
+
+Every trial's state lives in the Optuna storage, so a sweep that was interrupted continues where it
+stopped when run again, and several processes (or machines sharing a database URL) can work on one
+sweep at once. The test accuracy of each trial is recorded but never used to choose the best one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+import optuna
+import pandas as pd
+import yaml
+from optuna.trial import FrozenTrial, TrialState
+
+from datakit import config as cfg
+from datakit.errors import DatakitError
+from datakit.manifest import load_manifest
+from datakit.sweep_space import SearchSpace, load_space
+from datakit.sweep_storage import open_storage, storage_url as database_url
+
+TRIAL_COLUMNS = ("trial", "state", "value")
+RESULT_COLUMNS = ("val_accuracy", "val_loss", "test_accuracy", "best_epoch", "epochs", "seconds", "parameters",
+                  "run_dir", "worker", "error")
+SELECTION_NOTE = "the best trial is chosen on validation only; test accuracy is reported, never used to choose"
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a sweep, after the results so far were written; ``message`` says how to resume."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass
+class SweepResult:
+    output: Path
+    study_name: str
+    storage: str
+    metric: str
+    direction: str
+    table: pd.DataFrame
+    best: dict[str, Any] | None
+    counts: dict[str, int]
+    seconds: float
+    ran_here: int = 0
+    params: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "output": str(self.output), "study_name": self.study_name, "storage": self.storage,
+            "metric": self.metric, "direction": self.direction, "counts": self.counts, "best": self.best,
+            "trials_run_by_this_process": self.ran_here, "seconds": round(self.seconds, 3), "note": SELECTION_NOTE,
+            "results": json.loads(self.table.to_json(orient="records")),
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# samplers and pruners
+
+
+class _SeededPerTrial(optuna.samplers.BaseSampler):
+    """Wraps a sampler so trial N always draws from seed + N.
+
+    One process gets the same sequence on every run (reproducible); several processes on one study
+    get distinct trial numbers, so they never draw the same random configuration.
+    """
+
+    def __init__(self, make: Callable[[int], optuna.samplers.BaseSampler], seed: int) -> None:
+        self._make = make
+        self._seed = seed
+        self._by_trial: dict[int, optuna.samplers.BaseSampler] = {}
+
+    def _for(self, trial: FrozenTrial) -> optuna.samplers.BaseSampler:
+        if trial.number not in self._by_trial:
+            self._by_trial[trial.number] = self._make(self._seed + trial.number)
+        return self._by_trial[trial.number]
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:
+        return self._for(trial).infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, Any]) -> dict[str, Any]:
+        return self._for(trial).sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str, distribution: Any) -> Any:
+        return self._for(trial).sample_independent(study, trial, param_name, distribution)
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self._for(trial).before_trial(study, trial)
+
+    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Any) -> None:
+        sampler = self._by_trial.pop(trial.number, None) or self._make(self._seed + trial.number)
+        sampler.after_trial(study, trial, state, values)
+
+
+def make_sampler(space: SearchSpace) -> optuna.samplers.BaseSampler:
+    if space.sampler == "grid":
+        # the grid sampler gives trial N grid point N, so processes never repeat one another
+        return optuna.samplers.GridSampler(space.grid(), seed=space.seed)
+    if space.sampler == "random":
+        return _SeededPerTrial(lambda seed: optuna.samplers.RandomSampler(seed=seed), space.seed)
+    startup = min(10, max(3, space.target_trials() // 3))  # random trials before TPE models the results
+    return _SeededPerTrial(lambda seed: optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup), space.seed)
+
+
+def make_pruner(space: SearchSpace) -> optuna.pruners.BasePruner:
+    if space.pruner["name"] == "none":
+        return optuna.pruners.NopPruner()
+    return optuna.pruners.MedianPruner(n_startup_trials=space.pruner["startup_trials"],
+                                       n_warmup_steps=space.pruner["warmup_epochs"])
+
+
+# ---------------------------------------------------------------------------------------------
+# one trial
+
+
+def _worker() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def count_parameters(run_dir: Path, config: cfg.TrainConfig) -> int | None:
+    """Trainable parameters of the run's model, rebuilt from its recorded input shape and classes."""
+    from datakit.models import build_model
+
+    try:
+        info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+        pre = info["preprocess"]
+        model = build_model(config.model, int(pre["channels"]), len(info["classes"]), (int(pre["height"]), int(pre["width"])))
+    except (OSError, KeyError, ValueError, DatakitError):
+        return None
+    return int(sum(p.numel() for p in model.parameters() if p.requires_grad))
+
+
+def _mark_run(run_dir: Path, **fields: Any) -> None:
+    """Correct run.json of a pruned trial (training records any stop raised by a callback as failed)."""
+    path = run_dir / "run.json"
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    info.pop("error", None)
+    info.update(fields)
+    tmp = path.with_name(".run.json.tmp")
+    tmp.write_text(json.dumps(info, indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _best_epoch_record(history: list[dict[str, float]], metric: str) -> dict[str, float] | None:
+    if not history:
+        return None
+    pick = max if metric == "val_accuracy" else min
+    return pick(history, key=lambda r: r[metric])
+
+
+class _Objective:
+    """Trains one configuration per trial, reports each epoch for pruning, records what happened."""
+
+    def __init__(self, manifest: Path, space: SearchSpace, trials_dir: Path, on_epoch: Callable[..., None]) -> None:
+        self.manifest = manifest
+        self.space = space
+        self.trials_dir = trials_dir
+        self.on_epoch = on_epoch
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        from datakit.training import train
+
+        started = time.perf_counter()
+        run_dir = self.trials_dir / f"trial-{trial.number:04d}"
+        trial.set_user_attr("run_dir", str(run_dir))
+        trial.set_user_attr("worker", _worker())
+        history: list[dict[str, float]] = []
+        metric = self.space.metric
+        config: cfg.TrainConfig | None = None
+
+        def report(record: dict[str, float]) -> None:
+            history.append(record)
+            trial.report(record[metric], int(record["epoch"]))
+            self.on_epoch(trial.number, record)
+            # pruning after the last epoch would save nothing and only hide a finished result
+            if record["epoch"] < config.train.epochs and trial.should_prune():
+                raise optuna.TrialPruned(f"pruned after epoch {int(record['epoch'])}: {metric} "
+                                         f"{record[metric]:.4f} is below the median of earlier trials")
+
+        def record_progress() -> None:
+            best = _best_epoch_record(history, metric)
+            trial.set_user_attr("epochs", len(history))
+            trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
+            if best is not None:
+                trial.set_user_attr("val_accuracy", best["val_accuracy"])
+                trial.set_user_attr("val_loss", best["val_loss"])
+                trial.set_user_attr("best_epoch", int(best["epoch"]))
+            if config is not None:
+                trial.set_user_attr("parameters", count_parameters(run_dir, config))
+
+        try:
+            params = self.space.suggest(trial)
+            config = cfg.resolve_config(self.space.base_config, params)
+            result = train(self.manifest, config, run_dir, show_progress=False, callback=report)
+        except optuna.TrialPruned as exc:
+            record_progress()
+            trial.set_user_attr("pruned_at_epoch", len(history))
+            _mark_run(run_dir, status="pruned", pruned_at_epoch=len(history), note=str(exc))
+            raise
+        except KeyboardInterrupt:
+            record_progress()
+            # Optuna records the trial as failed; this marks it to be run again when the sweep resumes
+            trial.set_user_attr("interrupted", True)
+            trial.set_user_attr("error", "interrupted (Ctrl-C); run again on resume")
+            raise
+        except Exception as exc:
+            record_progress()
+            trial.set_user_attr("error", f"{type(exc).__name__}: {exc}".splitlines()[0][:500])
+            raise
+        record_progress()
+        trial.set_user_attr("test_accuracy", result.test_accuracy)
+        trial.set_user_attr("status", result.status)
+        if result.best_metric is None:
+            raise DatakitError("training finished without a validation metric (no epoch completed)")
+        return float(result.best_metric)
+
+
+# ---------------------------------------------------------------------------------------------
+# results
+
+
+def _retried(trials: list[FrozenTrial]) -> set[int]:
+    """Trials run again under a new number: interrupted by Ctrl-C, or their process died."""
+    stale_retried = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number
+    numbers = {stale_retried(t) for t in trials} | {t.user_attrs.get("retry_of") for t in trials}
+    return {n for n in numbers if n is not None}
+
+
+def _state(trial: FrozenTrial, retried: set[int] = frozenset()) -> str:
+    if trial.state == TrialState.FAIL and (trial.user_attrs.get("interrupted") or trial.number in retried):
+        return "interrupted"
+    return {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed",
+            TrialState.RUNNING: "running", TrialState.WAITING: "waiting"}[trial.state]
+
+
+def _table_value(value: Any) -> Any:
+    return json.dumps(value) if isinstance(value, (list, dict)) else value
+
+
+def results_table(trials: list[FrozenTrial], space: SearchSpace) -> pd.DataFrame:
+    """One row per trial, in trial order; searched keys as columns named by their dotted key."""
+    rows = []
+    retried = _retried(trials)
+    for t in sorted(trials, key=lambda t: t.number):
+        attrs = t.user_attrs
+        row: dict[str, Any] = {"trial": t.number, "state": _state(t, retried),
+                               "value": t.value if t.state == TrialState.COMPLETE else None}
+        for key in space.keys:
+            row[key] = _table_value(t.params.get(key))
+        for column in RESULT_COLUMNS:
+            row[column] = attrs.get(column)
+        rows.append(row)
+    table = pd.DataFrame(rows, columns=[*TRIAL_COLUMNS, *space.keys, *RESULT_COLUMNS])
+    for key in space.keys:
+        kinds = {type(v) for v in table[key] if v is not None and not (isinstance(v, float) and pd.isna(v))}
+        if len(kinds) > 1 and not kinds <= {int, float}:
+            table[key] = table[key].map(lambda v: None if v is None else str(v))  # one type per Parquet column
+    for column in ("best_epoch", "epochs", "parameters"):
+        table[column] = pd.array(table[column], dtype="Int64")
+    for column in ("value", "val_accuracy", "val_loss", "test_accuracy", "seconds"):
+        table[column] = pd.to_numeric(table[column], errors="coerce").astype("float64")
+    for column in ("state", "run_dir", "worker", "error"):
+        table[column] = table[column].astype("string")
+    return table
+
+
+def rank(table: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Complete trials, best first by the validation metric; ties go to the other validation metric."""
+    done = table[table["state"] == "complete"]
+    if metric == "val_accuracy":
+        return done.sort_values(["value", "val_loss", "trial"], ascending=[False, True, True], kind="stable")
+    return done.sort_values(["value", "val_accuracy", "trial"], ascending=[True, False, True], kind="stable")
+
+
+def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # several processes may write one sweep
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def best_summary(table: pd.DataFrame, space: SearchSpace) -> dict[str, Any] | None:
+    ranked = rank(table, space.metric)
+    if ranked.empty:
+        return None
+    row = ranked.iloc[0]
+    params = {}
+    for p in space.params:
+        value = row[p.key]
+        params[p.key] = p.decode(value) if isinstance(value, str) else (None if pd.isna(value) else value)
+    run_dir = Path(str(row["run_dir"]))
+    config_file = run_dir / "config.yaml"
+    config = yaml.safe_load(config_file.read_text(encoding="utf-8")) if config_file.is_file() else None
+
+    def plain(value: Any) -> Any:
+        return None if value is None or pd.isna(value) else (value.item() if hasattr(value, "item") else value)
+
+    return {
+        "trial": int(row["trial"]), "metric": space.metric, "value": plain(row["value"]),
+        "val_accuracy": plain(row["val_accuracy"]), "val_loss": plain(row["val_loss"]),
+        "test_accuracy": plain(row["test_accuracy"]), "best_epoch": plain(row["best_epoch"]),
+        "epochs": plain(row["epochs"]), "seconds": plain(row["seconds"]), "parameters": plain(row["parameters"]),
+        "params": params, "run_dir": str(run_dir), "best_checkpoint": str(run_dir / "checkpoints" / "best.pt"),
+        "note": SELECTION_NOTE, "config": config,
+    }
+
+
+def write_results(output: Path, study: optuna.Study, space: SearchSpace) -> tuple[pd.DataFrame, dict[str, Any] | None]:
+    table = results_table(study.get_trials(deepcopy=False), space)
+    _write_atomic(output / "results.csv", lambda p: table.to_csv(p, index=False))
+    _write_atomic(output / "results.parquet", lambda p: table.to_parquet(p, index=False, engine="pyarrow"))
+    best = best_summary(table, space)
+    if best is not None:
+        _write_atomic(output / "best.json",
+                      lambda p: p.write_text(json.dumps(best, indent=2, default=str) + "\n", encoding="utf-8"))
+    return table, best
+
+
+# ---------------------------------------------------------------------------------------------
+# the sweep
+
+
+def _counted(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    """Finished trials that count towards the total; interrupted and retried ones are run again."""
+    retried = _retried(trials)
+    return [t for t in trials if t.state.is_finished() and not t.user_attrs.get("interrupted")
+            and t.number not in retried]
+
+
+def _requeue_interrupted(study: optuna.Study) -> int:
+    """Queue the parameters of trials that Ctrl-C stopped, once each, so they run first."""
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get("retry_of") for t in trials}
+    queued = 0
+    for t in trials:
+        if t.user_attrs.get("interrupted") and t.number not in retried:
+            study.enqueue_trial(dict(t.params), user_attrs={"retry_of": t.number})
+            queued += 1
+    return queued
+
+
+def _check_output(output: Path) -> dict[str, Any] | None:
+    """The previous sweep.json when resuming; refuses a folder that holds something else."""
+    state = output / "sweep.json"
+    if state.is_file():
+        try:
+            return json.loads(state.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise DatakitError(f"{state}: invalid JSON ({exc})") from None
+    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+        raise DatakitError(f"{output}: folder exists, is not empty and holds no sweep (no sweep.json); "
+                           "choose a new folder")
+    return None
+
+
+def _check_identity(study: optuna.Study, space: SearchSpace, where: str) -> None:
+    identity = json.loads(json.dumps(space.identity()))  # tuples -> lists, as stored
+    stored = study.user_attrs.get("datakit_space")
+    if stored is None:
+        study.set_user_attr("datakit_space", identity)
+        return
+    if stored != identity:
+        changed = [k for k in identity if stored.get(k) != identity[k]]
+        raise DatakitError(f"{where}: study '{study.study_name}' was started with a different "
+                           f"{' and '.join(changed).replace('_', ' ')}; resume with the same space and config, "
+                           "or start a new sweep (another --output or --study-name)")
+
+
+@contextmanager
+def _quiet_optuna() -> Iterator[None]:
+    """Optuna logs every trial (and a traceback per failure); datakit prints its own one-line summaries."""
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            yield
+    finally:
+        optuna.logging.set_verbosity(level)
+
+
+def sweep(
+    manifest: str | os.PathLike[str],
+    space: Mapping[str, Any] | str | os.PathLike[str],
+    output: str | os.PathLike[str] | None = None,
+    *,
+    storage: str | None = None,
+    study_name: str | None = None,
+    trials: int | None = None,
+    sampler: str | None = None,
+    config: cfg.TrainConfig | Mapping[str, Any] | str | os.PathLike[str] | None = None,
+    show_progress: bool = True,
+    console: Any = None,
+    **overrides: Any,
+) -> SweepResult:
+    """Train one run per trial of ``space`` on ``manifest`` into ``output``; returns the ranked results.
+
+    ``space`` is a YAML path or dict (see ``datakit.sweep_space``); ``trials`` and ``sampler``
+    replace its own; ``config`` replaces its base config and ``overrides`` (dotted keys or aliases)
+    are set for every trial. ``storage`` is an Optuna database URL (default: SQLite in ``output``);
+    running ``sweep`` again on the same output or storage continues the study.
+    """
+    started = time.perf_counter()
+    searched = load_space(space, config, overrides, replace={"trials": trials, "sampler": sampler})
+    out = Path(output) if output is not None else Path("sweeps") / (
+        Path(space).stem if isinstance(space, (str, os.PathLike)) else "sweep")
+    previous = _check_output(out)
+    manifest_path = Path(manifest)
+    load_manifest(manifest_path)  # a missing or broken manifest fails before any trial
+    storage_url = database_url(storage or (previous or {}).get("storage") or str(out / "sweep.db"))
+    name = study_name or (previous or {}).get("study_name") or out.resolve().name
+    out.mkdir(parents=True, exist_ok=True)
+
+    with _quiet_optuna():
+        study = optuna.create_study(storage=open_storage(storage_url), study_name=name, load_if_exists=True,
+                                    direction=searched.direction, sampler=make_sampler(searched),
+                                    pruner=make_pruner(searched))
+        _check_identity(study, searched, str(out))
+        # trials whose process died (no heartbeat for GRACE_SECONDS): marked failed and queued again
+        optuna.storages.fail_stale_trials(study)
+        state = {"manifest": str(manifest_path.resolve()), "storage": storage_url, "study_name": name,
+                 "sampler": searched.sampler, "metric": searched.metric, "direction": searched.direction,
+                 "trials": searched.target_trials()}
+        _write_atomic(out / "sweep.json", lambda p: p.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8"))
+        _write_atomic(out / "space.yaml", lambda p: p.write_text(
+            yaml.safe_dump(searched.as_dict(), sort_keys=False, default_flow_style=None), encoding="utf-8"))
+        requeued = _requeue_interrupted(study)
+        target = searched.target_trials()
+        existing = study.get_trials(deepcopy=False)
+        running = sum(t.state == TrialState.RUNNING for t in existing)
+        remaining = target - len(_counted(existing)) - running
+
+        from datakit.render_sweep import SweepDisplay
+
+        display = SweepDisplay(console, show_progress, target, searched, done=len(_counted(existing)))
+        ran_here = 0
+
+        def after_trial(study: optuna.Study, trial: FrozenTrial) -> None:
+            nonlocal ran_here
+            ran_here += 1
+            write_results(out, study, searched)
+            display.trial_done(trial, _state(trial))
+            trials_now = study.get_trials(deepcopy=False)
+            others_running = sum(t.state == TrialState.RUNNING for t in trials_now)
+            if len(_counted(trials_now)) + others_running >= target:
+                study.stop()  # enough trials finished or under way in this and other processes
+
+        objective = _Objective(manifest_path, searched, out / "trials", display.epoch)
+        try:
+            with display:
+                if requeued:
+                    display.note(f"resuming: {requeued} interrupted trial(s) queued to run again")
+                if remaining > 0:
+                    study.optimize(objective, n_trials=remaining, catch=(Exception,), callbacks=[after_trial])
+                else:
+                    display.note(f"nothing to run: {target} trial(s) already finished or running")
+        except KeyboardInterrupt:
+            write_results(out, study, searched)
+            raise SweepInterrupted(
+                f"sweep interrupted; results so far in {out}/results.csv; run the same command again to "
+                "resume (finished trials are kept, the interrupted one runs again)") from None
+        table, best = write_results(out, study, searched)
+    counts = {state_name: int(n) for state_name, n in table["state"].value_counts().items()}
+    return SweepResult(output=out, study_name=name, storage=storage_url, metric=searched.metric,
+                       direction=searched.direction, table=table, best=best, counts=counts,
+                       seconds=time.perf_counter() - started, ran_here=ran_here, params=searched.keys)

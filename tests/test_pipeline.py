@@ -1,0 +1,150 @@
+"""Pipelines: steps chained through their results, checked before running, failures named."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from datakit import config as cfg
+from datakit.errors import DatakitError
+from datakit.manifest import load_manifest
+from datakit.pipeline import STEPS, StepFailed, load_pipeline, run_pipeline
+from datakit.sweep_space import load_space
+from tests.conftest import REPO, TINY_TRAIN
+
+SHIPPED = sorted((REPO / "pipelines").glob("*.yaml"))
+
+
+def test_steps_chain_through_their_results_and_the_run_is_recorded(tmp_path: Path) -> None:
+    pipeline = {
+        "name": "chain",
+        "seed": 3,
+        "steps": [
+            {"sample": {"name": "shapes", "count": 40, "size": 24, "objects": [1, 1]}},
+            {"ingest": {}},  # src: the images the sample step made
+            {"info": {}},
+            {"split": {"val": 0.2, "test": 0.2}},
+            {"train": {"manifest": "${split.manifest}", "epochs": 1, **TINY_TRAIN}},
+            {"eval": {"run": "${train.run}", "split": "test"}},
+        ],
+    }
+    result = run_pipeline(pipeline, tmp_path / "out", show_progress=False)
+
+    out = (tmp_path / "out").resolve()
+    assert result.status == "completed" and [s.status for s in result.steps] == ["completed"] * 6
+    assert result.results("sample")["images"] == str(out / "sample" / "images")
+    assert result.results("ingest")["manifest"] == str(out / "ingest") and result.results("ingest")["count"] == 40
+    split_manifest = load_manifest(result.results("split")["manifest"])
+    assert split_manifest.images["split"].value_counts().to_dict() == {"train": 24, "val": 8, "test": 8}
+    train = result.results("train")
+    assert train["run"] == str(out / "train")
+    run_info = json.loads((out / "train" / "run.json").read_text())
+    assert run_info["manifest"] == str(out / "split") and run_info["split_source"] == "manifest"
+    assert cfg.resolve_config(out / "train" / "config.yaml").seed == 3  # the pipeline's seed reached training
+    evaluation = result.results("eval")
+    assert evaluation["images"] == 8 and 0 <= evaluation["accuracy"] <= 1
+    assert Path(evaluation["metrics"]).is_file()
+
+    written = yaml.safe_load((out / "pipeline.yaml").read_text())
+    assert written["seed"] == 3 and [next(iter(s)) for s in written["steps"]][-1] == "eval"
+    record = json.loads((out / "pipeline.json").read_text())
+    assert record["status"] == "completed" and record["seed"] == 3
+    assert record["steps"][4]["options"]["manifest"] == str(out / "split")  # references resolved
+    assert all(step["seconds"] > 0 for step in record["steps"])
+
+
+def test_a_failing_step_stops_the_pipeline_and_is_named(tmp_path: Path) -> None:
+    pipeline = {"name": "broken", "steps": [
+        {"sample": {"name": "shapes", "count": 8, "size": 24}},
+        {"ingest": {"src": str(tmp_path / "missing")}},
+        {"info": {}},
+    ]}
+    with pytest.raises(StepFailed, match=r"pipeline 'broken' stopped at step 2/3 'ingest': .*missing") as caught:
+        run_pipeline(pipeline, tmp_path / "out", show_progress=False)
+    assert caught.value.exit_code == 2
+    record = json.loads((tmp_path / "out" / "pipeline.json").read_text())
+    assert [s["status"] for s in record["steps"]] == ["completed", "failed", "pending"]
+    assert record["status"] == "failed" and "missing" in record["steps"][1]["error"]
+
+
+@pytest.mark.parametrize("steps, message", [
+    ([{"augment": {}}], r"step 1: unknown step 'augment'; known: sample, ingest, info, split, train, eval, sweep"),
+    ([{"report": {}}], r"unknown step 'report'; known: "),
+    ([{"trian": {}}], r"unknown step 'trian'; did you mean 'train'\? known: sample, "),
+    ([{"sample": {"nmae": "digits"}}], r"step 1 'sample': step 'sample' has no option 'nmae'; did you mean 'name'\?"),
+    ([{"sample": {"name": "digits"}}, {"train": {"optim.lrr": 0.1}}],
+     r"step 2 'train': unknown config key 'optim.lrr'; did you mean 'optim.lr'\?"),
+    ([{"sample": {"name": "digits"}}, {"ingest": {"src": "${trian.images}"}}],
+     r"step 2 'ingest': \$\{trian.images\} does not name an earlier step; earlier steps: sample"),
+    ([{"eval": {"run": "${train.run}"}}, {"train": {}}], r"does not name an earlier step \(it runs later\)"),
+    ([{"sweep": {}}], r"step 'sweep' needs 'space'"),
+    ([{"train": {}}, {"train": {}}], r"step id\(s\) train used twice; give repeated steps `id: NAME`"),
+])
+def test_bad_pipelines_fail_before_any_step_runs(steps: list, message: str, tmp_path: Path) -> None:
+    with pytest.raises(DatakitError, match=message):
+        run_pipeline({"steps": steps}, tmp_path / "out", show_progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_set_changes_one_step_option_and_names_a_wrong_step() -> None:
+    steps = {"steps": [{"sample": {"name": "digits"}}, {"id": "fit", "train": {"epochs": 5}}]}
+    pipeline = load_pipeline(steps, {"fit.epochs": 2, "fit.optim.lr": 0.5, "seed": 7})
+    assert pipeline.steps[1].options == {"epochs": 2, "optim.lr": 0.5} and pipeline.seed == 7
+    with pytest.raises(DatakitError, match=r"--set trian.epochs: expected STEP.OPTION with STEP one of sample, fit"):
+        load_pipeline(steps, {"trian.epochs": 2})
+
+
+def test_cli_run_refuses_to_overwrite_unless_asked(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from datakit.cli import app
+
+    path = tmp_path / "p.yaml"
+    path.write_text("name: tiny\nsteps:\n  - sample: {name: shapes, count: 8, size: 24}\n  - ingest: {}\n  - info: {}\n")
+    runner = CliRunner()
+    args = ["run", str(path), "-o", str(tmp_path / "out"), "-q"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "pipeline 'tiny' done" in first.stdout
+    again = runner.invoke(app, args)
+    assert again.exit_code == 2 and "pass --overwrite" in again.stderr
+    assert runner.invoke(app, [*args, "--overwrite", "--set", "sample.count=12"]).exit_code == 0
+    assert json.loads((tmp_path / "out" / "pipeline.json").read_text())["steps"][1]["results"]["count"] == 12
+    bad = runner.invoke(app, ["run", str(path), "-o", str(tmp_path / "other"), "--set", "ingest.srcc=x"])
+    assert bad.exit_code == 2 and "has no option 'srcc'; did you mean 'src'?" in bad.stderr
+
+
+def test_registry_steps_all_take_a_context_and_return_results() -> None:
+    import inspect
+
+    for name, step in STEPS.items():
+        first = next(iter(inspect.signature(step).parameters))
+        assert first == "ctx", name
+        assert step.__doc__, f"step {name} needs a docstring (it is the step's help)"
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_shipped_pipelines_and_the_files_they_name_are_valid(path: Path) -> None:
+    pipeline = load_pipeline(path)
+    assert pipeline.name == path.stem
+    for step in pipeline.steps:
+        if step.name == "train" and isinstance(step.options.get("config"), str):
+            cfg.resolve_config(pipeline.base / step.options["config"])
+        if step.name == "sweep":
+            load_space(pipeline.base / step.options["space"])
+    assert {"digits-cnn.yaml", "digits-sweep.yaml", "shapes-classify.yaml", "demo.yaml"} <= {p.name for p in SHIPPED}
+
+
+@pytest.mark.slow
+def test_the_demo_runs_its_pipeline_end_to_end(tmp_path: Path) -> None:
+    from datakit.demo import run_demo
+
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "shapes").mkdir()  # what the demo wrote before it ran a pipeline: replaced
+    result = run_demo(tmp_path / "demo", show_progress=False)
+    assert result.status == "completed" and [s.id for s in result.steps][-1] == "eval"
+    assert result.results("eval")["accuracy"] > 0.9
+    assert (tmp_path / "demo" / "pipeline.yaml").is_file()

@@ -1,0 +1,247 @@
+"""Sweeps: real (tiny) training runs per trial, searched by Optuna, recorded, resumable, shared."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+import yaml
+
+from datakit.errors import DatakitError
+from datakit.sweep_space import load_space
+from datakit.sweeping import RESULT_COLUMNS, SweepInterrupted, sweep
+from tests.conftest import REPO, TINY_TRAIN, _subset_manifest
+
+# every trial: a tiny CNN, 2 epochs, on 300 digits (about a second each)
+FAST = {**TINY_TRAIN, "epochs": 2}
+
+
+@pytest.fixture(scope="module")
+def digits_300(digits_manifest: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _subset_manifest(digits_manifest, tmp_path_factory.mktemp("digits_300") / "manifest", 30)
+
+
+def _space(params: dict, **fields: object) -> dict:
+    return {"sampler": "grid", "pruner": "none", "set": FAST, "params": params, **fields}
+
+
+def test_grid_covers_every_combination_and_results_have_every_column(digits_300: Path, tmp_path: Path) -> None:
+    params = {"optim.lr": [0.01, 0.03], "model.conv.filters": [[8], [8, 16]]}
+    result = sweep(digits_300, _space(params), tmp_path / "sweep", show_progress=False)
+
+    table = result.table
+    assert len(table) == 4 and (table["state"] == "complete").all()
+    combos = {(row["optim.lr"], row["model.conv.filters"]) for _, row in table.iterrows()}
+    assert combos == set(itertools.product([0.01, 0.03], ["[8]", "[8, 16]"]))
+    columns = ["trial", "state", "value", "optim.lr", "model.conv.filters", *RESULT_COLUMNS]
+    for name in ("results.csv", "results.parquet"):
+        path = tmp_path / "sweep" / name
+        saved = pd.read_csv(path) if name.endswith("csv") else pd.read_parquet(path)
+        assert list(saved.columns) == columns
+        assert saved["trial"].tolist() == [0, 1, 2, 3]
+    assert table["val_accuracy"].between(0, 1).all() and table["test_accuracy"].between(0, 1).all()
+    assert (table["epochs"] == 2).all() and (table["seconds"] > 0).all()
+    # a second conv block adds parameters; the count is of the model actually trained
+    by_filters = table.groupby("model.conv.filters")["parameters"].first()
+    assert by_filters["[8, 16]"] > by_filters["[8]"] > 0
+    for run_dir in table["run_dir"]:
+        assert (Path(run_dir) / "checkpoints" / "best.pt").is_file()
+        assert json.loads((Path(run_dir) / "run.json").read_text())["status"] == "completed"
+
+    # the best trial is the best by validation (ties: lower val loss), whatever its test accuracy
+    best = json.loads((tmp_path / "sweep" / "best.json").read_text())
+    top = table.sort_values(["value", "val_loss"], ascending=[False, True]).iloc[0]
+    assert best["trial"] == top["trial"] and best["value"] == pytest.approx(top["val_accuracy"])
+    assert best["params"]["model.conv.filters"] in ([8], [8, 16])
+    assert best["config"]["optim"]["lr"] == best["params"]["optim.lr"]
+    assert "validation" in best["note"]
+    state = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    assert state["storage"].startswith("sqlite:///") and (tmp_path / "sweep" / "sweep.db").is_file()
+
+
+def test_a_crashing_trial_is_recorded_as_failed_and_the_sweep_goes_on(digits_300: Path, tmp_path: Path) -> None:
+    # five pooled blocks shrink an 8x8 image to nothing: that trial raises while building its model
+    params = {"model.conv.filters": [[8], [8, 8, 8, 8, 8]]}
+    result = sweep(digits_300, _space(params), tmp_path / "sweep", show_progress=False)
+    table = result.table.set_index("model.conv.filters")
+    assert table.loc["[8, 8, 8, 8, 8]", "state"] == "failed"
+    assert "shrink" in table.loc["[8, 8, 8, 8, 8]", "error"]
+    assert table.loc["[8]", "state"] == "complete" and pd.isna(table.loc["[8]", "error"])
+    assert result.best["params"] == {"model.conv.filters": [8]}
+    assert result.counts == {"complete": 1, "failed": 1}
+
+
+def test_hopeless_trials_are_pruned_and_recorded_as_pruned(digits_300: Path, tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'queue.db'}"
+    # queue a good then a hopeless learning rate, so the order does not depend on a sampler
+    study = optuna.create_study(storage=storage, study_name="prune", direction="maximize")
+    study.enqueue_trial({"optim.lr": 0.01})
+    study.enqueue_trial({"optim.lr": 1e-7})
+    space = _space({"optim.lr": [0.01, 1e-7]}, sampler="random", trials=2,
+                   pruner={"name": "median", "startup_trials": 1, "warmup_epochs": 0})
+    space["set"] = {**FAST, "epochs": 4}
+    result = sweep(digits_300, space, tmp_path / "sweep", storage=storage, study_name="prune", show_progress=False)
+    rows = result.table.set_index("trial")
+    assert rows.loc[0, "state"] == "complete" and rows.loc[0, "epochs"] == 4
+    assert rows.loc[1, "state"] == "pruned" and rows.loc[1, "epochs"] < 4
+    assert rows.loc[1, "val_accuracy"] < rows.loc[0, "val_accuracy"]
+    info = json.loads((Path(rows.loc[1, "run_dir"]) / "run.json").read_text())
+    assert info["status"] == "pruned" and "error" not in info
+
+
+def test_an_interrupted_sweep_resumes_without_redoing_finished_trials(digits_300: Path, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import datakit.training
+
+    real_train = datakit.training.train
+    calls: list[str] = []
+
+    def train_then_ctrl_c(manifest, config, output, **kwargs):
+        calls.append(Path(output).name)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl-C during the second trial
+        return real_train(manifest, config, output, **kwargs)
+
+    space = _space({"optim.lr": {"type": "float", "low": 0.005, "high": 0.05, "log": True}},
+                   sampler="random", trials=3)
+    monkeypatch.setattr(datakit.training, "train", train_then_ctrl_c)
+    with pytest.raises(SweepInterrupted, match="run the same command again to resume"):
+        sweep(digits_300, space, tmp_path / "sweep", show_progress=False)
+    first = pd.read_csv(tmp_path / "sweep" / "results.csv")
+    assert first["state"].tolist() == ["complete", "interrupted"]
+    finished_mtime = (tmp_path / "sweep" / "trials" / "trial-0000" / "run.json").stat().st_mtime_ns
+
+    monkeypatch.setattr(datakit.training, "train", lambda *a, **k: (calls.append(Path(a[2]).name), real_train(*a, **k))[1])
+    result = sweep(digits_300, space, tmp_path / "sweep", show_progress=False)
+    # trial 0 was kept; the interrupted trial's configuration ran again first, then one new trial
+    assert calls[2:] == ["trial-0002", "trial-0003"]
+    rows = result.table.set_index("trial")
+    assert rows["state"].tolist() == ["complete", "interrupted", "complete", "complete"]
+    assert rows.loc[2, "optim.lr"] == rows.loc[1, "optim.lr"]
+    assert (tmp_path / "sweep" / "trials" / "trial-0000" / "run.json").stat().st_mtime_ns == finished_mtime
+
+    # a third call has nothing left to do
+    again = sweep(digits_300, space, tmp_path / "sweep", show_progress=False)
+    assert len(again.table) == 4 and len(calls) == 4
+
+
+def test_a_trial_whose_process_was_killed_runs_again_on_resume(digits_300: Path, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import signal
+
+    import datakit.sweep_storage
+
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump(_space({"optim.lr": [0.01]}, sampler="random", trials=1)
+                                    | {"set": {**FAST, "epochs": 40}}))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    worker = subprocess.Popen([sys.executable, "-m", "datakit", "sweep", str(digits_300), "--space", str(space),
+                               "-o", str(tmp_path / "sweep"), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=env)
+    metrics = tmp_path / "sweep" / "trials" / "trial-0000" / "metrics.csv"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and worker.poll() is None and not metrics.exists():
+        time.sleep(0.05)
+    worker.send_signal(signal.SIGKILL)  # no chance to record anything: the trial stays "running"
+    worker.communicate(timeout=60)
+    assert metrics.exists(), "the trial never started"
+
+    # its heartbeat stops; after the grace period the next sweep marks it failed and runs it again
+    monkeypatch.setattr(datakit.sweep_storage, "GRACE_SECONDS", 1)
+    time.sleep(1.5)
+    result = sweep(digits_300, space, tmp_path / "sweep", show_progress=False)
+    assert result.table["state"].tolist() == ["interrupted", "complete"]
+    assert result.table["optim.lr"].tolist() == [0.01, 0.01] and result.best["trial"] == 1
+
+
+def test_resuming_with_a_different_space_is_refused(digits_300: Path, tmp_path: Path) -> None:
+    sweep(digits_300, _space({"optim.lr": [0.01]}), tmp_path / "sweep", show_progress=False)
+    with pytest.raises(DatakitError, match=r"different params; resume with the same space"):
+        sweep(digits_300, _space({"optim.lr": [0.02]}), tmp_path / "sweep", show_progress=False)
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"optim.lrr": [0.1]}, r"params: unknown config key 'optim.lrr'; did you mean 'optim.lr'\?"),
+    ({"model.conv.filter": [[8]]}, r"did you mean 'model.conv.filters'\?"),
+    ({"optim.lr": {"type": "float", "low": 0.1, "hihg": 1}}, r"unknown field 'hihg'; did you mean 'high'\?"),
+    ({"optim.name": ["adamw", "sgdd"]}, r"param 'optim.name': .*'sgdd' .*did you mean 'sgd'\?"),
+    ({"optim.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True}},
+     r"a grid search needs `choices`, or a `step`"),
+])
+def test_bad_search_spaces_fail_before_any_trial_naming_the_problem(params: dict, message: str) -> None:
+    with pytest.raises(DatakitError, match=message):
+        load_space(_space(params))
+
+
+def test_space_file_fields_are_checked_and_ranges_expand_for_a_grid(tmp_path: Path) -> None:
+    path = tmp_path / "space.yaml"
+    path.write_text("sampler: tpe\nmetrc: val_accuracy\nparams: {lr: [0.1]}\n")
+    with pytest.raises(DatakitError, match=r"space.yaml: unknown field 'metrc'; did you mean 'metric'\?"):
+        load_space(path)
+    (tmp_path / "base.yaml").write_text("optim: {lr: 0.5}\ntrain: {epochs: 7}\n")
+    path.write_text("sampler: grid\nconfig: base.yaml\nparams:\n"
+                    "  batch_size: {type: int, low: 16, high: 64, step: 16}\n  lr: [0.1, 0.2]\n")
+    space = load_space(path)
+    assert space.keys == ["train.batch_size", "optim.lr"]  # aliases become dotted keys
+    assert space.grid() == {"train.batch_size": [16, 32, 48, 64], "optim.lr": [0.1, 0.2]}
+    assert space.target_trials() == 8
+    assert space.base_config.train.epochs == 7  # the base config is read relative to the space file
+
+
+def test_cli_sweep_prints_a_leaderboard_and_fails_cleanly_on_a_bad_key(digits_300: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from datakit.cli import app
+
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump(_space({"optim.lr": [0.01, 0.02]})))
+    runner = CliRunner()
+    result = runner.invoke(app, ["sweep", str(digits_300), "--space", str(space), "-o", str(tmp_path / "s"), "-q",
+                                 "--set", "train.epochs=1"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    printed = " ".join(result.stdout.split())  # rich wraps lines to the terminal width
+    assert "top 2 of 2 trials by val_accuracy" in printed and "chosen on validation only" in printed
+    assert pd.read_csv(tmp_path / "s" / "results.csv")["epochs"].tolist() == [1, 1]
+
+    space.write_text(yaml.safe_dump(_space({"optim.lrr": [0.01]})))
+    bad = runner.invoke(app, ["sweep", str(digits_300), "--space", str(space), "-o", str(tmp_path / "t")])
+    assert bad.exit_code == 2
+    assert "did you mean 'optim.lr'?" in bad.stderr and not (tmp_path / "t").exists()
+
+
+def test_two_processes_share_one_sqlite_study(digits_300: Path, tmp_path: Path) -> None:
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump(_space(
+        {"optim.lr": {"type": "float", "low": 0.001, "high": 0.1, "log": True}}, sampler="random", trials=6)))
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    workers = [
+        subprocess.Popen([sys.executable, "-m", "datakit", "sweep", str(digits_300), "--space", str(space),
+                          "-o", str(tmp_path / f"worker{i}"), "--storage", storage, "--study-name", "shared",
+                          "-q", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        for i in range(2)
+    ]
+    outputs = [w.communicate(timeout=300) for w in workers]
+    for w, (_, stderr) in zip(workers, outputs):
+        assert w.returncode == 0, stderr
+    ran = [json.loads(stdout)["trials_run_by_this_process"] for stdout, _ in outputs]
+    assert all(n >= 1 for n in ran), ran  # both processes did part of the work
+    study = optuna.load_study(study_name="shared", storage=storage)
+    trials = study.get_trials()
+    # 6 trials in all (one more at most, when both start their last trial at the same moment)
+    assert 6 <= len(trials) <= 7 and sum(ran) == len(trials)
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    assert len({t.params["optim.lr"] for t in trials}) == len(trials)  # no configuration drawn twice
+    workers_seen = {t.user_attrs["worker"] for t in trials}
+    assert len(workers_seen) == 2
+    # the process that finished last wrote a results.csv listing every trial
+    last = max((pd.read_csv(tmp_path / f"worker{i}" / "results.csv") for i in range(2)), key=len)
+    assert sorted(last["trial"]) == sorted(t.number for t in trials)
