@@ -34,7 +34,7 @@ def training_curves(history: Sequence[dict[str, float]], path: Path, title: str 
         ax.grid(alpha=0.3)
         ax.legend()
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, fontsize=10)
     return _save(fig, path)
 
 
@@ -64,7 +64,8 @@ def image_grid(images: Sequence[np.ndarray], captions: Sequence[str], path: Path
     count = max(1, len(images))
     cols = min(6, count)
     rows = math.ceil(count / cols)
-    fig = Figure(figsize=(2.0 * cols, 2.2 * rows))
+    # at least three columns wide, so the figure title fits above a grid of one or two images
+    fig = Figure(figsize=(2.0 * max(cols, 3), 2.2 * rows + 0.6), layout="constrained")
     for i, (image, caption) in enumerate(zip(images, captions)):
         ax = fig.add_subplot(rows, cols, i + 1)
         if image.shape[-1] == 1:
@@ -78,5 +79,5 @@ def image_grid(images: Sequence[np.ndarray], captions: Sequence[str], path: Path
         ax.text(0.5, 0.5, "no misclassified images", ha="center", va="center")
         ax.axis("off")
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, fontsize=10)
     return _save(fig, path)
