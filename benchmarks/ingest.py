@@ -88,8 +88,9 @@ def main() -> None:
             print(f"generated {args.files} {args.format} files {args.side}x{height} in {time.perf_counter() - t0:.1f}s")
         total_mb = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6
         print(f"data: {total_mb:.0f} MB, cores: {os.cpu_count()}")
+        shutil.rmtree(workdir / "manifest", ignore_errors=True)  # a fresh ingest, not an incremental one
         elapsed, peak, result = run_datakit(folder, workdir / "manifest")
-        print(f"datakit ingest (default: {os.cpu_count()} workers, structure checks): {elapsed:.2f}s "
+        print(f"datakit ingest, fresh (default: {os.cpu_count()} workers, structure checks): {elapsed:.2f}s "
               f"({result['images'] / elapsed:.0f} files/s), peak memory {peak / 2**20:.0f} MiB, status {result['status']}")
         again, _, result2 = run_datakit(folder, workdir / "manifest")
         print(f"datakit ingest again (incremental, nothing changed): {again:.2f}s, unchanged {result2['incremental']['unchanged']}")
