@@ -14,7 +14,6 @@ from typing import Any, Callable, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from datakit import render
 from datakit.errors import DatakitError
@@ -108,12 +107,7 @@ def sample(
     if as_json:
         print_json(result.as_dict())
     else:
-        table = Table(title=f"sample {result.name}: {result.images} images in {result.image_folder}")
-        table.add_column("class")
-        table.add_column("images", justify="right")
-        for label, n in result.classes.items():
-            table.add_row(label, str(n))
-        out.print(table)
+        render.sample_summary(out, result)
 
 
 @app.command()

@@ -345,7 +345,7 @@ def inspect_paths(
         absolute = root_path / rel
         if not absolute.is_file():
             row = {name: None for name in IMAGE_COLUMNS}
-            row.update(id=image_id(rel), path=rel, status="missing", reason=f"file not found: {absolute}")
+            row.update(id=image_id(rel), path=rel, status="missing", reason="file not found under the image root")
             rows.append(row)
         else:
             jobs.append((rel, str(absolute), verify))

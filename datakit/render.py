@@ -35,6 +35,11 @@ def _listing(console: Console, title: str, rows: list[dict[str, str]], style: st
     console.print(table)
 
 
+def sample_summary(console: Console, result: Any) -> None:
+    console.print(_counts_table(f"sample {result.name}: {result.images} images in {result.image_folder}",
+                                result.classes, "class"))
+
+
 def ingest_summary(console: Console, result: Any) -> None:
     console.print(_counts_table(f"{result.total} images, layout '{result.layout}'", result.status_counts, "status"))
     if result.label_counts:
