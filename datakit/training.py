@@ -20,11 +20,13 @@ import contextlib
 import json
 import math
 import os
+import signal
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import pandas as pd
 import torch
@@ -300,6 +302,24 @@ def _evaluate_pass(model: nn.Module, loader: Any, criterion: nn.Module, device: 
 # the command
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Schedulers (SLURM, Kubernetes, torchrun) stop a job with SIGTERM: treat it as Ctrl-C, so the
+    last checkpoint is saved and ``--resume`` can continue."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def train(
     manifest: str | os.PathLike[str] | None = None,
     config: cfg.TrainConfig | Mapping[str, Any] | str | os.PathLike[str] | None = None,
@@ -344,8 +364,9 @@ def train(
     try:
         # every process has checked the output folder before the first one writes into it
         distributed.barrier(ctx)
-        return _train(manifest, config_used, run_dir, device, ctx, resume_state, fixed_splits,
-                      show_progress and ctx.is_main, callback, started)
+        with _sigterm_as_interrupt():
+            return _train(manifest, config_used, run_dir, device, ctx, resume_state, fixed_splits,
+                          show_progress and ctx.is_main, callback, started)
     finally:
         torch.set_num_threads(threads)
         distributed.teardown(ctx)

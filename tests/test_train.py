@@ -131,7 +131,8 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "datakit", *args]
 
 
-def test_ctrl_c_saves_a_checkpoint_exits_130_and_resume_finishes(digits_small: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_saves_a_checkpoint_exits_130_and_resume_finishes(digits_small: Path, tmp_path: Path, stop_signal) -> None:
     run = tmp_path / "run"
     sets = [a for k, v in TINY_TRAIN.items() for a in ("--set", f"{k}={json.dumps(v)}")]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -143,7 +144,7 @@ def test_ctrl_c_saves_a_checkpoint_exits_130_and_resume_finishes(digits_small: P
         if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:  # header + 2 epochs
             break
         time.sleep(0.1)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop_signal)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert "interrupted" in stderr and "--resume" in stderr
