@@ -53,6 +53,9 @@ IMAGE_COLUMNS: dict[str, str] = {
     "transform": "string",
     # semantic segmentation: class map PNG, relative to the image root; pixel value = category id
     "semantic_mask": "string",
+    # the id the image had in its source annotation file (e.g. a COCO image id), kept on export
+    # when it can be, so predictions scored against the original file still match
+    "source_id": "string",
 }
 IMAGE_REQUIRED_NON_NULL = ("id", "path", "status")
 

@@ -49,6 +49,7 @@ def assert_same_coco(source: Path, written: Path) -> None:
     assert set(out_images) == set(src_images)
     for name, image in src_images.items():
         assert (out_images[name]["width"], out_images[name]["height"]) == (image["width"], image["height"])
+        assert out_images[name]["id"] == image["id"]  # predictions keyed by image id still match
         ours = {a["id"]: a for a in out_anns[name]}
         assert sorted(ours) == sorted(a["id"] for a in src_anns[name])
         for ann in src_anns[name]:
@@ -266,3 +267,18 @@ def test_export_refuses_a_non_empty_folder(mixed: Path, tmp_path: Path) -> None:
         export(m, "coco", tmp_path / "out")
     assert (tmp_path / "out" / "keep.txt").read_text() == "mine"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.tmp")]
+
+
+def test_source_image_ids_are_kept_or_renumbered_with_a_report(mixed: Path, tmp_path: Path) -> None:
+    from datakit import load_manifest
+
+    ingest(mixed, tmp_path / "m", show_progress=False)
+    m = load_manifest(tmp_path / "m")
+    source = json.loads((mixed / "annotations" / "instances_train.json").read_text())
+    assert set(m.images["source_id"].dropna()) >= {str(im["id"]) for im in source["images"]}
+    m.images["source_id"] = "7"  # every image claims the same id: unusable
+    result = export(m, "coco", tmp_path / "out", images="none")
+    written = json.loads((tmp_path / "out" / "annotations" / "instances_train.json").read_text())
+    assert sorted(im["id"] for im in written["images"]) == list(range(1, len(written["images"]) + 1))
+    assert any("image ids renumbered" in c["reason"] for c in result.report.changed)
+    quiet_coco(tmp_path / "out" / "annotations" / "instances_train.json")

@@ -332,16 +332,19 @@ class ImageTable:
     label: list[str | None] = field(default_factory=list)
     split: list[str | None] = field(default_factory=list)
     semantic_mask: list[str | None] = field(default_factory=list)
+    source_id: list[str | None] = field(default_factory=list)
     where: list[str] = field(default_factory=list)
 
     def add(self, path: str, width: int | None = None, height: int | None = None, label: str | None = None,
-            split: str | None = None, semantic_mask: str | None = None, where: str = "") -> None:
+            split: str | None = None, semantic_mask: str | None = None, where: str = "",
+            source_id: str | None = None) -> None:
         self.path.append(path)
         self.width.append(width)
         self.height.append(height)
         self.label.append(label)
         self.split.append(split)
         self.semantic_mask.append(semantic_mask)
+        self.source_id.append(source_id)
         self.where.append(where)
 
 
@@ -437,7 +440,7 @@ def inspect_images(root: Path, images: ImageTable, report: Report, options: Read
     keep = sorted(first.values())
     paths = [images.path[i] for i in keep]
     frame = inspect_paths(root, paths, workers=options.workers, verify=options.verify, show_progress=options.show_progress)
-    for column in ("label", "split", "semantic_mask"):
+    for column in ("label", "split", "semantic_mask", "source_id"):
         frame[column] = pd.array([getattr(images, column)[i] for i in keep], dtype="string")
     declared_w = pd.Series([images.width[i] for i in keep], dtype="Int64", index=frame.index)
     declared_h = pd.Series([images.height[i] for i in keep], dtype="Int64", index=frame.index)
@@ -567,6 +570,7 @@ class ExportImage:
     split: str | None
     semantic_mask: str | None
     annotations: list[dict[str, Any]]
+    source_id: str | None = None
 
 
 def export_images(manifest: Manifest, options: WriteOptions, report: Report) -> list[ExportImage]:
@@ -598,10 +602,13 @@ def export_images(manifest: Manifest, options: WriteOptions, report: Report) -> 
         report.skip(path, "", f"image status is {status!r}; not exported" + (f" with its {n} annotation(s)" if n else "")
                     + " (--include-broken exports it)")
     out = []
-    semantic = usable["semantic_mask"] if "semantic_mask" in usable.columns else pd.Series([None] * len(usable))
-    for image_id, path, w, h, ch, label, split, sem in zip(
+    missing_column = pd.Series([None] * len(usable), dtype=object)
+    semantic = usable["semantic_mask"] if "semantic_mask" in usable.columns else missing_column
+    source_ids = usable["source_id"] if "source_id" in usable.columns else missing_column
+    for image_id, path, w, h, ch, label, split, sem, source_id in zip(
         usable["id"].tolist(), usable["path"].tolist(), usable["width"].tolist(), usable["height"].tolist(),
         usable["channels"].tolist(), usable["label"].tolist(), usable["split"].tolist(), semantic.tolist(),
+        source_ids.tolist(),
     ):
         out.append(ExportImage(
             id=image_id, path=path, width=_int_or_none(w), height=_int_or_none(h), channels=_int_or_none(ch),
@@ -609,6 +616,7 @@ def export_images(manifest: Manifest, options: WriteOptions, report: Report) -> 
             split=None if split is None or pd.isna(split) else split,
             semantic_mask=None if sem is None or pd.isna(sem) else sem,
             annotations=by_image.get(image_id, []),
+            source_id=None if _missing(source_id) else str(source_id),
         ))
     out.sort(key=lambda im: im.path)
     return out

@@ -216,7 +216,7 @@ def _read_file(data: Any, shown: str, subset: str, root: Path, options: ReadOpti
         height = height if _is_int(height) and height > 0 else None
         image_paths[image_id] = path
         image_sizes[image_id] = (width, height)
-        images.add(path, width, height, split=split, where=f"{shown}: {where}")
+        images.add(path, width, height, split=split, where=f"{shown}: {where}", source_id=str(image_id))
 
     skipped_for_refused = 0
     for i, ann in enumerate(ann_list):
@@ -341,6 +341,17 @@ def _annotation_ids(images: list[Any]) -> list[int]:
     return list(range(1, len(raw) + 1))
 
 
+def _image_ids(images: list[Any], file: str, report: Report) -> list[int]:
+    """COCO image ids for one file: the source ids when every image has a unique positive one."""
+    raw = [im.source_id for im in images]
+    if raw and all(r is not None and r.isdigit() and int(r) > 0 for r in raw) and len(set(raw)) == len(raw):
+        return [int(r) for r in raw]
+    if any(r is not None for r in raw):
+        report.change(file, "", "image ids renumbered 1..N: the source ids are not unique positive integers "
+                      "for every image of this file; match images by file_name")
+    return list(range(1, len(images) + 1))
+
+
 def write(manifest: Manifest, out: Path, options: WriteOptions) -> WriteResult:
     report = Report(options.on_invalid)
     images = export_images(manifest, options, report)
@@ -357,7 +368,8 @@ def write(manifest: Manifest, out: Path, options: WriteOptions) -> WriteResult:
         ann_ids = iter(_annotation_ids(group))
         coco_images: list[dict[str, Any]] = []
         coco_annotations: list[dict[str, Any]] = []
-        for number, im in enumerate(group, start=1):
+        file_name = f"annotations/instances_{split}.json" if split else "annotations/instances.json"
+        for number, im in zip(_image_ids(group, file_name, report), group):
             coco_images.append({"id": number, "file_name": names[im.path], "width": im.width, "height": im.height})
             if options.images != "none":
                 if not place_image(manifest.image_path(im.path), output_path(out, f"{folder}/{names[im.path]}"), options.images):
@@ -374,7 +386,7 @@ def write(manifest: Manifest, out: Path, options: WriteOptions) -> WriteResult:
                 coco_annotations.append(entry)
         data = {**{k: v for k, v in header.items() if k in ("info", "licenses")},
                 "images": coco_images, "annotations": coco_annotations, "categories": categories}
-        target = output_path(out, f"annotations/instances_{split}.json" if split else "annotations/instances.json")
+        target = output_path(out, file_name)
         target.parent.mkdir(parents=True, exist_ok=True)
         # one json.dumps call: json.dump to a file runs the pure-Python encoder, ~5x slower
         target.write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8")
