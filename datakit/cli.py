@@ -59,7 +59,8 @@ def ingest(
     verify: str = typer.Option("structure", help="structure (cheap end-of-file checks) or decode (full decode)."),
     strict: bool = typer.Option(False, "--strict", help="Fail (exit 1, write nothing) if any file is broken."),
     incremental: bool = typer.Option(True, "--incremental/--no-incremental", help="Re-read only new or changed files."),
-    allow_outside: bool = typer.Option(False, "--allow-outside", help="Follow symlinks that resolve outside SRC."),
+    allow_outside: bool = typer.Option(False, "--allow-outside", help="Follow symlinks that resolve outside SRC; allow a manifest more than one folder away from its images."),
+    max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help="Images with more pixels get status too_large (default: Pillow's limit, about 179 million)."),
     table_format: str = typer.Option("parquet", "--table-format", help="parquet, csv or jsonl."),
     format: Optional[str] = typer.Option(None, "--format", help="Annotation format: coco, voc, yolo, labelme, imagefolder, masks (default: detected)."),
     on_invalid: str = typer.Option("clip", "--on-invalid", help="Boxes outside the image or of zero size, bad objects: clip (and report), skip or fail."),
@@ -70,8 +71,8 @@ def ingest(
 
     result = run_ingest(
         src, output, labels=labels, layout=layout, workers=workers or None, verify=verify, strict=strict,
-        incremental=incremental, allow_outside=allow_outside, table_format=table_format,
-        show_progress=not as_json, format=format, on_invalid=on_invalid,
+        incremental=incremental, allow_outside=allow_outside or None, table_format=table_format,
+        show_progress=not as_json, format=format, on_invalid=on_invalid, max_pixels=max_pixels,
     )
     if as_json:
         print_json(result.as_dict())
@@ -110,16 +111,20 @@ def sample(
         render.sample_summary(out, result)
 
 
+_OUTSIDE_HELP = "Trust a manifest whose image root is absolute or more than one folder up (or set DATAKIT_ALLOW_OUTSIDE=1)."
+
+
 @app.command()
 @handle_errors
 def info(
     manifest: Path = typer.Argument(..., help="Manifest directory."),
+    allow_outside: bool = typer.Option(False, "--allow-outside", help=_OUTSIDE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Counts per class, split, status and format of a manifest."""
     from datakit.info import info as run_info
 
-    data = run_info(manifest)
+    data = run_info(manifest, allow_outside=allow_outside or None)
     if as_json:
         print_json(data)
     else:
@@ -217,15 +222,19 @@ def predict(
     from datakit import render_training
     from datakit.prediction import predict as run_predict
 
-    table = run_predict(run, images, checkpoint=checkpoint, all_probabilities=all_probs, show_progress=not as_json)
-    if csv is not None:
-        table.to_csv(csv, index=False)
+    from datakit.errors import CheckFailed
+
+    table = run_predict(run, images, checkpoint=checkpoint, all_probabilities=all_probs, show_progress=not as_json,
+                        csv=csv)
     if as_json:
         print_json(json.loads(table.to_json(orient="records")))
     else:
         render_training.predictions_table(out, table)
         if csv is not None:
             out.print(f"wrote {csv}", highlight=False)
+    failed = int(table["error"].notna().sum())
+    if failed:  # the other predictions are printed and written; the exit code says some failed
+        raise CheckFailed(f"{failed} of {len(table)} image(s) could not be predicted (see the error column)")
 
 
 _IMAGES_HELP = "How images reach the output: copy, symlink or none (annotations only)."
@@ -242,13 +251,15 @@ def export(
     crop_objects: bool = typer.Option(False, "--crop-objects", help="imagefolder: one image per object (its box), filed by category."),
     crop_padding: float = typer.Option(0.0, "--crop-padding", help="--crop-objects: extra margin, as a fraction of the box size."),
     yolo_task: str = typer.Option("detect", "--yolo-task", help="yolo: detect (boxes) or segment (polygons)."),
+    allow_outside: bool = typer.Option(False, "--allow-outside", help=_OUTSIDE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Write a manifest as an annotation format (COCO, VOC, YOLO, LabelMe, ImageFolder, masks)."""
     from datakit.convert import export as run_export
 
     result = run_export(manifest, format, output, images=images, include_broken=include_broken,
-                        crop_objects=crop_objects, crop_padding=crop_padding, yolo_task=yolo_task)
+                        crop_objects=crop_objects, crop_padding=crop_padding, yolo_task=yolo_task,
+                        allow_outside=allow_outside or None)
     if as_json:
         print_json(result.as_dict())
     else:
