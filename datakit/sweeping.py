@@ -37,6 +37,8 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from datakit import config as cfg
+from datakit.atomic import write_atomic, write_json, write_text
+from datakit.engine.rundir import RunDir
 from datakit.errors import DatakitError
 from datakit.manifest import load_manifest
 from datakit.sweep_space import SearchSpace, load_space
@@ -172,26 +174,12 @@ def count_parameters(run_dir: Path, config: cfg.TrainConfig) -> int | None:
     from datakit.models import build_model
 
     try:
-        info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+        info = RunDir(run_dir).read_info()
         pre = info["preprocess"]
         model = build_model(config.model, int(pre["channels"]), len(info["classes"]), (int(pre["height"]), int(pre["width"])))
     except (OSError, KeyError, ValueError, DatakitError):
         return None
     return int(sum(p.numel() for p in model.parameters() if p.requires_grad))
-
-
-def _mark_run(run_dir: Path, **fields: Any) -> None:
-    """Correct run.json of a pruned trial (training records any stop raised by a callback as failed)."""
-    path = run_dir / "run.json"
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return
-    info.pop("error", None)
-    info.update(fields)
-    tmp = path.with_name(".run.json.tmp")
-    tmp.write_text(json.dumps(info, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _best_epoch_record(history: list[dict[str, float]], metric: str) -> dict[str, float] | None:
@@ -258,7 +246,8 @@ class _Objective:
         except optuna.TrialPruned as exc:
             record_progress()
             trial.set_user_attr("pruned_at_epoch", len(history))
-            _mark_run(run_dir, status="pruned", pruned_at_epoch=len(history), note=str(exc))
+            # training records any stop raised by a callback as such; a pruned trial says so
+            RunDir(run_dir).update_info(drop=("error",), status="pruned", pruned_at_epoch=len(history), note=str(exc))
             raise
         except DuplicateTrial:
             raise
@@ -345,15 +334,6 @@ def rank(table: pd.DataFrame, metric: str) -> pd.DataFrame:
                             kind="stable")
 
 
-def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # several processes may write one sweep
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def best_summary(table: pd.DataFrame, space: SearchSpace, trials: list[FrozenTrial]) -> dict[str, Any] | None:
     ranked = rank(table, space.metric)
     if ranked.empty:
@@ -362,9 +342,8 @@ def best_summary(table: pd.DataFrame, space: SearchSpace, trials: list[FrozenTri
     # the values as the trial used them (int, float, str, list), not as a table column holds them
     chosen = next(t for t in trials if t.number == int(row["trial"]))
     params = {p.key: p.decode(chosen.params[p.key]) if p.key in chosen.params else None for p in space.params}
-    run_dir = Path(str(row["run_dir"]))
-    config_file = run_dir / "config.yaml"
-    config = yaml.safe_load(config_file.read_text(encoding="utf-8")) if config_file.is_file() else None
+    run = RunDir(str(row["run_dir"]))
+    config = run.read_config()
 
     def plain(value: Any) -> Any:
         return None if value is None or pd.isna(value) else (value.item() if hasattr(value, "item") else value)
@@ -374,7 +353,7 @@ def best_summary(table: pd.DataFrame, space: SearchSpace, trials: list[FrozenTri
         "val_accuracy": plain(row["val_accuracy"]), "val_loss": plain(row["val_loss"]),
         "test_accuracy": plain(row["test_accuracy"]), "best_epoch": plain(row["best_epoch"]),
         "epochs": plain(row["epochs"]), "seconds": plain(row["seconds"]), "parameters": plain(row["parameters"]),
-        "params": params, "run_dir": str(run_dir), "best_checkpoint": str(run_dir / "checkpoints" / "best.pt"),
+        "params": params, "run_dir": str(run.path), "best_checkpoint": str(run.best),
         "note": SELECTION_NOTE, "tie_break": tie_break_note(space.metric), "config": config,
     }
 
@@ -384,12 +363,12 @@ def write_results(output: Path, study: optuna.Study, space: SearchSpace,
     """results.csv/.parquet and best.json after every trial; sweep.png (``plot``) at the end."""
     trials = study.get_trials(deepcopy=False)
     table = results_table(trials, space)
-    _write_atomic(output / "results.csv", lambda p: table.to_csv(p, index=False))
-    _write_atomic(output / "results.parquet", lambda p: table.to_parquet(p, index=False, engine="pyarrow"))
+    # several processes may write one sweep: every write is atomic, the last one wins
+    write_atomic(output / "results.csv", lambda p: table.to_csv(p, index=False))
+    write_atomic(output / "results.parquet", lambda p: table.to_parquet(p, index=False, engine="pyarrow"))
     best = best_summary(table, space, trials)
     if best is not None:
-        _write_atomic(output / "best.json",
-                      lambda p: p.write_text(json.dumps(best, indent=2, default=str) + "\n", encoding="utf-8"))
+        write_json(output / "best.json", best)
     if plot and len(table):
         from datakit.plots import sweep_plot
 
@@ -526,9 +505,8 @@ def sweep(
         state = {"manifest": str(manifest_path.resolve()), "storage": storage_url, "study_name": name,
                  "sampler": searched.sampler, "metric": searched.metric, "direction": searched.direction,
                  "trials": searched.target_trials()}
-        _write_atomic(out / "sweep.json", lambda p: p.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8"))
-        _write_atomic(out / "space.yaml", lambda p: p.write_text(
-            yaml.safe_dump(searched.as_dict(), sort_keys=False, default_flow_style=None), encoding="utf-8"))
+        write_json(out / "sweep.json", state, default=None)
+        write_text(out / "space.yaml", yaml.safe_dump(searched.as_dict(), sort_keys=False, default_flow_style=None))
         requeued = _requeue_interrupted(study)
         target = searched.target_trials()
         existing = study.get_trials(deepcopy=False)
