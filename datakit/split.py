@@ -1,8 +1,9 @@
 """Deterministic stratified train/val/test splits, duplicate-aware.
 
 Images with the same content hash always land in the same split, so an exact duplicate can never
-leak from train into test; an augmented image (``parent_id``) always lands with its parent. Each class is split on its own (stratified) with a random order that
-depends only on the seed and the class name, so adding a class does not reshuffle the others.
+leak from train into test; an augmented image (``parent_id``) always lands with its parent. Each
+class is split on its own (stratified) with a random order that depends only on the seed and the
+class name, so adding a class does not reshuffle the others.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import pandas as pd
 
+from datakit.atomic import write_json
 from datakit.augmentation import render as rendering
 from datakit.augmentation.specs import Pipeline
 from datakit.errors import DatakitError
@@ -430,7 +431,7 @@ def augment_manifest(
                                image_root=IMAGES_DIR, source={**manifest.source, "augmented_from": str(manifest.location)},
                                extra=extra, pipelines=pipelines)
     save_manifest(result_manifest, out, table_format=table_format)
-    (out / "augment.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    write_json(out / "augment.json", config)
     return AugmentResult(
         output=out, pipeline=pipeline_hash, source=pipeline.source, task=task, split=split,
         sources=len(sources), derived=len(rows), carried=len(manifest.images), mode=mode,
