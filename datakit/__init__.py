@@ -25,6 +25,7 @@ _LAZY = {
     "SweepResult": "datakit.sweeping",
     "run_pipeline": "datakit.pipeline",
     "PipelineResult": "datakit.pipeline",
+    "augment": "datakit.augmentation.command",
 }
 
 
@@ -46,6 +47,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "__version__",
+    "augment",
     "convert",
     "evaluate",
     "export",

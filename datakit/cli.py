@@ -116,6 +116,49 @@ _OUTSIDE_HELP = "Trust a manifest whose image root is absolute or more than one 
 
 @app.command()
 @handle_errors
+def augment(
+    manifest: Optional[Path] = typer.Argument(None, help="Manifest to augment."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="New folder for the augmented manifest and images."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="light, medium (default) or heavy; e.g. medium:fixed for digits."),
+    spec: Optional[Path] = typer.Option(None, "--spec", help="Spec file (.yaml/.json): albumentations' A.save form or a list of transforms."),
+    orientation: Optional[str] = typer.Option(None, "--orientation", help="What the preset may assume: upright (default), any or fixed."),
+    task: Optional[str] = typer.Option(None, "--task", help="Task the preset is built for (default: from the manifest)."),
+    copies: Optional[int] = typer.Option(None, "--copies", help="Derived images per source image (default 1)."),
+    split: str = typer.Option("train", "--split", help="Split to augment: train, val, test or all; the others are carried unchanged."),
+    balance: bool = typer.Option(False, "--balance", help="Augment classes below the largest class up to its count."),
+    target: Optional[int] = typer.Option(None, "--target", help="Augment every class below N up to N (images, or objects for object tasks)."),
+    seed: int = typer.Option(0, help="Random seed; the same seed writes the same files whatever --workers is."),
+    workers: int = typer.Option(1, help="Worker processes."),
+    verify: Optional[Path] = typer.Option(None, "--verify", help="Regenerate every derived image of this augmented manifest and compare bytes."),
+    preview: Optional[Path] = typer.Option(None, "--preview", help="Write a grid of originals and augmented versions with boxes and masks drawn."),
+    list_presets: bool = typer.Option(False, "--list-presets", help="Show the presets and what they assume."),
+    table_format: str = typer.Option("parquet", "--table-format", help="parquet, csv or jsonl."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Augment images into a new manifest with lineage (boxes and masks follow the pixels); --verify, --preview."""
+    from datakit.augmentation import summary
+    from datakit.augmentation.command import augment as run_augment
+
+    if list_presets:
+        summary.presets_table(out)
+        return
+    result = run_augment(manifest, output, preset=preset, spec=spec, orientation=orientation, task=task,
+                         copies=copies, split=split, balance=balance, target=target, seed=seed, workers=workers,
+                         verify=verify, preview=preview, show_progress=not as_json, table_format=table_format)
+    if as_json:
+        print_json(result.as_dict())
+    elif verify is not None:
+        summary.verify_summary(out, result)
+    elif output is not None:
+        summary.augment_summary(out, result)
+    else:
+        summary.preview_summary(out, result)
+    if verify is not None and not result.passed:
+        raise typer.Exit(1)
+
+
+@app.command()
+@handle_errors
 def info(
     manifest: Path = typer.Argument(..., help="Manifest directory."),
     allow_outside: bool = typer.Option(False, "--allow-outside", help=_OUTSIDE_HELP),
