@@ -25,6 +25,8 @@ _LAZY = {
     "SweepResult": "datakit.sweeping",
     "run_pipeline": "datakit.pipeline",
     "PipelineResult": "datakit.pipeline",
+    "balance_report": "datakit.report.runner",
+    "Report": "datakit.report.runner",
 }
 
 
@@ -45,7 +47,9 @@ __all__ = [
     "SweepResult",
     "TrainConfig",
     "TrainResult",
+    "Report",
     "__version__",
+    "balance_report",
     "convert",
     "evaluate",
     "export",
