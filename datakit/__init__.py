@@ -26,6 +26,8 @@ _LAZY = {
     "run_pipeline": "datakit.pipeline",
     "PipelineResult": "datakit.pipeline",
     "augment": "datakit.augmentation.command",
+    "balance_report": "datakit.report.runner",
+    "Report": "datakit.report.runner",
 }
 
 
@@ -46,8 +48,10 @@ __all__ = [
     "SweepResult",
     "TrainConfig",
     "TrainResult",
+    "Report",
     "__version__",
     "augment",
+    "balance_report",
     "convert",
     "evaluate",
     "export",

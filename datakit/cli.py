@@ -174,6 +174,34 @@ def info(
         render.info_tables(out, data)
 
 
+@app.command("balance-report")
+@handle_errors
+def balance_report(
+    manifest: Path = typer.Argument(..., help="Manifest directory."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON instead of tables."),
+    html: Optional[Path] = typer.Option(None, "--html", help="Also write one self-contained HTML page with plots."),
+    fail_on: Optional[list[str]] = typer.Option(
+        None, "--fail-on", help="Exit 1 when a check is crossed: imbalance>3, leakage>0, broken>0, conflicts>0, "
+                                "shortcuts>0, duplicates>N; repeatable."),
+    sample: Optional[int] = typer.Option(None, "--sample", help="Read the pixels of at most N images (counts cover all)."),
+    workers: int = typer.Option(0, help="Worker processes for pixel statistics (0 = all cores)."),
+    seed: int = typer.Option(0, help="Seed for --sample and the shortcut classifier's folds."),
+    cache: bool = typer.Option(True, "--cache/--no-cache", help="Reuse pixel statistics cached by content hash."),
+) -> None:
+    """Is this data set good enough? Balance, variance, shortcuts, duplicates, leakage, boxes."""
+    from datakit.errors import CheckFailed
+    from datakit.report.runner import balance_report as run_report
+
+    result = run_report(manifest, html=html, fail_on=fail_on, sample=sample, workers=workers or None, seed=seed,
+                        cache=cache, show_progress=not as_json)
+    if as_json:
+        print_json(result.as_dict())
+    else:
+        result.render(out)
+    if result.failed:
+        raise CheckFailed(f"balance-report: {len(result.failed)} check(s) failed: " + "; ".join(result.failed))
+
+
 @app.command()
 @handle_errors
 def train(
