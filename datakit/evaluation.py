@@ -6,7 +6,6 @@ Writes, next to the run (``RUN/eval-SPLIT/``): ``metrics.json``, ``confusion_mat
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -15,7 +14,9 @@ import numpy as np
 import pandas as pd
 
 from datakit.console import progress_bar
+from datakit.atomic import write_json
 from datakit.data import decode_all, labelled_images
+from datakit.engine.rundir import RunDir
 from datakit.errors import DatakitError
 from datakit.inference import LoadedRun, load_run
 from datakit.manifest import SPLITS, load_manifest
@@ -73,12 +74,12 @@ def _select_rows(loaded: LoadedRun, manifest_path: Path, split: str) -> tuple[pd
     rows = rows.assign(root=str(manifest.root()))
     if split == "all":
         return rows, "all labelled images"
-    recorded = loaded.run_dir / "splits.csv" if loaded.run_dir is not None else None
+    recorded = RunDir(loaded.run_dir).splits if loaded.run_dir is not None else None
     same_manifest = str(manifest.location) == str(loaded.info.get("manifest"))
     has_splits = rows["split"].notna().any()
     if recorded is not None and recorded.is_file() and (same_manifest or not has_splits):
         # the exact assignment training used (generated or completed splits included)
-        table = pd.read_csv(recorded, dtype=str)
+        table = RunDir(loaded.run_dir).read_splits()
         split_of = dict(zip(table["id"], table["split"]))
         chosen = rows[rows["id"].astype(str).map(split_of) == split]
         source = f"the run's splits.csv"
@@ -143,7 +144,7 @@ def evaluate(
     y_pred = probabilities.argmax(1)
     metrics = classification_metrics(y_true, y_pred, probabilities, loaded.classes)
 
-    out_dir = Path(output) if output else (loaded.run_dir or loaded.checkpoint.parent) / f"eval-{split}"
+    out_dir = Path(output) if output else RunDir(loaded.run_dir or loaded.checkpoint.parent).eval_dir(split)
     out_dir.mkdir(parents=True, exist_ok=True)
     matrix = np.array(metrics["confusion_matrix"])
     pd.DataFrame(matrix, index=pd.Index(loaded.classes, name="true"), columns=loaded.classes).to_csv(
@@ -172,5 +173,5 @@ def evaluate(
         "files": {name: str(out_dir / name) for name in (
             "metrics.json", "confusion_matrix.csv", "confusion_matrix.png", "misclassified.png", "predictions.csv")},
     })
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    write_json(out_dir / "metrics.json", metrics, default=None)
     return metrics

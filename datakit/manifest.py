@@ -12,7 +12,6 @@ import json
 import math
 import os
 import secrets
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable
@@ -20,6 +19,7 @@ from typing import Any, Iterable
 import pandas as pd
 
 from datakit import __version__
+from datakit.atomic import write_atomic, write_json
 from datakit.errors import ManifestError
 
 SCHEMA_VERSION = 1
@@ -434,12 +434,7 @@ def save_manifest(manifest: Manifest, path: str | os.PathLike[str], table_format
         for kind, df in (("images", images), ("annotations", annotations)):
             name = _table_name(kind, table_format, taken)
             taken.add(name)
-            tmp = location / f".{name}.tmp-{secrets.token_hex(4)}"
-            try:
-                _write_table(df, tmp, table_format)
-                os.replace(tmp, location / name)
-            finally:
-                tmp.unlink(missing_ok=True)
+            write_atomic(location / name, lambda tmp: _write_table(df, tmp, table_format))
             tables[kind] = name
     except BaseException:
         # the old header still names the old tables; drop what this failed save wrote
@@ -457,17 +452,7 @@ def save_manifest(manifest: Manifest, path: str | os.PathLike[str], table_format
         "source": manifest.source,
         "extra": manifest.extra,
     }
-    fd, tmp_name = tempfile.mkstemp(prefix=".manifest.", suffix=".json.tmp", dir=location)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(header, fh, indent=2, ensure_ascii=False, default=str)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp_name, header_path)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
+    write_json(header_path, header, fsync=True, ensure_ascii=False)
     _fsync_dir(location)
     for stale in old_tables - set(tables.values()):
         if "/" not in stale and not check_relative_path(stale):

@@ -45,6 +45,7 @@ from typing import Any, Callable, Mapping
 import yaml
 
 from datakit import config as cfg
+from datakit.atomic import write_json
 from datakit.errors import DatakitError
 
 PIPELINE_KEYS = ("name", "description", "seed", "steps")
@@ -448,9 +449,7 @@ def _prepare_output(output: Path, overwrite: bool) -> None:
 
 
 def _write_record(output: Path, result: PipelineResult) -> None:
-    tmp = output / ".pipeline.json.tmp"
-    tmp.write_text(json.dumps(result.as_dict(), indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, output / "pipeline.json")
+    write_json(output / "pipeline.json", result.as_dict())
 
 
 def run_pipeline(
