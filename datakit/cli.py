@@ -261,18 +261,40 @@ def train(
 @app.command("eval")
 @handle_errors
 def eval_(
-    run: Path = typer.Argument(..., help="Run directory (or a checkpoint file)."),
+    run: Optional[Path] = typer.Argument(None, help="Run directory (or a checkpoint file); optional with --predictions."),
     manifest: Optional[Path] = typer.Option(None, "--manifest", "-m", help="Manifest to score (default: the run's)."),
-    split: str = typer.Option("test", "--split", help="train, val, test or all."),
+    split: Optional[str] = typer.Option(None, "--split", help="train, val, test or all (default: test for a run, all with --predictions)."),
     checkpoint: str = typer.Option("best", "--checkpoint", help="best or last."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Folder for the report (default RUN/eval-SPLIT)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Folder for the report (default RUN/eval-SPLIT, or PREDICTIONS-eval/)."),
+    predictions: Optional[Path] = typer.Option(None, "--predictions", "-p", help="Score this instead of a run: a COCO results JSON, a folder of YOLO .txt files or of mask PNGs."),
+    task: Optional[str] = typer.Option(None, "--task", help="detection, instance, semantic or localization (default: from what the predictions hold)."),
+    max_dets: Optional[str] = typer.Option(None, "--max-dets", help="Detections per image kept, comma-separated (default 1,10,100); every AP is read at the largest."),
+    lenient: bool = typer.Option(False, "--lenient", help="Skip predictions that fail the input checks (reported) instead of stopping."),
+    plots: bool = typer.Option(True, "--plots/--no-plots", help="Write PR curves and confusion matrix PNGs (with --predictions)."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ) -> None:
-    """Accuracy, precision/recall/F1, confusion matrix and mistakes of a trained run on a split."""
+    """Score a trained run on a split, or a predictions file (--predictions) against a manifest."""
+    if predictions is not None:
+        from datakit.metrics import display
+        from datakit.metrics.scoring import evaluate_predictions, parse_max_dets
+
+        if run is not None:
+            raise DatakitError("give either RUN or --predictions, not both")
+        if manifest is None:
+            raise DatakitError("--predictions needs --manifest: the ground truth to score against")
+        result = evaluate_predictions(predictions, manifest, split=split, task=task, max_dets=parse_max_dets(max_dets),
+                                      lenient=lenient, output=output, plots=plots)
+        if as_json:
+            print_json(result)
+        else:
+            display.show(out, result)
+        return
+    if run is None:
+        raise DatakitError("give a RUN directory to evaluate, or --predictions FILE --manifest M")
     from datakit import render_training
     from datakit.evaluation import evaluate
 
-    metrics = evaluate(run, manifest, split, checkpoint=checkpoint, output=output, show_progress=not as_json)
+    metrics = evaluate(run, manifest, split or "test", checkpoint=checkpoint, output=output, show_progress=not as_json)
     if as_json:
         print_json(metrics)
     else:
