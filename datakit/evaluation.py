@@ -96,18 +96,36 @@ def _select_rows(loaded: LoadedRun, manifest_path: Path, split: str) -> tuple[pd
 
 
 def evaluate(
-    run: str | os.PathLike[str],
+    run: str | os.PathLike[str] | None = None,
     manifest: str | os.PathLike[str] | None = None,
-    split: str = "test",
+    split: str | None = None,
     *,
     checkpoint: str = "best",
     output: str | os.PathLike[str] | None = None,
     batch_size: int = 256,
     max_examples: int = 36,
     show_progress: bool = True,
+    predictions: str | os.PathLike[str] | None = None,
+    **options: Any,
 ) -> dict[str, Any]:
-    """Score a run's checkpoint on a split of a manifest (default: the manifest it trained on)."""
+    """Score a run's checkpoint on a split of a manifest (default: the manifest it trained on), or,
+    with ``predictions``, a predictions file against ``manifest`` (``datakit.metrics.scoring``:
+    ``task``, ``max_dets``, ``lenient``, ``plots`` options)."""
     from datakit import plots
+
+    if predictions is not None:
+        from datakit.metrics.scoring import evaluate_predictions
+
+        if run is not None:
+            raise DatakitError("give either a run or predictions, not both")
+        if manifest is None:
+            raise DatakitError("predictions need a manifest: the ground truth to score against")
+        return evaluate_predictions(predictions, manifest, split=split, output=output, **options)
+    if run is None:
+        raise DatakitError("give a run directory to evaluate, or predictions and a manifest")
+    if options:
+        raise DatakitError(f"option(s) {', '.join(sorted(options))} apply to predictions only")
+    split = split or "test"
 
     if split not in EVAL_SPLITS:
         raise DatakitError(f"unknown split {split!r}; choose one of: {', '.join(EVAL_SPLITS)}")

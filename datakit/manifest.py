@@ -58,6 +58,15 @@ IMAGE_COLUMNS: dict[str, str] = {
     # the id the image had in its source annotation file (e.g. a COCO image id), kept on export
     # when it can be, so predictions scored against the original file still match
     "source_id": "string",
+    # lineage of derived (augmented) images, empty for originals: the parent's content hash, the
+    # pipeline's hash (its serialized form is in the header under "pipelines"), the seed that
+    # regenerates the image, albumentations' applied parameters (JSON) and each parent object's
+    # fate (JSON list: kept, clipped or dropped with the reason)
+    "parent_sha256": "string",
+    "pipeline": "string",
+    "seed": "Int64",
+    "applied": "string",
+    "objects": "string",
 }
 IMAGE_REQUIRED_NON_NULL = ("id", "path", "status")
 
@@ -90,6 +99,8 @@ class Manifest:
     image_root: str = "."
     source: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    # augmentation pipelines by hash: {hash: {"pipeline": <albumentations serialized form>, ...}}
+    pipelines: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
     # where this manifest was loaded from; relative image roots resolve against it
     location: Path | None = None
@@ -319,6 +330,8 @@ def _validate_header(header: Any, file: str) -> None:
         )
     if version < 1:
         raise ManifestError(f"{file}: schema_version {version} is not valid")
+    if not isinstance(header.get("pipelines", {}) or {}, dict):
+        raise ManifestError(f"{file}: 'pipelines' must be an object keyed by pipeline hash")
     categories = header.get("categories", [])
     if not isinstance(categories, list):
         raise ManifestError(f"{file}: 'categories' must be a list")
@@ -418,6 +431,7 @@ def load_manifest(path: str | os.PathLike[str], validate_schema: bool = True,
         image_root=str(header.get("image_root", ".")),
         source=header.get("source", {}) or {},
         extra=header.get("extra", {}) or {},
+        pipelines=header.get("pipelines", {}) or {},
         schema_version=header["schema_version"],
         location=location.resolve(),
         allow_outside=outside_allowed(allow_outside),
@@ -517,6 +531,8 @@ def save_manifest(manifest: Manifest, path: str | os.PathLike[str], table_format
         "source": manifest.source,
         "extra": manifest.extra,
     }
+    if manifest.pipelines:
+        header["pipelines"] = manifest.pipelines
     write_json(header_path, header, fsync=True, ensure_ascii=False)
     _fsync_dir(location)
     for stale in old_tables - set(tables.values()):
