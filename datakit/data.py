@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from datakit.config import DataConfig
 from datakit.errors import DatakitError
 from datakit.manifest import Manifest
-from datakit.split import SplitPlan, plan_splits
+from datakit.splitting import SplitPlan, plan_splits
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]

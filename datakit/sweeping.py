@@ -38,6 +38,7 @@ from datakit.atomic import write_atomic, write_json, write_text
 from datakit.engine.rundir import RunDir
 from datakit.errors import DatakitError
 from datakit.manifest import load_manifest
+from datakit.tasks import higher_is_better
 from datakit.sweep_space import SearchSpace, load_space
 from datakit.sweep_storage import open_storage, storage_url as database_url
 
@@ -157,7 +158,7 @@ def count_parameters(run_dir: Path, config: cfg.TrainConfig) -> int | None:
 def _best_epoch_record(history: list[dict[str, float]], metric: str) -> dict[str, float] | None:
     if not history:
         return None
-    pick = max if metric == "val_accuracy" else min
+    pick = max if higher_is_better(metric) else min
     return pick(history, key=lambda r: r[metric])
 
 
@@ -195,7 +196,7 @@ class _Objective:
             trial.set_user_attr("epochs", len(history))
             trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
             if best is not None:
-                trial.set_user_attr("val_accuracy", best["val_accuracy"])
+                trial.set_user_attr("val_accuracy", best.get("val_accuracy"))
                 trial.set_user_attr("val_loss", best["val_loss"])
                 trial.set_user_attr("best_epoch", int(best["epoch"]))
             if config is not None:
@@ -281,7 +282,7 @@ def results_table(trials: list[FrozenTrial], space: SearchSpace) -> pd.DataFrame
 def rank(table: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Complete trials, best first by the validation metric; ties go to the other validation metric."""
     done = table[table["state"] == "complete"]
-    if metric == "val_accuracy":
+    if higher_is_better(metric):
         return done.sort_values(["value", "val_loss", "trial"], ascending=[False, True, True], kind="stable")
     return done.sort_values(["value", "val_accuracy", "trial"], ascending=[True, False, True], kind="stable")
 
@@ -385,6 +386,17 @@ def _quiet_optuna() -> Iterator[None]:
         optuna.logging.set_verbosity(level)
 
 
+def _resolve_metric(space: SearchSpace, manifest: Any) -> None:
+    """The task's first metric for ``metric: auto``; the metric must be one of the task's."""
+    from datakit.tasks import AUTO, check_monitor, get_spec, resolve_task
+
+    task, _ = resolve_task(space.base_config.task, manifest)
+    if space.metric == AUTO:
+        space.metric = get_spec(task).default_monitor
+    check_monitor(task, space.metric, key="metric")
+    space.base_config.train.monitor = space.metric
+
+
 def sweep(
     manifest: str | os.PathLike[str],
     space: Mapping[str, Any] | str | os.PathLike[str],
@@ -412,7 +424,8 @@ def sweep(
         Path(space).stem if isinstance(space, (str, os.PathLike)) else "sweep")
     previous = _check_output(out)
     manifest_path = Path(manifest)
-    load_manifest(manifest_path)  # a missing or broken manifest fails before any trial
+    loaded = load_manifest(manifest_path)  # a missing or broken manifest fails before any trial
+    _resolve_metric(searched, loaded)
     storage_url = database_url(storage or (previous or {}).get("storage") or str(out / "sweep.db"))
     name = study_name or (previous or {}).get("study_name") or out.resolve().name
     out.mkdir(parents=True, exist_ok=True)
