@@ -24,6 +24,8 @@ _LAZY = {
     "sweep": "datakit.sweeping",
     "SweepResult": "datakit.sweeping",
     "run_pipeline": "datakit.pipeline",
+    "split": "datakit.splitting",
+    "SplitResult": "datakit.splitting",
     "PipelineResult": "datakit.pipeline",
 }
 
@@ -56,6 +58,8 @@ __all__ = [
     "run_pipeline",
     "sample",
     "save_manifest",
+    "split",
+    "SplitResult",
     "sweep",
     "train",
 ]

@@ -85,14 +85,12 @@ def short_names(keys: list[str]) -> dict[str, str]:
 
 def leaderboard(console: Console, result: Any, top: int = 10) -> None:
     """The best ``top`` complete trials by the validation metric, then counts and failures."""
-    from datakit.sweeping import SELECTION_NOTE, rank
-
     table = result.table
-    ranked = rank(table, result.metric).head(top)
+    ranked = result.ranked().head(top)
     counts = ", ".join(f"{n} {state}" for state, n in sorted(result.counts.items()))
     names = short_names(result.params)
     view = Table(title=f"sweep {result.output}: top {len(ranked)} of {len(table)} trials by {result.metric} "
-                       f"({counts})", caption=f"val/test: accuracy; ep: epochs run; {SELECTION_NOTE}",
+                       f"({counts})", caption=f"val/test: accuracy; ep: epochs run; {result.note}",
                  box=box.SIMPLE_HEAD)
     for name in ("#", "trial", "val", "test", "ep", "sec", "weights"):
         view.add_column(name, justify="right", no_wrap=True)

@@ -70,6 +70,12 @@ class SweepResult:
     ran_here: int = 0
     params: list[str] = field(default_factory=list)
 
+    note: str = SELECTION_NOTE
+
+    def ranked(self) -> pd.DataFrame:
+        """Complete trials, best first by the validation metric."""
+        return rank(self.table, self.metric)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "output": str(self.output), "study_name": self.study_name, "storage": self.storage,
