@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 STATE_STYLE = {"complete": "green", "pruned": "yellow", "failed": "red", "interrupted": "magenta",
-               "running": "cyan", "waiting": "dim"}
+               "running": "cyan", "waiting": "dim", "duplicate": "dim"}
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -85,6 +85,8 @@ def short_names(keys: list[str]) -> dict[str, str]:
 
 def leaderboard(console: Console, result: Any, top: int = 10) -> None:
     """The best ``top`` complete trials by the validation metric, then counts and failures."""
+    from datakit.sweep_storage import GRACE_SECONDS
+
     table = result.table
     ranked = result.ranked().head(top)
     counts = ", ".join(f"{n} {state}" for state, n in sorted(result.counts.items()))
@@ -107,6 +109,11 @@ def leaderboard(console: Console, result: Any, top: int = 10) -> None:
         console.print(f"[red]trial {row['trial']} failed:[/] {row['error']}", highlight=False, soft_wrap=True)
     if len(failed) > 5:
         console.print(f"... and {len(failed) - 5} more failed trials (see results.csv)")
+    for line in result.recovered:
+        console.print(f"[magenta]recovered:[/] {line}", highlight=False, soft_wrap=True)
+    for line in result.running_elsewhere:
+        console.print(f"[cyan]still running:[/] {line} (if that process died, a run after "
+                      f"{GRACE_SECONDS} s without its heartbeat queues it again)", highlight=False, soft_wrap=True)
     if result.best:
         best = result.best
         console.print(f"best: trial {best['trial']}, {result.metric} {_fmt(best['value'])}, test accuracy "

@@ -12,7 +12,9 @@ A sweep directory holds::
 
 Every trial's state lives in the Optuna storage, so a sweep that was interrupted continues where it
 stopped when run again, and several processes (or machines sharing a database URL) can work on one
-sweep at once. The test accuracy of each trial is recorded but never used to choose the best one.
+sweep at once. A trial whose process died is found (``sweep_storage.reclaim_dead_trials``) and its
+configuration runs again; a grid combination is run to completion once, never twice. The test
+accuracy of each trial is recorded but never used to choose the best one.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from datakit.errors import DatakitError
 from datakit.manifest import load_manifest
 from datakit.tasks import higher_is_better
 from datakit.sweep_space import SearchSpace, load_space
-from datakit.sweep_storage import open_storage, storage_url as database_url
+from datakit.sweep_storage import Reclaimed, open_storage, owner, reclaim_dead_trials, storage_url as database_url
 
 TRIAL_COLUMNS = ("trial", "state", "value")
 RESULT_COLUMNS = ("val_accuracy", "val_loss", "test_accuracy", "best_epoch", "epochs", "seconds", "parameters",
@@ -69,6 +71,8 @@ class SweepResult:
     seconds: float
     ran_here: int = 0
     params: list[str] = field(default_factory=list)
+    recovered: list[str] = field(default_factory=list)  # trials left running by a dead process, run again
+    running_elsewhere: list[str] = field(default_factory=list)  # trials other live processes still run
 
     note: str = SELECTION_NOTE
 
@@ -81,6 +85,7 @@ class SweepResult:
             "output": str(self.output), "study_name": self.study_name, "storage": self.storage,
             "metric": self.metric, "direction": self.direction, "counts": self.counts, "best": self.best,
             "trials_run_by_this_process": self.ran_here, "seconds": round(self.seconds, 3), "note": SELECTION_NOTE,
+            "recovered": self.recovered, "running_elsewhere": self.running_elsewhere,
             "results": json.loads(self.table.to_json(orient="records")),
         }
 
@@ -148,6 +153,21 @@ def _worker() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+class DuplicateTrial(Exception):
+    """Another process started the same grid combination at the same moment; this copy stops at once."""
+
+
+def _taken_by(trial: optuna.Trial) -> int | None:
+    """The trial that already ran (or, started earlier, runs) this trial's grid combination, if any."""
+    for other in trial.study.get_trials(deepcopy=False):
+        if other.number == trial.number or other.params != trial.params:
+            continue
+        if other.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
+                other.state == TrialState.RUNNING and other.number < trial.number):
+            return other.number
+    return None
+
+
 def count_parameters(run_dir: Path, config: cfg.TrainConfig) -> int | None:
     """Trainable parameters of the run's model, rebuilt from its recorded input shape and classes."""
     from datakit.models import build_model
@@ -182,7 +202,7 @@ class _Objective:
 
         started = time.perf_counter()
         run_dir = self.trials_dir / f"trial-{trial.number:04d}"
-        trial.set_user_attr("run_dir", str(run_dir))
+        trial.set_user_attr("owner", owner())  # lets a later process on this host see that this one died
         trial.set_user_attr("worker", _worker())
         history: list[dict[str, float]] = []
         metric = self.space.metric
@@ -208,8 +228,18 @@ class _Objective:
             if config is not None:
                 trial.set_user_attr("parameters", count_parameters(run_dir, config))
 
+        trial.set_user_attr("run_dir", str(run_dir))
         try:
             params = self.space.suggest(trial)
+            if self.space.sampler == "grid" and (first := _taken_by(trial)) is not None:
+                # Optuna's grid sampler hands out a taken combination when every one is taken (two
+                # processes asking at the same moment); running it would run that combination twice
+                message = (f"trial {first} already runs this combination (another process started it at "
+                           "the same moment); not run twice")
+                trial.set_user_attr("duplicate_of", first)
+                trial.set_user_attr("run_dir", None)
+                trial.set_user_attr("error", message)
+                raise DuplicateTrial(message)
             config = cfg.resolve_config(self.space.base_config, params)
             result = train(self.manifest, config, run_dir, show_progress=False, callback=report)
         except optuna.TrialPruned as exc:
@@ -217,6 +247,8 @@ class _Objective:
             trial.set_user_attr("pruned_at_epoch", len(history))
             # training records any stop raised by a callback as such; a pruned trial says so
             RunDir(run_dir).update_info(drop=("error",), status="pruned", pruned_at_epoch=len(history), note=str(exc))
+            raise
+        except DuplicateTrial:
             raise
         except KeyboardInterrupt:
             record_progress()
@@ -242,12 +274,15 @@ class _Objective:
 
 def _retried(trials: list[FrozenTrial]) -> set[int]:
     """Trials run again under a new number: interrupted by Ctrl-C, or their process died."""
-    stale_retried = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number
-    numbers = {stale_retried(t) for t in trials} | {t.user_attrs.get("retry_of") for t in trials}
+    # Optuna's retry of a stale trial lists every earlier attempt in its retry history
+    numbers = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
+    numbers |= {t.user_attrs.get("retry_of") for t in trials}
     return {n for n in numbers if n is not None}
 
 
 def _state(trial: FrozenTrial, retried: set[int] = frozenset()) -> str:
+    if trial.state == TrialState.FAIL and "duplicate_of" in trial.user_attrs:
+        return "duplicate"
     if trial.state == TrialState.FAIL and (trial.user_attrs.get("interrupted") or trial.number in retried):
         return "interrupted"
     return {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed",
@@ -334,10 +369,27 @@ def write_results(output: Path, study: optuna.Study, space: SearchSpace) -> tupl
 
 
 def _counted(trials: list[FrozenTrial]) -> list[FrozenTrial]:
-    """Finished trials that count towards the total; interrupted and retried ones are run again."""
+    """Finished trials that count towards the total; interrupted and retried ones are run again,
+    and a duplicate grid combination was never run."""
     retried = _retried(trials)
     return [t for t in trials if t.state.is_finished() and not t.user_attrs.get("interrupted")
-            and t.number not in retried]
+            and t.number not in retried and "duplicate_of" not in t.user_attrs]
+
+
+def _work_left(trials: list[FrozenTrial], target: int) -> bool:
+    """Trials still to start: fewer than ``target`` finished or running, or retries waiting in the queue."""
+    running = sum(t.state == TrialState.RUNNING for t in trials)
+    waiting = any(t.state == TrialState.WAITING for t in trials)
+    return waiting or len(_counted(trials)) + running < target
+
+
+def _running_elsewhere(trials: list[FrozenTrial]) -> list[str]:
+    lines = []
+    for t in trials:
+        if t.state == TrialState.RUNNING:
+            beat = f", started {t.datetime_start:%H:%M:%S}" if t.datetime_start else ""
+            lines.append(f"trial {t.number} is running in {t.user_attrs.get('worker', 'another process')}{beat}")
+    return lines
 
 
 def _requeue_interrupted(study: optuna.Study) -> int:
@@ -441,8 +493,8 @@ def sweep(
                                     direction=searched.direction, sampler=make_sampler(searched),
                                     pruner=make_pruner(searched))
         _check_identity(study, searched, str(out))
-        # trials whose process died (no heartbeat for GRACE_SECONDS): marked failed and queued again
-        optuna.storages.fail_stale_trials(study)
+        # trials whose process died (gone from this host, or no heartbeat): failed and queued again
+        recovered: list[Reclaimed] = reclaim_dead_trials(study)
         state = {"manifest": str(manifest_path.resolve()), "storage": storage_url, "study_name": name,
                  "sampler": searched.sampler, "metric": searched.metric, "direction": searched.direction,
                  "trials": searched.target_trials()}
@@ -451,33 +503,42 @@ def sweep(
         requeued = _requeue_interrupted(study)
         target = searched.target_trials()
         existing = study.get_trials(deepcopy=False)
-        running = sum(t.state == TrialState.RUNNING for t in existing)
-        remaining = target - len(_counted(existing)) - running
 
         from datakit.render_sweep import SweepDisplay
 
         display = SweepDisplay(console, show_progress, target, searched, done=len(_counted(existing)))
         ran_here = 0
 
+        def recover() -> None:
+            found = reclaim_dead_trials(study)
+            recovered.extend(found)
+            for item in found:
+                display.note(f"[magenta]recovered:[/] {item.line()}")
+
         def after_trial(study: optuna.Study, trial: FrozenTrial) -> None:
             nonlocal ran_here
-            ran_here += 1
+            recover()  # e.g. another worker on this host was killed while this trial ran
             write_results(out, study, searched)
-            display.trial_done(trial, _state(trial))
-            trials_now = study.get_trials(deepcopy=False)
-            others_running = sum(t.state == TrialState.RUNNING for t in trials_now)
-            if len(_counted(trials_now)) + others_running >= target:
+            if "duplicate_of" not in trial.user_attrs:
+                ran_here += 1
+                display.trial_done(trial, _state(trial))
+            if not _work_left(study.get_trials(deepcopy=False), target):
                 study.stop()  # enough trials finished or under way in this and other processes
 
         objective = _Objective(manifest_path, searched, out / "trials", display.epoch)
         try:
             with display:
+                for item in recovered:
+                    display.note(f"[magenta]recovered:[/] {item.line()}")
                 if requeued:
                     display.note(f"resuming: {requeued} interrupted trial(s) queued to run again")
-                if remaining > 0:
-                    study.optimize(objective, n_trials=remaining, catch=(Exception,), callbacks=[after_trial])
-                else:
+                if not _work_left(existing, target):
                     display.note(f"nothing to run: {target} trial(s) already finished or running")
+                # Optuna's grid sampler stops a study once every combination has been tried, even when a
+                # retry of a trial whose process died still waits in the queue: go on until none is left
+                while _work_left(study.get_trials(deepcopy=False), target):
+                    study.optimize(objective, catch=(Exception,), callbacks=[after_trial])
+                    recover()
         except KeyboardInterrupt:
             write_results(out, study, searched)
             raise SweepInterrupted(
@@ -487,4 +548,6 @@ def sweep(
     counts = {state_name: int(n) for state_name, n in table["state"].value_counts().items()}
     return SweepResult(output=out, study_name=name, storage=storage_url, metric=searched.metric,
                        direction=searched.direction, table=table, best=best, counts=counts,
-                       seconds=time.perf_counter() - started, ran_here=ran_here, params=searched.keys)
+                       seconds=time.perf_counter() - started, ran_here=ran_here, params=searched.keys,
+                       recovered=[item.line() for item in recovered],
+                       running_elsewhere=_running_elsewhere(study.get_trials(deepcopy=False)))

@@ -133,33 +133,93 @@ def test_an_interrupted_sweep_resumes_without_redoing_finished_trials(digits_300
     assert len(again.table) == 4 and len(calls) == 4
 
 
-def test_a_trial_whose_process_was_killed_runs_again_on_resume(digits_300: Path, tmp_path: Path,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def _start_sweep(manifest: Path, space: Path, output: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen([sys.executable, "-m", "datakit", "sweep", str(manifest), "--space", str(space),
+                             "-o", str(output), "-q", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+
+
+def _kill_when(worker: subprocess.Popen, path: Path, timeout: float = 120) -> None:
+    """SIGKILL ``worker`` as soon as ``path`` exists (a trial's first epoch is written): no chance to
+    record anything, so its trial stays "running" in the database."""
     import signal
 
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and worker.poll() is None and not path.exists():
+        time.sleep(0.02)
+    worker.send_signal(signal.SIGKILL)
+    worker.communicate(timeout=60)
+    assert path.exists(), "the trial never started"
+
+
+def _running(storage: str, study_name: str) -> list[int]:
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    return [t.number for t in study.get_trials() if t.state == optuna.trial.TrialState.RUNNING]
+
+
+def test_a_sweep_killed_mid_trial_finishes_every_grid_combination_when_run_again_at_once(
+        digits_300: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from datakit.cli import app
+
+    lrs = [0.01, 0.02, 0.03]
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump(_space({"optim.lr": lrs}) | {"set": {**FAST, "epochs": 6}}))
+    out = tmp_path / "sweep"
+    _kill_when(_start_sweep(digits_300, space, out), out / "trials" / "trial-0001" / "metrics.csv")
+    storage = f"sqlite:///{out / 'sweep.db'}"
+    assert _running(storage, "sweep") == [1]  # killed mid-trial: trial 1 is left "running"
+
+    # run again at once (no waiting for a heartbeat grace period): the dead process's trial is found
+    # by its owner's pid, failed, and its combination runs again; the summary says so
+    result = CliRunner().invoke(app, ["sweep", str(digits_300), "--space", str(space), "-o", str(out), "-q"],
+                                terminal_width=200)
+    assert result.exit_code == 0, result.output
+    printed = " ".join(result.stdout.split())
+    assert "recovered: trial 1 was left running by" in printed and "(process gone): queued to run again" in printed
+
+    table = pd.read_csv(out / "results.csv")
+    assert table.loc[table["trial"] == 1, "state"].item() == "interrupted"
+    assert "died mid-trial" in table.loc[table["trial"] == 1, "error"].item()
+    # exactly once: one complete trial per grid combination, nothing left running or waiting
+    done = table[table["state"].isin(["complete", "pruned"])]
+    assert sorted(done["optim.lr"]) == lrs
+    assert set(table["state"]) == {"complete", "interrupted"} and len(table) == 4
+    assert _running(storage, "sweep") == []
+    assert json.loads((out / "best.json").read_text())["trial"] in set(done["trial"])
+
+    # a third run has nothing left to do and runs nothing twice
+    again = sweep(digits_300, space, out, show_progress=False)
+    assert again.ran_here == 0 and len(again.table) == 4 and again.recovered == []
+
+
+def test_a_trial_of_a_dead_process_on_another_host_runs_again_after_the_heartbeat_grace(
+        digits_300: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import datakit.sweep_storage
 
     space = tmp_path / "space.yaml"
     space.write_text(yaml.safe_dump(_space({"optim.lr": [0.01]}, sampler="random", trials=1)
                                     | {"set": {**FAST, "epochs": 40}}))
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    worker = subprocess.Popen([sys.executable, "-m", "datakit", "sweep", str(digits_300), "--space", str(space),
-                               "-o", str(tmp_path / "sweep"), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, env=env)
-    metrics = tmp_path / "sweep" / "trials" / "trial-0000" / "metrics.csv"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and worker.poll() is None and not metrics.exists():
-        time.sleep(0.05)
-    worker.send_signal(signal.SIGKILL)  # no chance to record anything: the trial stays "running"
-    worker.communicate(timeout=60)
-    assert metrics.exists(), "the trial never started"
+    out = tmp_path / "sweep"
+    _kill_when(_start_sweep(digits_300, space, out), out / "trials" / "trial-0000" / "metrics.csv")
+    storage = f"sqlite:///{out / 'sweep.db'}"
+    # as if the killed process had run on another machine: its pid cannot be checked from here
+    study = optuna.load_study(study_name="sweep", storage=storage)
+    trial = study.get_trials()[0]
+    study._storage.set_trial_user_attr(trial._trial_id, "owner", {**trial.user_attrs["owner"], "host": "elsewhere"})
 
-    # its heartbeat stops; after the grace period the next sweep marks it failed and runs it again
+    # its heartbeat stops; until the grace period passes it counts as running on that machine
+    early = sweep(digits_300, space, out, show_progress=False)
+    assert early.ran_here == 0 and early.running_elsewhere and early.table["state"].tolist() == ["running"]
     monkeypatch.setattr(datakit.sweep_storage, "GRACE_SECONDS", 1)
     time.sleep(1.5)
-    result = sweep(digits_300, space, tmp_path / "sweep", show_progress=False)
+    result = sweep(digits_300, space, out, show_progress=False)
     assert result.table["state"].tolist() == ["interrupted", "complete"]
     assert result.table["optim.lr"].tolist() == [0.01, 0.01] and result.best["trial"] == 1
+    assert result.recovered == ["trial 0 was left running by elsewhere:" + str(trial.user_attrs["owner"]["pid"])
+                                + " (no heartbeat for 1 s): queued to run again"]
 
 
 def test_resuming_with_a_different_space_is_refused(digits_300: Path, tmp_path: Path) -> None:
