@@ -20,6 +20,7 @@ _LAZY = {
     "TrainResult": "datakit.training",
     "TrainConfig": "datakit.config",
     "evaluate": "datakit.evaluation",
+    "evaluate_predictions": "datakit.metrics.scoring",
     "predict": "datakit.prediction",
     "sweep": "datakit.sweeping",
     "SweepResult": "datakit.sweeping",
@@ -27,6 +28,9 @@ _LAZY = {
     "split": "datakit.splitting",
     "SplitResult": "datakit.splitting",
     "PipelineResult": "datakit.pipeline",
+    "augment": "datakit.augmentation.command",
+    "balance_report": "datakit.report.runner",
+    "Report": "datakit.report.runner",
 }
 
 
@@ -47,9 +51,13 @@ __all__ = [
     "SweepResult",
     "TrainConfig",
     "TrainResult",
+    "Report",
     "__version__",
+    "augment",
+    "balance_report",
     "convert",
     "evaluate",
+    "evaluate_predictions",
     "export",
     "info",
     "ingest",

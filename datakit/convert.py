@@ -66,14 +66,17 @@ def export(
     crop_padding: float = 0.0,
     yolo_task: str = "detect",
     decimals: int = 6,
+    allow_outside: bool | None = None,
 ) -> WriteResult:
-    """Write a manifest as ``format`` into the new folder ``output`` (``datakit export``)."""
+    """Write a manifest as ``format`` into the new folder ``output`` (``datakit export``).
+
+    A manifest whose image root leaves its data set is refused unless ``allow_outside``."""
     if crop_objects and format != "imagefolder":
         raise DatakitError("--crop-objects writes an ImageFolder data set: use it with --format imagefolder")
     module = get_format(format)
     options = WriteOptions(images=images, on_invalid=on_invalid, include_broken=include_broken,
                            crop_objects=crop_objects, crop_padding=crop_padding, yolo_task=yolo_task, decimals=decimals)
-    loaded = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
+    loaded = manifest if isinstance(manifest, Manifest) else load_manifest(manifest, allow_outside=allow_outside)
     return _staged_write(Path(output), lambda staging: module.write(loaded, staging, options))
 
 

@@ -20,6 +20,7 @@ from datakit import imageinfo
 from datakit.errors import CheckFailed, DatakitError
 from datakit.scan import (  # noqa: F401 - image_id, inspect_paths, scan_images, detect_layout: the ingest API
     _CHUNK_ROWS,
+    BAD_NAME_REASON,
     SPLIT_ALIASES,
     ScannedFile,
     assign_folder_labels,
@@ -31,10 +32,13 @@ from datakit.scan import (  # noqa: F401 - image_id, inspect_paths, scan_images,
     scan_images,
 )
 from datakit.manifest import (
+    HEADER_NAME,
     IMAGE_COLUMNS,
     Manifest,
+    check_image_root,
     load_manifest,
     manifest_exists,
+    outside_allowed,
     resolve_location,
     save_manifest,
 )
@@ -100,6 +104,19 @@ class IngestResult:
 
 # ---------------------------------------------------------------------------------------------
 # scanning
+
+
+def check_output(src: str | os.PathLike[str], output: str | os.PathLike[str], allow_outside: bool | None) -> None:
+    """Refuse an output that is (or would overwrite) the input, before anything is read or written."""
+    out = Path(output)
+    if out.name != HEADER_NAME and out.exists() and not out.is_dir():
+        raise DatakitError(f"{output}: exists and is a file; a manifest is a folder: choose a new name (e.g. NAME.manifest)")
+    location = resolve_location(output).resolve()
+    source = Path(src).resolve()
+    if location == source or (source.is_file() and location == source.parent and out.name == HEADER_NAME):
+        raise DatakitError(f"{output}: is the input itself; write the manifest beside it (e.g. {Path(src).name}.manifest)")
+    if source.is_dir():
+        check_image_root(os.path.relpath(source, location), str(output), allow_outside)
 
 
 def read_labels_csv(path: Path) -> pd.DataFrame:
@@ -248,26 +265,33 @@ def ingest(
     verify: str = "structure",
     strict: bool = False,
     incremental: bool = True,
-    allow_outside: bool = False,
+    allow_outside: bool | None = None,
     table_format: str = "parquet",
     show_progress: bool = True,
     on_file: Callable[[str], None] | None = None,
     format: str | None = None,
     on_invalid: str = "clip",
+    max_pixels: int | None = None,
 ) -> IngestResult:
     """Scan ``src`` into the manifest at ``output``; see the module docstring for layouts.
 
     With ``format`` (coco, voc, yolo, labelme, imagefolder, masks), or when one is detected in
     ``src`` and no folder layout or labels CSV was asked for, the annotation format is read instead
     (``datakit.convert.ingest_format``); ``on_invalid`` (clip, skip, fail) applies to its objects.
+    Images over ``max_pixels`` (default: Pillow's error threshold, about 179 megapixels) get
+    status ``too_large`` and are never decoded.
     """
+    if max_pixels is not None and max_pixels <= 0:
+        raise DatakitError(f"--max-pixels must be a positive number of pixels, got {max_pixels}")
+    check_output(src, output, allow_outside)
     if format is None and labels is None and layout == "auto":
         from datakit.formats import detect_format
 
         format = detect_format(src)
     if format is not None:
         return ingest_format(src, output, format=format, on_invalid=on_invalid, workers=workers, verify=verify,
-                             strict=strict, table_format=table_format, show_progress=show_progress)
+                             strict=strict, table_format=table_format, show_progress=show_progress,
+                             max_pixels=max_pixels, allow_outside=allow_outside)
     started = time.perf_counter()
     src_path = Path(src)
     if not src_path.is_dir():
@@ -279,7 +303,7 @@ def ingest(
     workers = workers or os.cpu_count() or 1
     labels_table = read_labels_csv(Path(labels)) if labels else None
 
-    files, skipped = scan_images(src_path, allow_outside=allow_outside)
+    files, skipped = scan_images(src_path, allow_outside=outside_allowed(allow_outside))
     if not files:
         raise DatakitError(f"{src}: no image files found (looked for {', '.join(sorted(imageinfo.IMAGE_EXTENSIONS)[:9])}, ...)")
     chosen = detect_layout(files, labels_table is not None) if layout == "auto" else layout
@@ -294,7 +318,7 @@ def ingest(
     old_images: pd.DataFrame | None = None
     old_categories: list[dict[str, Any]] = []
     if incremental and manifest_exists(out_location):
-        old = load_manifest(out_location)
+        old = load_manifest(out_location, allow_outside=allow_outside)
         old_source = old.root().resolve()
         if old_source != src_path.resolve():
             raise DatakitError(
@@ -304,12 +328,19 @@ def ingest(
         old_images = old.images
         old_categories = old.categories
     reused, previous_ids, new_files, changed_files, deleted_files = _compare_with_previous(files, old_images)
-    jobs = [(f.path, str(src_path / f.path), verify) for f in files if f.path not in reused.index]
+    jobs = [(f.path, str(src_path / f.path), verify, max_pixels)
+            for f in files if f.path not in reused.index and not f.bad_name]
+    named_badly = [f for f in files if f.bad_name and f.path not in reused.index]
     reused = reused.reset_index()[list(IMAGE_COLUMNS) + [c for c in reused.columns if c not in IMAGE_COLUMNS]]
     meta = {f.path: f for f in files}
 
     chunks: list[pd.DataFrame] = [reused] if len(reused) else []
     rows: list[dict[str, Any]] = []
+    for f in named_badly:  # never opened: the name cannot be stored as it is
+        row = {name: None for name in IMAGE_COLUMNS}
+        row.update(id=image_id(f.path), path=f.path, file_size=f.size, mtime_ns=f.mtime_ns, split=f.split,
+                   status="bad_name", reason=BAD_NAME_REASON)
+        rows.append(row)
     for rel, facts in _inspect_all(jobs, workers, show_progress):
         f = meta[rel]
         row = {name: None for name in IMAGE_COLUMNS}
@@ -381,6 +412,8 @@ def ingest_format(
     strict: bool = False,
     table_format: str = "parquet",
     show_progress: bool = True,
+    max_pixels: int | None = None,
+    allow_outside: bool | None = None,
 ) -> IngestResult:
     """Read an annotation format into the manifest at ``output`` (``datakit ingest --format``)."""
     from datakit.formats import read_source
@@ -389,15 +422,17 @@ def ingest_format(
     started = time.perf_counter()
     if verify not in imageinfo.VERIFY_MODES:
         raise DatakitError(f"unknown verify mode {verify!r}; choose one of: {', '.join(imageinfo.VERIFY_MODES)}")
+    check_output(src, output, allow_outside)
     options = ReadOptions(on_invalid=on_invalid, image_dir=image_dir, workers=workers, verify=verify,
-                          show_progress=show_progress)
+                          show_progress=show_progress, max_pixels=max_pixels)
     result = read_source(src, format, options)
     manifest = result.manifest
     out_location = resolve_location(output)
     new_root = Path(manifest.image_root).resolve()
+    check_image_root(os.path.relpath(new_root, out_location.resolve()), str(output), allow_outside)
     if manifest_exists(out_location):
         # the same rule as the folder ingest: a manifest is replaced only by one of the same images
-        old_root = load_manifest(out_location, validate_schema=False).root().resolve()
+        old_root = load_manifest(out_location, validate_schema=False, allow_outside=True).root().resolve()
         if old_root != new_root:
             raise DatakitError(f"{out_location}: this manifest was made from {old_root}, not {new_root}; "
                                "choose another output")

@@ -372,6 +372,10 @@ def load_pipeline(
                 raise DatakitError(f"{label}: ${{{ref}}} does not name an earlier step{later}; "
                                    f"earlier steps: {', '.join(ids[:index - 1]) or 'none'}")
     name = str(data.get("name") or (Path(source).stem if source else "pipeline"))
+    if not name or name.startswith(".") or "/" in name or "\\" in name or not name.isprintable() or len(name) > 128:
+        # the name becomes the default output folder runs/NAME: '../x' or '/x' would write elsewhere
+        raise DatakitError(f"{where}name {name!r} must be a plain name (no '/' or '\\', not starting with '.'), "
+                           "because it names the output folder runs/NAME")
     return Pipeline(name=name, seed=seed, steps=steps, base=base, source=source, description=data.get("description"))
 
 

@@ -62,6 +62,11 @@ def stratified_split(
     frame = images[["id", "label"]].copy()
     group = images["sha256"] if "sha256" in images.columns else pd.Series(pd.NA, index=images.index)
     frame["group"] = group.fillna(images["id"]).astype(str)
+    if "parent_id" in images.columns and images["parent_id"].notna().any():
+        # an augmented image goes where its parent goes: a copy in test of a train image is a leak
+        own = dict(zip(images["id"].astype(str), frame["group"]))
+        derived = images["parent_id"].notna()
+        frame.loc[derived, "group"] = images.loc[derived, "parent_id"].astype(str).map(lambda p: own.get(p, p))
     # a duplicated image takes the label of its first row (sorted by id) for stratification
     first = frame.sort_values("id").drop_duplicates("group").set_index("group")["label"]
     result = pd.Series("train", index=images.index, dtype="string")
@@ -351,19 +356,20 @@ def split(
     ratios: str | Sequence[float] | None = None,
     seed: int = 0,
     group_by: GroupBy = None,
-    show_progress: bool = False,
+    allow_outside: bool | None = None,
 ) -> SplitResult:
     """Give every usable image of ``manifest`` a train/val/test split; write it to ``output``.
 
     Without ``output`` the manifest is updated in place (atomically; only the split column
     changes). ``ratios`` is train,val[,test] (default 0.7,0.15,0.15). ``group_by`` adds groups
     that must not straddle splits: column names of the images table, or functions taking the
-    images table and returning one group key per row (null: no group).
+    images table and returning one group key per row (null: no group). ``allow_outside`` as for
+    every command that reads a manifest (an image root that leaves the data set is refused).
     """
-    from datakit.manifest import load_manifest, resolve_location, save_manifest
+    from datakit.manifest import check_image_root, load_manifest, resolve_location, save_manifest
 
     wanted = parse_ratios(ratios)
-    m = load_manifest(manifest)
+    m = load_manifest(manifest, allow_outside=allow_outside)
     source = Path(m.location) if m.location is not None else resolve_location(manifest)
     images = m.images
     usable_mask = (images["status"] == "ok").to_numpy()
@@ -386,8 +392,11 @@ def split(
     if output is None:
         out = save_manifest(m, source, table_format=_table_format(source))
     else:
-        m.image_root = str(m.root())  # the new manifest lives elsewhere; the images stay where they are
-        out = save_manifest(m, output, table_format=_table_format(source))
+        # the new manifest lives elsewhere and the images stay where they are: relative, as ingest writes it
+        target = resolve_location(output)
+        m.image_root = Path(os.path.relpath(m.root().resolve(), target.resolve())).as_posix()
+        check_image_root(m.image_root, str(output), allow_outside)
+        out = save_manifest(m, target, table_format=_table_format(source))
     by_class = {c: {s: int(((strata == c) & (splits == s)).sum()) for s in SPLITS} for c in sorted(strata.unique())}
     worst, worst_at = 0.0, None
     for c, row in by_class.items():

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -222,13 +223,13 @@ def _train(
     data = task.prepare(manifest, fixed_splits, classes=resume_state["classes"] if resume_state else None)
     notes += data.notes
     preprocess = Preprocess.from_dict(resume_state["preprocess"]) if resume_state else task.preprocess(data)
-    counts = {name: len(frame) for name, frame in data.frames.items()}
 
     with display:
         display.note(f"[cyan]task:[/] {task.name} ({task_reason})")
         for note in notes:
             display.note(f"[cyan]note:[/] {note}")
-        datasets = task.datasets(data, preprocess, display, fill_normalization=not resume_state)
+        datasets = task.datasets(data, preprocess, display, fill_normalization=not resume_state, notes=notes)
+        counts = {name: len(frame) for name, frame in data.frames.items()}
         weights = task.sample_weights(data)
         samplers = {
             name: EpochSampler(len(ds), shuffle=name == "train", weights=weights if name == "train" else None,

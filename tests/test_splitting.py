@@ -176,10 +176,20 @@ def test_pipeline_step_only_calls_split(tmp_path: Path) -> None:
     from datakit.pipeline import run_pipeline
 
     manifest = _manifest(tmp_path, {"a": 20, "b": 20})
+    # outputs beside the images' folder: an image root may climb at most one folder
     result = run_pipeline({"name": "s", "seed": 5, "steps": [
-        {"split": {"manifest": str(manifest), "ratios": [0.6, 0.2, 0.2]}},
-        {"id": "alias", "split": {"manifest": str(manifest), "val": 0.2, "test": 0.2}},
+        {"split": {"manifest": str(manifest), "ratios": [0.6, 0.2, 0.2], "output": str(tmp_path / "s1")}},
+        {"id": "alias", "split": {"manifest": str(manifest), "val": 0.2, "test": 0.2, "output": str(tmp_path / "s2")}},
     ]}, tmp_path / "pipe", show_progress=False)
     direct = split(manifest, tmp_path / "direct", ratios="0.6,0.2,0.2", seed=5)
     assert result.results("split")["splits"] == direct.counts == result.results("alias")["splits"]
     assert _split_of(Path(result.results("split")["manifest"])) == _split_of(tmp_path / "direct")
+
+
+def test_an_output_whose_image_root_would_leave_the_data_set_is_refused_before_writing(tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path, {"a": 6, "b": 6})
+    with pytest.raises(DatakitError, match="climbs 2 folders"):
+        split(manifest, tmp_path / "deep" / "er")
+    assert not (tmp_path / "deep").exists()
+    split(manifest, tmp_path / "deep" / "er", allow_outside=True)
+    assert load_manifest(tmp_path / "deep" / "er", allow_outside=True).images["split"].notna().all()

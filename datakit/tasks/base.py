@@ -5,7 +5,7 @@ resolved config and calls, in this order::
 
     data = task.prepare(manifest, fixed_splits, classes)   # usable rows per split, classes, notes
     pre = task.preprocess(data)                             # how a file becomes a model input
-    sets = task.datasets(data, pre, display, ...)           # split -> torch Dataset (targets follow pixels)
+    sets = task.datasets(data, pre, display, ..., notes)    # split -> torch Dataset; skipped files noted
     model = task.build_model(pre, data)                     # looked up by (task, model.name)
     task.setup_loss(data, device)
     per batch:  loss, parts, outputs, targets = task.step(model, batch, device, train=True)
@@ -46,7 +46,8 @@ class Task:
     def preprocess(self, data: Any) -> Any:
         raise NotImplementedError
 
-    def datasets(self, data: Any, preprocess: Any, display: Any, fill_normalization: bool) -> dict[str, Any]:
+    def datasets(self, data: Any, preprocess: Any, display: Any, fill_normalization: bool,
+                 notes: list[str]) -> dict[str, Any]:
         raise NotImplementedError
 
     def sample_weights(self, data: Any) -> Any:

@@ -29,6 +29,8 @@ from datakit.data import (
     fits_in_cache,
     image_size,
     prepare_classification,
+    screen_files,
+    skipped_note,
 )
 from datakit.errors import DatakitError
 from datakit.models import build_model, get_family
@@ -99,12 +101,19 @@ class ClassificationTask(Task):
             if train_images is None:
                 generator = torch.Generator().manual_seed(config.seed)
                 pick = torch.randperm(len(train_paths), generator=generator)[:STATS_SAMPLE].tolist()
-                train_images = decode_all([train_paths[i] for i in sorted(pick)], preprocess, config.data.workers)
+                failures: dict[int, str] = {}
+                train_images = decode_all([train_paths[i] for i in sorted(pick)], preprocess, config.data.workers,
+                                          failures=failures)
+                if failures:
+                    train_images = np.delete(train_images, sorted(failures), axis=0)
             preprocess.mean, preprocess.std = channel_stats(train_images)
 
-    def datasets(self, data: LabelledSplits, preprocess: Preprocess, display: Any,
-                 fill_normalization: bool) -> dict[str, ImageClassificationDataset]:
-        """Decoded (and cached when it fits) images per split; augmentation on train only."""
+    def datasets(self, data: LabelledSplits, preprocess: Preprocess, display: Any, fill_normalization: bool,
+                 notes: list[str]) -> dict[str, ImageClassificationDataset]:
+        """Decoded (and cached when it fits) images per split; augmentation on train only.
+
+        One bad file never stops a run: what cannot be decoded is left out of ``data.frames``,
+        counted, and reported in ``notes``."""
         from datakit.online_augment import build_transform
 
         config = self.config
@@ -112,14 +121,31 @@ class ClassificationTask(Task):
         counts = {name: len(frame) for name, frame in data.frames.items()}
         self.cache = fits_in_cache(sum(counts.values()), preprocess, config.data.cache)
         images: dict[str, Any] = {name: None for name in paths}
+        failed: dict[str, dict[int, str]] = {name: {} for name in paths}
         if self.cache:
             display.start_task("loading images", sum(counts.values()))
             for name in paths:
                 if counts[name]:
-                    images[name] = decode_all(paths[name], preprocess, config.data.workers, on_batch=display.advance)
+                    images[name] = decode_all(paths[name], preprocess, config.data.workers, on_batch=display.advance,
+                                              failures=failed[name])
+        else:  # decoded batch by batch later: leave out what cannot be decoded now, from the headers
+            failed = {name: screen_files(paths[name]) for name in paths}
+        for name, failures in failed.items():
+            if not failures:
+                continue
+            keep = [i for i in range(len(paths[name])) if i not in failures]
+            data.frames[name] = data.frames[name].iloc[keep].reset_index(drop=True)
+            paths[name] = [paths[name][i] for i in keep]
+            images[name] = images[name][keep] if images[name] is not None else None
+            counts[name] = len(keep)
+            notes.append(skipped_note(failures, name))
+            display.note(f"[yellow]skipped:[/] {notes[-1]}")
+        for name in ("train", "val"):
+            if not counts[name]:
+                raise DatakitError(f"{data.where}: no image of split '{name}' could be decoded; see the notes above")
         if fill_normalization:
             self._normalization(preprocess, images["train"], paths["train"])
-        transform = build_transform(config.augment, seed=config.seed)
+        transform = build_transform(config.augment, seed=config.seed, task=self.name)
         return {
             name: ImageClassificationDataset(paths[name], data.frames[name]["target"].to_numpy(), preprocess,
                                              transform if name == "train" else None, images[name])
