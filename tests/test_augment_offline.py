@@ -17,7 +17,7 @@ import datakit
 from datakit.errors import DatakitError
 from datakit.geometry import rle_to_mask
 from datakit.manifest import load_manifest, save_manifest
-from datakit.split import stratified_split
+from datakit.splitting import stratified_split
 from tests.augment_data import classes_manifest, shapes_manifest, with_splits
 
 
