@@ -26,6 +26,9 @@ _LAZY = {
     "SweepResult": "datakit.sweeping",
     "run_pipeline": "datakit.pipeline",
     "PipelineResult": "datakit.pipeline",
+    "augment": "datakit.augmentation.command",
+    "balance_report": "datakit.report.runner",
+    "Report": "datakit.report.runner",
 }
 
 
@@ -46,7 +49,10 @@ __all__ = [
     "SweepResult",
     "TrainConfig",
     "TrainResult",
+    "Report",
     "__version__",
+    "augment",
+    "balance_report",
     "convert",
     "evaluate",
     "evaluate_predictions",
