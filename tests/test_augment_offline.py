@@ -276,3 +276,34 @@ def test_bad_usage_is_one_clear_error(shapes_split: Path, tmp_path: Path) -> Non
         datakit.augment(shapes_split, tmp_path / "full", show_progress=False)
     with pytest.raises(DatakitError, match="no derived images"):
         datakit.augment(verify=shapes_split, show_progress=False)
+
+
+def test_horizontal_flip_through_the_writer_moves_every_box_to_w_minus_x_minus_w(tmp_path: Path) -> None:
+    manifest = shapes_manifest(tmp_path, count=8, objects=(2, 3))
+    out = tmp_path / "out"
+    datakit.augment(manifest, out, spec=[{"HorizontalFlip": {"p": 1.0}}], split="all", show_progress=False)
+    m = load_manifest(out)
+    parent_ann = m.annotations.set_index("id")
+    checked = 0
+    for row in m.images[m.images["parent_id"].notna()].itertuples():
+        fates = json.loads(row.objects)
+        assert all(f["status"] == "kept" for f in fates)  # a flip cuts nothing off
+        for fate in fates:
+            before, after = parent_ann.loc[fate["annotation"]], parent_ann.loc[fate["id"]]
+            assert after["bbox_x"] == row.width - before["bbox_x"] - before["bbox_w"]
+            assert (after["bbox_y"], after["bbox_w"], after["bbox_h"]) == (before["bbox_y"], before["bbox_w"], before["bbox_h"])
+            assert after["category"] == before["category"]
+            checked += 1
+    assert checked >= 16
+
+
+def test_a_failed_run_leaves_no_half_made_output(shapes_split: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datakit.augmentation import offline
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(offline, "_carry_files", broken)
+    with pytest.raises(KeyboardInterrupt):
+        datakit.augment(shapes_split, tmp_path / "out", show_progress=False)
+    assert not (tmp_path / "out").exists()
