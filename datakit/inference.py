@@ -74,7 +74,7 @@ def collect_images(items: Iterable[str | os.PathLike[str]]) -> list[Path]:
         path = Path(item)
         if path.is_dir():
             found.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS))
-        elif path.is_file():
+        elif path.exists():  # a FIFO or device becomes a row with its error; it is never opened
             found.append(path)
         else:
             raise DatakitError(f"{path}: no such file or folder")

@@ -8,7 +8,8 @@ A sweep directory holds::
     trials/trial-NNNN/    one training run directory per trial
     results.csv/.parquet  one row per trial: state, every searched key, val/test accuracy, epochs,
                           seconds, parameter count, run directory, error
-    best.json             the best trial by the validation metric, with its full config
+    best.json             the best trial by the validation metric (ties: TIE_BREAK), with its full config
+    sweep.png             the metric per trial, and against each searched key
 
 Every trial's state lives in the Optuna storage, so a sweep that was interrupted continues where it
 stopped when run again, and several processes (or machines sharing a database URL) can work on one
@@ -47,6 +48,13 @@ TRIAL_COLUMNS = ("trial", "state", "value")
 RESULT_COLUMNS = ("val_accuracy", "val_loss", "test_accuracy", "best_epoch", "epochs", "seconds", "parameters",
                   "run_dir", "worker", "error")
 SELECTION_NOTE = "the best trial is chosen on validation only; test accuracy is reported, never used to choose"
+# what decides between trials with the same metric (rank() sorts by these, in this order)
+TIE_BREAK = {"val_accuracy": ("val_loss", "lower"), "val_loss": ("val_accuracy", "higher")}
+
+
+def tie_break_note(metric: str) -> str:
+    other, better = TIE_BREAK[metric]
+    return f"ties on {metric} go to the {better} {other}, then to the earlier trial"
 
 
 class SweepInterrupted(KeyboardInterrupt):
@@ -304,6 +312,10 @@ def results_table(trials: list[FrozenTrial], space: SearchSpace) -> pd.DataFrame
         kinds = {type(v) for v in table[key] if v is not None and not (isinstance(v, float) and pd.isna(v))}
         if len(kinds) > 1 and not kinds <= {int, float}:
             table[key] = table[key].map(lambda v: None if v is None else str(v))  # one type per Parquet column
+    for key in space.keys:
+        values = [v for v in table[key] if v is not None and not (isinstance(v, float) and pd.isna(v))]
+        if values and all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            table[key] = pd.array(table[key], dtype="Int64")  # 32, not 32.0, when a trial has no value
     for column in ("best_epoch", "epochs", "parameters"):
         table[column] = pd.array(table[column], dtype="Int64")
     for column in ("value", "val_accuracy", "val_loss", "test_accuracy", "seconds"):
@@ -314,22 +326,22 @@ def results_table(trials: list[FrozenTrial], space: SearchSpace) -> pd.DataFrame
 
 
 def rank(table: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Complete trials, best first by the validation metric; ties go to the other validation metric."""
+    """Complete trials, best first by the validation metric; ties go to the other validation metric
+    (``TIE_BREAK``), then to the earlier trial."""
     done = table[table["state"] == "complete"]
-    if metric == "val_accuracy":
-        return done.sort_values(["value", "val_loss", "trial"], ascending=[False, True, True], kind="stable")
-    return done.sort_values(["value", "val_accuracy", "trial"], ascending=[True, False, True], kind="stable")
+    other, better = TIE_BREAK[metric]
+    return done.sort_values(["value", other, "trial"], ascending=[metric == "val_loss", better == "lower", True],
+                            kind="stable")
 
 
-def best_summary(table: pd.DataFrame, space: SearchSpace) -> dict[str, Any] | None:
+def best_summary(table: pd.DataFrame, space: SearchSpace, trials: list[FrozenTrial]) -> dict[str, Any] | None:
     ranked = rank(table, space.metric)
     if ranked.empty:
         return None
     row = ranked.iloc[0]
-    params = {}
-    for p in space.params:
-        value = row[p.key]
-        params[p.key] = p.decode(value) if isinstance(value, str) else (None if pd.isna(value) else value)
+    # the values as the trial used them (int, float, str, list), not as a table column holds them
+    chosen = next(t for t in trials if t.number == int(row["trial"]))
+    params = {p.key: p.decode(chosen.params[p.key]) if p.key in chosen.params else None for p in space.params}
     run = RunDir(str(row["run_dir"]))
     config = run.read_config()
 
@@ -342,18 +354,32 @@ def best_summary(table: pd.DataFrame, space: SearchSpace) -> dict[str, Any] | No
         "test_accuracy": plain(row["test_accuracy"]), "best_epoch": plain(row["best_epoch"]),
         "epochs": plain(row["epochs"]), "seconds": plain(row["seconds"]), "parameters": plain(row["parameters"]),
         "params": params, "run_dir": str(run.path), "best_checkpoint": str(run.best),
-        "note": SELECTION_NOTE, "config": config,
+        "note": SELECTION_NOTE, "tie_break": tie_break_note(space.metric), "config": config,
     }
 
 
-def write_results(output: Path, study: optuna.Study, space: SearchSpace) -> tuple[pd.DataFrame, dict[str, Any] | None]:
-    table = results_table(study.get_trials(deepcopy=False), space)
+def write_results(output: Path, study: optuna.Study, space: SearchSpace,
+                  plot: bool = False) -> tuple[pd.DataFrame, dict[str, Any] | None]:
+    """results.csv/.parquet and best.json after every trial; sweep.png (``plot``) at the end."""
+    trials = study.get_trials(deepcopy=False)
+    table = results_table(trials, space)
     # several processes may write one sweep: every write is atomic, the last one wins
     write_atomic(output / "results.csv", lambda p: table.to_csv(p, index=False))
     write_atomic(output / "results.parquet", lambda p: table.to_parquet(p, index=False, engine="pyarrow"))
-    best = best_summary(table, space)
+    best = best_summary(table, space, trials)
     if best is not None:
         write_json(output / "best.json", best)
+    if plot and len(table):
+        from datakit.plots import sweep_plot
+
+        log_params = [p.key for p in space.params if p.log]
+        title = f"sweep {output.name}: {len(table)} trials, {space.sampler} sampler"
+        tmp = output / f".sweep.{os.getpid()}.png"  # matplotlib takes the format from the suffix
+        try:
+            sweep_plot(table, space.metric, space.keys, tmp, title, log_params)
+            os.replace(tmp, output / "sweep.png")
+        finally:
+            tmp.unlink(missing_ok=True)
     return table, best
 
 
@@ -521,11 +547,11 @@ def sweep(
                     study.optimize(objective, catch=(Exception,), callbacks=[after_trial])
                     recover()
         except KeyboardInterrupt:
-            write_results(out, study, searched)
+            write_results(out, study, searched, plot=True)
             raise SweepInterrupted(
                 f"sweep interrupted; results so far in {out}/results.csv; run the same command again to "
                 "resume (finished trials are kept, the interrupted one runs again)") from None
-        table, best = write_results(out, study, searched)
+        table, best = write_results(out, study, searched, plot=True)
     counts = {state_name: int(n) for state_name, n in table["state"].value_counts().items()}
     return SweepResult(output=out, study_name=name, storage=storage_url, metric=searched.metric,
                        direction=searched.direction, table=table, best=best, counts=counts,

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -49,6 +50,8 @@ from datakit.data import (
     channel_stats,
     decode_all,
     fits_in_cache,
+    screen_files,
+    skipped_note,
     image_size,
     make_loader,
     prepare_classification,
@@ -198,7 +201,11 @@ def _normalization(config: cfg.TrainConfig, preprocess: Preprocess, train_images
         if train_images is None:
             generator = torch.Generator().manual_seed(config.seed)
             pick = torch.randperm(len(train_paths), generator=generator)[:STATS_SAMPLE].tolist()
-            train_images = decode_all([train_paths[i] for i in sorted(pick)], preprocess, config.data.workers)
+            failures: dict[int, str] = {}
+            train_images = decode_all([train_paths[i] for i in sorted(pick)], preprocess, config.data.workers,
+                                      failures=failures)
+            if failures:
+                train_images = np.delete(train_images, sorted(failures), axis=0)
         preprocess.mean, preprocess.std = channel_stats(train_images)
 
 
@@ -359,11 +366,28 @@ def _train(
         for note in notes:
             display.note(f"[cyan]note:[/] {note}")
         images: dict[str, Any] = {name: None for name in paths}
+        failed: dict[str, dict[int, str]] = {name: {} for name in paths}
         if cache:
             display.start_task("loading images", sum(counts.values()))
             for name in paths:
                 if counts[name]:
-                    images[name] = decode_all(paths[name], preprocess, config.data.workers, on_batch=display.advance)
+                    images[name] = decode_all(paths[name], preprocess, config.data.workers, on_batch=display.advance,
+                                              failures=failed[name])
+        else:  # decoded batch by batch later: leave out what cannot be decoded now, from the headers
+            failed = {name: screen_files(paths[name]) for name in paths}
+        for name, failures in failed.items():
+            if not failures:
+                continue  # one bad file never stops a run: it is left out, counted and reported
+            keep = [i for i in range(len(paths[name])) if i not in failures]
+            data.frames[name] = data.frames[name].iloc[keep].reset_index(drop=True)
+            paths[name] = [paths[name][i] for i in keep]
+            images[name] = images[name][keep] if images[name] is not None else None
+            counts[name] = len(keep)
+            notes.append(skipped_note(failures, name))
+            display.note(f"[yellow]skipped:[/] {notes[-1]}")
+        for name in ("train", "val"):
+            if not counts[name]:
+                raise DatakitError(f"{manifest_path}: no image of split '{name}' could be decoded; see the notes above")
         if not resume_state:
             _normalization(config, preprocess, images["train"], paths["train"])
         transform = build_transform(config.augment, seed=config.seed)

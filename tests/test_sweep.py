@@ -26,7 +26,7 @@ FAST = {**TINY_TRAIN, "epochs": 2}
 
 @pytest.fixture(scope="module")
 def digits_300(digits_manifest: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _subset_manifest(digits_manifest, tmp_path_factory.mktemp("digits_300") / "manifest", 30)
+    return _subset_manifest(digits_manifest, digits_manifest.parent / "subset30.manifest", 30)
 
 
 def _space(params: dict, **fields: object) -> dict:
@@ -262,14 +262,32 @@ def test_cli_sweep_prints_a_leaderboard_and_fails_cleanly_on_a_bad_key(digits_30
     from datakit.cli import app
 
     space = tmp_path / "space.yaml"
-    space.write_text(yaml.safe_dump(_space({"optim.lr": [0.01, 0.02]})))
+    space.write_text(yaml.safe_dump(_space({"optim.lr": [0.01], "train.batch_size": [16, 32],
+                                            "model.conv.filters": [[8, 16]]})))
     runner = CliRunner()
     result = runner.invoke(app, ["sweep", str(digits_300), "--space", str(space), "-o", str(tmp_path / "s"), "-q",
-                                 "--set", "train.epochs=1"], terminal_width=200)
+                                 "--set", "train.epochs=1"], terminal_width=80)
     assert result.exit_code == 0, result.output
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80
     printed = " ".join(result.stdout.split())  # rich wraps lines to the terminal width
     assert "top 2 of 2 trials by val_accuracy" in printed and "chosen on validation only" in printed
-    assert pd.read_csv(tmp_path / "s" / "results.csv")["epochs"].tolist() == [1, 1]
+    # the tie-break is stated and shown: a column of validation losses beside the accuracies
+    assert "ties on val_accuracy go to the lower val_loss, then to the earlier trial" in printed
+    header = next(line for line in result.stdout.splitlines() if line.split()[:2] == ["#", "trial"])
+    assert header.split()[:6] == ["#", "trial", "acc", "loss", "acc", "ep"]
+    table = pd.read_csv(tmp_path / "s" / "results.csv")
+    assert table["epochs"].tolist() == [1, 1] and sorted(table["train.batch_size"]) == [16, 32]
+    # best.json holds each value with the type the trial used, as a config file would
+    best = json.loads((tmp_path / "s" / "best.json").read_text())
+    assert best["params"]["train.batch_size"] in (16, 32) and type(best["params"]["train.batch_size"]) is int
+    assert type(best["params"]["optim.lr"]) is float and best["params"]["model.conv.filters"] == [8, 16]
+    assert best["tie_break"] == "ties on val_accuracy go to the lower val_loss, then to the earlier trial"
+    # the sweep plot: metric per trial, then one panel per searched key
+    from PIL import Image
+
+    with Image.open(tmp_path / "s" / "sweep.png") as image:
+        assert image.format == "PNG" and image.width > 800 and image.height > 300
+    assert "sweep.png" in printed
 
     space.write_text(yaml.safe_dump(_space({"optim.lrr": [0.01]})))
     bad = runner.invoke(app, ["sweep", str(digits_300), "--space", str(space), "-o", str(tmp_path / "t")])
@@ -305,3 +323,16 @@ def test_two_processes_share_one_sqlite_study(digits_300: Path, tmp_path: Path) 
     # the process that finished last wrote a results.csv listing every trial
     last = max((pd.read_csv(tmp_path / f"worker{i}" / "results.csv") for i in range(2)), key=len)
     assert sorted(last["trial"]) == sorted(t.number for t in trials)
+
+
+def test_ties_on_the_metric_go_to_the_other_validation_metric_then_the_earlier_trial() -> None:
+    from datakit.sweeping import rank
+
+    table = pd.DataFrame({"trial": [0, 1, 2, 3], "state": ["complete"] * 3 + ["pruned"],
+                          "value": [0.9, 0.9, 0.8, 0.95], "val_accuracy": [0.9, 0.9, 0.8, 0.95],
+                          "val_loss": [0.5, 0.3, 0.2, 0.1]})
+    assert rank(table, "val_accuracy")["trial"].tolist() == [1, 0, 2]  # pruned trials are not ranked
+    by_loss = table.assign(value=[0.3, 0.3, 0.5, 0.1], val_loss=[0.3, 0.3, 0.5, 0.1], val_accuracy=[0.8, 0.9, 0.9, 1])
+    assert rank(by_loss, "val_loss")["trial"].tolist() == [1, 0, 2]
+    same = table.assign(val_loss=0.5)
+    assert rank(same, "val_accuracy")["trial"].tolist() == [0, 1, 2]
