@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -91,11 +92,12 @@ def test_unsplit_manifest_stops_with_a_message_and_split_all_augments_everything
 
 def test_older_manifest_without_lineage_columns_still_loads(shapes_split: Path, tmp_path: Path) -> None:
     m = load_manifest(shapes_split)
-    old = tmp_path / "old"
+    old = shapes_split.parent / "old"  # beside the manifest, so its image root climbs one folder as usual
     old.mkdir()
     legacy = [c for c in m.images.columns if c not in ("parent_sha256", "pipeline", "seed", "applied", "objects")]
     m.images[legacy].to_csv(old / "images.csv", index=False)
-    header = {"schema_version": 1, "tasks": m.tasks, "categories": m.categories, "image_root": str(m.root()),
+    header = {"schema_version": 1, "tasks": m.tasks, "categories": m.categories,
+              "image_root": os.path.relpath(m.root(), old),
               "tables": {"images": "images.csv"}}
     (old / "manifest.json").write_text(json.dumps(header))
     loaded = load_manifest(old)
