@@ -31,6 +31,8 @@ _LAZY = {
     "sweep": "datakit.sweeping",
     "SweepResult": "datakit.sweeping",
     "run_pipeline": "datakit.pipeline",
+    "split": "datakit.splitting",
+    "SplitResult": "datakit.splitting",
     "PipelineResult": "datakit.pipeline",
     "augment": "datakit.augmentation.command",
     "balance_report": "datakit.report.runner",
@@ -88,6 +90,8 @@ __all__ = [
     "run_pipeline",
     "sample",
     "save_manifest",
+    "split",
+    "SplitResult",
     "sweep",
     "train",
 ]

@@ -10,7 +10,6 @@ seam's: localization ``accuracy``, ``box_iou``, ``acc_iou50``; detection ``map``
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from datakit.atomic import write_json
 from datakit.errors import DatakitError
 from datakit.manifest import load_manifest
 from datakit.metrics import coco
@@ -135,7 +135,7 @@ def score(
         files.update(figures.write_all(result, extras, out_dir))
     files["metrics.json"] = str(out_dir / "metrics.json")
     result["files"] = files
-    (out_dir / "metrics.json").write_text(json.dumps(result, indent=2, default=_json_default) + "\n", encoding="utf-8")
+    write_json(out_dir / "metrics.json", result, default=_json_default)
     return result, extras
 
 
@@ -190,7 +190,7 @@ def score_detections(dets: Detections, truth: Truth, task: str, max_dets: list[i
                          "protocol": coco.protocol(result, dets.box_area)}
         extras[iou_type] = result
     matrix = confusion.detection_confusion(gt, box_dt, category_ids, image_ids)
-    paths = {n: str(truth.images.at[m, "path"]) for n, m in manifest_of.items()}
+    paths = {n: truth.paths[m] for n, m in manifest_of.items()}
     labels = [names[c] for c in category_ids] + ["background"]
     extras["confusion"] = matrix
     return {
