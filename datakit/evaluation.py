@@ -151,6 +151,7 @@ def evaluate(
     )
     metrics.update({
         "split": split, "split_source": source, "checkpoint": str(loaded.checkpoint), "epoch": loaded.epoch,
+        "run": str(loaded.run_dir or loaded.checkpoint), "run_source": loaded.source,
         "manifest": str(manifest), "classes": loaded.classes, "misclassified": int((y_true != y_pred).sum()),
         "files": {name: str(out_dir / name) for name in (
             "metrics.json", "confusion_matrix.csv", "confusion_matrix.png", "misclassified.png", "predictions.csv")},

@@ -26,7 +26,8 @@ def predict(
 
     Folders are searched for images recursively. An image that cannot be decoded gets an empty
     label and its reason in ``error`` instead of stopping the others. ``all_probabilities`` adds
-    one ``p_<class>`` column per class.
+    one ``p_<class>`` column per class. ``run`` may be a sweep folder (its best trial) or a pipeline
+    folder (its last train or sweep step); ``table.attrs["run_source"]`` then says which run.
     """
     if isinstance(images, (str, os.PathLike)):
         images = [images]
@@ -57,4 +58,5 @@ def predict(
     if all_probabilities:
         for c, name in enumerate(loaded.classes):
             table[f"p_{name}"] = probabilities[:, c]
+    table.attrs["run_source"] = loaded.source  # which run a sweep or pipeline folder led to
     return table

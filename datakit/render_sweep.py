@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from datakit.render import path_line, titled
+
 STATE_STYLE = {"complete": "green", "pruned": "yellow", "failed": "red", "interrupted": "magenta",
                "running": "cyan", "waiting": "dim", "duplicate": "dim"}
 
@@ -93,8 +95,7 @@ def leaderboard(console: Console, result: Any, top: int = 10) -> None:
     counts = ", ".join(f"{n} {state}" for state, n in sorted(result.counts.items()))
     names = short_names(result.params)
     metric, tie = result.metric, TIE_BREAK[result.metric][0]
-    view = Table(title=f"sweep {result.output}: top {len(ranked)} of {len(table)} trials by {metric} "
-                       f"({counts})",
+    view = titled(f"sweep {result.output.name}: top {len(ranked)} of {len(table)} trials by {metric} ({counts})",
                  caption=f"val: at the best epoch; ep: epochs run; {tie_break_note(metric)}; {SELECTION_NOTE}",
                  box=box.SIMPLE_HEAD)
     # the ranking metric, then the column that breaks its ties
@@ -121,7 +122,7 @@ def leaderboard(console: Console, result: Any, top: int = 10) -> None:
                       f"{GRACE_SECONDS} s without its heartbeat queues it again)", highlight=False, soft_wrap=True)
     if result.best:
         best = result.best
-        console.print(f"best: trial {best['trial']}, {result.metric} {_fmt(best['value'])}, test accuracy "
-                      f"{_fmt(best['test_accuracy'])} -> {best['run_dir']}", highlight=False)
+        path_line(console, f"best: trial {best['trial']}, {result.metric} {_fmt(best['value'])}, test accuracy "
+                           f"{_fmt(best['test_accuracy'])} -> {best['run_dir']}")
     plot = ", sweep.png" if (result.output / "sweep.png").is_file() else ""
-    console.print(f"wrote {result.output}/: results.csv, results.parquet, best.json{plot}, trials/", highlight=False)
+    path_line(console, f"wrote {result.output}/: results.csv, results.parquet, best.json{plot}, trials/")
