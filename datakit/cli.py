@@ -29,6 +29,22 @@ out = Console()
 err = Console(stderr=True)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from datakit import __version__
+
+        out.print(f"datakit {__version__}", highlight=False)
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """From a folder of images to a trained, evaluated model you can trust."""
+
+
 def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -59,7 +75,8 @@ def ingest(
     verify: str = typer.Option("structure", help="structure (cheap end-of-file checks) or decode (full decode)."),
     strict: bool = typer.Option(False, "--strict", help="Fail (exit 1, write nothing) if any file is broken."),
     incremental: bool = typer.Option(True, "--incremental/--no-incremental", help="Re-read only new or changed files."),
-    allow_outside: bool = typer.Option(False, "--allow-outside", help="Follow symlinks that resolve outside SRC."),
+    allow_outside: bool = typer.Option(False, "--allow-outside", help="Follow symlinks that resolve outside SRC; allow a manifest more than one folder away from its images."),
+    max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help="Images with more pixels get status too_large (default: Pillow's limit, about 179 million)."),
     table_format: str = typer.Option("parquet", "--table-format", help="parquet, csv or jsonl."),
     format: Optional[str] = typer.Option(None, "--format", help="Annotation format: coco, voc, yolo, labelme, imagefolder, masks (default: detected)."),
     on_invalid: str = typer.Option("clip", "--on-invalid", help="Boxes outside the image or of zero size, bad objects: clip (and report), skip or fail."),
@@ -70,13 +87,11 @@ def ingest(
 
     result = run_ingest(
         src, output, labels=labels, layout=layout, workers=workers or None, verify=verify, strict=strict,
-        incremental=incremental, allow_outside=allow_outside, table_format=table_format,
-        show_progress=not as_json, format=format, on_invalid=on_invalid,
+        incremental=incremental, allow_outside=allow_outside or None, table_format=table_format,
+        show_progress=not as_json, format=format, on_invalid=on_invalid, max_pixels=max_pixels,
     )
     if as_json:
         print_json(result.as_dict())
-    elif hasattr(result, "report"):
-        render.format_ingest_summary(out, result)
     else:
         render.ingest_summary(out, result)
 
@@ -110,20 +125,95 @@ def sample(
         render.sample_summary(out, result)
 
 
+_OUTSIDE_HELP = "Trust a manifest whose image root is absolute or more than one folder up (or set DATAKIT_ALLOW_OUTSIDE=1)."
+
+
+@app.command()
+@handle_errors
+def augment(
+    manifest: Optional[Path] = typer.Argument(None, help="Manifest to augment."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="New folder for the augmented manifest and images."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="light, medium (default) or heavy; e.g. medium:fixed for digits."),
+    spec: Optional[Path] = typer.Option(None, "--spec", help="Spec file (.yaml/.json): albumentations' A.save form or a list of transforms."),
+    orientation: Optional[str] = typer.Option(None, "--orientation", help="What the preset may assume: upright (default), any or fixed."),
+    task: Optional[str] = typer.Option(None, "--task", help="Task the preset is built for (default: from the manifest)."),
+    copies: Optional[int] = typer.Option(None, "--copies", help="Derived images per source image (default 1)."),
+    split: str = typer.Option("train", "--split", help="Split to augment: train, val, test or all; the others are carried unchanged."),
+    balance: bool = typer.Option(False, "--balance", help="Augment classes below the largest class up to its count."),
+    target: Optional[int] = typer.Option(None, "--target", help="Augment every class below N up to N (images, or objects for object tasks)."),
+    seed: int = typer.Option(0, help="Random seed; the same seed writes the same files whatever --workers is."),
+    workers: int = typer.Option(1, help="Worker processes."),
+    verify: Optional[Path] = typer.Option(None, "--verify", help="Regenerate every derived image of this augmented manifest and compare bytes."),
+    preview: Optional[Path] = typer.Option(None, "--preview", help="Write a grid of originals and augmented versions with boxes and masks drawn."),
+    list_presets: bool = typer.Option(False, "--list-presets", help="Show the presets and what they assume."),
+    table_format: str = typer.Option("parquet", "--table-format", help="parquet, csv or jsonl."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Augment images into a new manifest with lineage (boxes and masks follow the pixels); --verify, --preview."""
+    from datakit.augmentation import summary
+    from datakit.augmentation.command import augment as run_augment
+
+    if list_presets:
+        summary.presets_table(out)
+        return
+    result = run_augment(manifest, output, preset=preset, spec=spec, orientation=orientation, task=task,
+                         copies=copies, split=split, balance=balance, target=target, seed=seed, workers=workers,
+                         verify=verify, preview=preview, show_progress=not as_json, table_format=table_format)
+    if as_json:
+        print_json(result.as_dict())
+    elif verify is not None:
+        summary.verify_summary(out, result)
+    elif output is not None:
+        summary.augment_summary(out, result)
+    else:
+        summary.preview_summary(out, result)
+    if verify is not None and not result.passed:
+        raise typer.Exit(1)
+
+
 @app.command()
 @handle_errors
 def info(
     manifest: Path = typer.Argument(..., help="Manifest directory."),
+    allow_outside: bool = typer.Option(False, "--allow-outside", help=_OUTSIDE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Counts per class, split, status and format of a manifest."""
     from datakit.info import info as run_info
 
-    data = run_info(manifest)
+    data = run_info(manifest, allow_outside=allow_outside or None)
     if as_json:
         print_json(data)
     else:
         render.info_tables(out, data)
+
+
+@app.command("balance-report")
+@handle_errors
+def balance_report(
+    manifest: Path = typer.Argument(..., help="Manifest directory."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON instead of tables."),
+    html: Optional[Path] = typer.Option(None, "--html", help="Also write one self-contained HTML page with plots."),
+    fail_on: Optional[list[str]] = typer.Option(
+        None, "--fail-on", help="Exit 1 when a check is crossed: imbalance>3, leakage>0, broken>0, conflicts>0, "
+                                "shortcuts>0, duplicates>N; repeatable."),
+    sample: Optional[int] = typer.Option(None, "--sample", help="Read the pixels of at most N images (counts cover all)."),
+    workers: int = typer.Option(0, help="Worker processes for pixel statistics (0 = all cores)."),
+    seed: int = typer.Option(0, help="Seed for --sample and the shortcut classifier's folds."),
+    cache: bool = typer.Option(True, "--cache/--no-cache", help="Reuse pixel statistics cached by content hash."),
+) -> None:
+    """Is this data set good enough? Balance, variance, shortcuts, duplicates, leakage, boxes."""
+    from datakit.errors import CheckFailed
+    from datakit.report.runner import balance_report as run_report
+
+    result = run_report(manifest, html=html, fail_on=fail_on, sample=sample, workers=workers or None, seed=seed,
+                        cache=cache, show_progress=not as_json)
+    if as_json:
+        print_json(result.as_dict())
+    else:
+        result.render(out)
+    if result.failed:
+        raise CheckFailed(f"balance-report: {len(result.failed)} check(s) failed: " + "; ".join(result.failed))
 
 
 @app.command()
@@ -185,18 +275,40 @@ def train(
 @app.command("eval")
 @handle_errors
 def eval_(
-    run: Path = typer.Argument(..., help="Run directory, checkpoint file, sweep folder (its best trial) or pipeline output (its last train/sweep step)."),
+    run: Optional[Path] = typer.Argument(None, help="Run directory, checkpoint file, sweep folder (its best trial) or pipeline output (its last train/sweep step); optional with --predictions."),
     manifest: Optional[Path] = typer.Option(None, "--manifest", "-m", help="Manifest to score (default: the run's)."),
-    split: str = typer.Option("test", "--split", help="train, val, test or all."),
+    split: Optional[str] = typer.Option(None, "--split", help="train, val, test or all (default: test for a run, all with --predictions)."),
     checkpoint: str = typer.Option("best", "--checkpoint", help="best or last."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Folder for the report (default RUN/eval-SPLIT)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Folder for the report (default RUN/eval-SPLIT, or PREDICTIONS-eval/)."),
+    predictions: Optional[Path] = typer.Option(None, "--predictions", "-p", help="Score this instead of a run: a COCO results JSON, a folder of YOLO .txt files or of mask PNGs."),
+    task: Optional[str] = typer.Option(None, "--task", help="detection, instance, semantic or localization (default: from what the predictions hold)."),
+    max_dets: Optional[str] = typer.Option(None, "--max-dets", help="Detections per image kept, comma-separated (default 1,10,100); every AP is read at the largest."),
+    lenient: bool = typer.Option(False, "--lenient", help="Skip predictions that fail the input checks (reported) instead of stopping."),
+    plots: bool = typer.Option(True, "--plots/--no-plots", help="Write PR curves and confusion matrix PNGs (with --predictions)."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ) -> None:
-    """Accuracy, precision/recall/F1, confusion matrix and mistakes of a trained run on a split."""
+    """Score a trained run on a split, or a predictions file (--predictions) against a manifest."""
+    if predictions is not None:
+        from datakit.metrics import display
+        from datakit.metrics.scoring import evaluate_predictions, parse_max_dets
+
+        if run is not None:
+            raise DatakitError("give either RUN or --predictions, not both")
+        if manifest is None:
+            raise DatakitError("--predictions needs --manifest: the ground truth to score against")
+        result = evaluate_predictions(predictions, manifest, split=split, task=task, max_dets=parse_max_dets(max_dets),
+                                      lenient=lenient, output=output, plots=plots)
+        if as_json:
+            print_json(result)
+        else:
+            display.show(out, result)
+        return
+    if run is None:
+        raise DatakitError("give a RUN directory to evaluate, or --predictions FILE --manifest M")
     from datakit import render_training
     from datakit.evaluation import evaluate
 
-    metrics = evaluate(run, manifest, split, checkpoint=checkpoint, output=output, show_progress=not as_json)
+    metrics = evaluate(run, manifest, split or "test", checkpoint=checkpoint, output=output, show_progress=not as_json)
     if as_json:
         print_json(metrics)
     else:
@@ -217,17 +329,21 @@ def predict(
     from datakit import render_training
     from datakit.prediction import predict as run_predict
 
-    table = run_predict(run, images, checkpoint=checkpoint, all_probabilities=all_probs, show_progress=not as_json)
+    from datakit.errors import CheckFailed
+
+    table = run_predict(run, images, checkpoint=checkpoint, all_probabilities=all_probs, show_progress=not as_json,
+                        csv=csv)
     if table.attrs.get("run_source"):  # a sweep or pipeline folder: say which run (stderr keeps --json clean)
         err.print(f"using {table.attrs['run_source']}", highlight=False, soft_wrap=True)
-    if csv is not None:
-        table.to_csv(csv, index=False)
     if as_json:
         print_json(json.loads(table.to_json(orient="records")))
     else:
         render_training.predictions_table(out, table)
         if csv is not None:
             out.print(f"wrote {csv}", highlight=False)
+    failed = int(table["error"].notna().sum())
+    if failed:  # the other predictions are printed and written; the exit code says some failed
+        raise CheckFailed(f"{failed} of {len(table)} image(s) could not be predicted (see the error column)")
 
 
 _IMAGES_HELP = "How images reach the output: copy, symlink or none (annotations only)."
@@ -244,13 +360,15 @@ def export(
     crop_objects: bool = typer.Option(False, "--crop-objects", help="imagefolder: one image per object (its box), filed by category."),
     crop_padding: float = typer.Option(0.0, "--crop-padding", help="--crop-objects: extra margin, as a fraction of the box size."),
     yolo_task: str = typer.Option("detect", "--yolo-task", help="yolo: detect (boxes) or segment (polygons)."),
+    allow_outside: bool = typer.Option(False, "--allow-outside", help=_OUTSIDE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Write a manifest as an annotation format (COCO, VOC, YOLO, LabelMe, ImageFolder, masks)."""
     from datakit.convert import export as run_export
 
     result = run_export(manifest, format, output, images=images, include_broken=include_broken,
-                        crop_objects=crop_objects, crop_padding=crop_padding, yolo_task=yolo_task)
+                        crop_objects=crop_objects, crop_padding=crop_padding, yolo_task=yolo_task,
+                        allow_outside=allow_outside or None)
     if as_json:
         print_json(result.as_dict())
     else:
@@ -282,6 +400,28 @@ def convert(
         print_json(result.as_dict())
     else:
         render.export_summary(out, result.written, result.read.report)
+
+
+@app.command("split")
+@handle_errors
+def split_(
+    manifest: Path = typer.Argument(..., help="Manifest directory."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write a new manifest here (default: update MANIFEST in place, atomically)."),
+    ratios: str = typer.Option("0.7,0.15,0.15", "--ratios", help="train,val[,test] fractions that sum to 1."),
+    seed: int = typer.Option(0, "--seed", help="Seed; the same seed and manifest give the same split."),
+    group_by: Optional[list[str]] = typer.Option(None, "--group-by", help="Images-table column whose equal values must share a split (besides sha256, parent_id and a `group` column); repeatable."),
+    allow_outside: bool = typer.Option(False, "--allow-outside", help="Trust a manifest whose image_root leaves its data set."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Stratified, group-aware train/val/test split; existing assignments stay put."""
+    from datakit.splitting import split as run_split
+
+    result = run_split(manifest, output, ratios=ratios, seed=seed, group_by=group_by or None,
+                       allow_outside=allow_outside or None)
+    if as_json:
+        print_json(result.as_dict())
+    else:
+        render.split_summary(out, result)
 
 
 @app.command()

@@ -96,18 +96,36 @@ def _select_rows(loaded: LoadedRun, manifest_path: Path, split: str) -> tuple[pd
 
 
 def evaluate(
-    run: str | os.PathLike[str],
+    run: str | os.PathLike[str] | None = None,
     manifest: str | os.PathLike[str] | None = None,
-    split: str = "test",
+    split: str | None = None,
     *,
     checkpoint: str = "best",
     output: str | os.PathLike[str] | None = None,
     batch_size: int = 256,
     max_examples: int = 36,
     show_progress: bool = True,
+    predictions: str | os.PathLike[str] | None = None,
+    **options: Any,
 ) -> dict[str, Any]:
-    """Score a run's checkpoint on a split of a manifest (default: the manifest it trained on)."""
+    """Score a run's checkpoint on a split of a manifest (default: the manifest it trained on), or,
+    with ``predictions``, a predictions file against ``manifest`` (``datakit.metrics.scoring``:
+    ``task``, ``max_dets``, ``lenient``, ``plots`` options)."""
     from datakit import plots
+
+    if predictions is not None:
+        from datakit.metrics.scoring import evaluate_predictions
+
+        if run is not None:
+            raise DatakitError("give either a run or predictions, not both")
+        if manifest is None:
+            raise DatakitError("predictions need a manifest: the ground truth to score against")
+        return evaluate_predictions(predictions, manifest, split=split, output=output, **options)
+    if run is None:
+        raise DatakitError("give a run directory to evaluate, or predictions and a manifest")
+    if options:
+        raise DatakitError(f"option(s) {', '.join(sorted(options))} apply to predictions only")
+    split = split or "test"
 
     if split not in EVAL_SPLITS:
         raise DatakitError(f"unknown split {split!r}; choose one of: {', '.join(EVAL_SPLITS)}")
@@ -118,8 +136,15 @@ def evaluate(
             raise DatakitError(f"{run}: no manifest recorded with this checkpoint; pass --manifest")
     rows, source = _select_rows(loaded, Path(manifest), split)
     paths = [Path(root) / p for root, p in zip(rows["root"], rows["path"])]
+    failures: dict[int, str] = {}
     with progress_bar(f"Evaluating on {split}", 2 * len(paths), show_progress) as advance:
-        images = decode_all(paths, loaded.preprocess, on_batch=advance)
+        images = decode_all(paths, loaded.preprocess, on_batch=advance, failures=failures)
+        skipped = [{"path": str(paths[i]), "reason": failures[i]} for i in sorted(failures)]
+        if failures:  # scored without them; counted and named in the result
+            keep = [i for i in range(len(paths)) if i not in failures]
+            images, rows, paths = images[keep], rows.iloc[keep].reset_index(drop=True), [paths[i] for i in keep]
+            if not keep:
+                raise DatakitError(f"no image of split '{split}' could be decoded (first: {failures[min(failures)]})")
         probabilities = loaded.probabilities(images, batch_size, on_batch=advance)
     target_of = {name: i for i, name in enumerate(loaded.classes)}
     y_true = rows["label"].astype(str).map(target_of).to_numpy(dtype=np.int64)
@@ -150,9 +175,11 @@ def evaluate(
         title=f"{split}: {int((y_true != y_pred).sum())} misclassified, most confident first",
     )
     metrics.update({
+        "task": loaded.task.name, "macro_f1": metrics["macro"]["f1"],
         "split": split, "split_source": source, "checkpoint": str(loaded.checkpoint), "epoch": loaded.epoch,
         "run": str(loaded.run_dir or loaded.checkpoint), "run_source": loaded.source,
         "manifest": str(manifest), "classes": loaded.classes, "misclassified": int((y_true != y_pred).sum()),
+        "skipped": skipped,
         "files": {name: str(out_dir / name) for name in (
             "metrics.json", "confusion_matrix.csv", "confusion_matrix.png", "misclassified.png", "predictions.csv")},
     })

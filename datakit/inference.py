@@ -29,6 +29,7 @@ class LoadedRun:
     info: dict[str, Any]  # run.json when there is one
     device: torch.device
     epoch: int
+    task: Any = None  # the run's Task object (datakit.tasks)
     source: str | None = None  # which run a sweep or pipeline folder led to (datakit.run_source)
 
     def probabilities(self, images: np.ndarray, batch_size: int = 256,
@@ -38,7 +39,7 @@ class LoadedRun:
         with torch.inference_mode():
             for start in range(0, len(images), batch_size):
                 batch = self.preprocess.to_tensor(images[start:start + batch_size]).to(self.device)
-                out.append(torch.softmax(self.model(batch).float(), dim=1).cpu().numpy())
+                out.append(self.task.outputs_to_numpy(self.model(batch)))
                 if on_batch is not None:
                     on_batch(len(batch))
         return np.concatenate(out) if out else np.zeros((0, len(self.classes)), dtype=np.float32)
@@ -61,13 +62,19 @@ def load_run(run: str | os.PathLike[str], checkpoint: str = "best", device: str 
         classes = [str(c) for c in data["classes"]]
     except (DatakitError, KeyError, TypeError) as exc:
         raise DatakitError(f"{path}: checkpoint config cannot be read ({exc})") from None
-    model = build_model(config.model, preprocess.channels, len(classes), (preprocess.height, preprocess.width))
+    from datakit.tasks import get_task
+
+    # runs saved before tasks existed are classification runs
+    task = get_task(str(data.get("task") or "classification"))(config)
+    model = build_model(config.model, preprocess.channels, len(classes), (preprocess.height, preprocess.width),
+                        task=task.name)
     load_model_state(model, data["model"], path)
     target = select_device(device)
     model.to(target).eval()
     run_dir = Path(run) if Path(run).is_dir() else None
     info = RunDir(run_dir).read_info(missing_ok=True) if run_dir is not None else {}
-    return LoadedRun(path, run_dir, model, classes, preprocess, config, info, target, int(data["epoch"]), found.source)
+    return LoadedRun(path, run_dir, model, classes, preprocess, config, info, target, int(data["epoch"]), task,
+                     found.source)
 
 
 def collect_images(items: Iterable[str | os.PathLike[str]]) -> list[Path]:
@@ -79,7 +86,7 @@ def collect_images(items: Iterable[str | os.PathLike[str]]) -> list[Path]:
         path = Path(item)
         if path.is_dir():
             found.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS))
-        elif path.is_file():
+        elif path.exists():  # a FIFO or device becomes a row with its error; it is never opened
             found.append(path)
         else:
             raise DatakitError(f"{path}: no such file or folder")

@@ -26,7 +26,7 @@ FAST = {**TINY_TRAIN, "epochs": 2}
 
 @pytest.fixture(scope="module")
 def digits_300(digits_manifest: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _subset_manifest(digits_manifest, tmp_path_factory.mktemp("digits_300") / "manifest", 30)
+    return _subset_manifest(digits_manifest, digits_manifest.parent / "subset30.manifest", 30)
 
 
 def _space(params: dict, **fields: object) -> dict:

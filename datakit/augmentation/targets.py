@@ -34,6 +34,9 @@ _INDEX_FIELD = "object_index"
 REASON_INVALID_INPUT = "box has no area inside the image"
 REASON_FILTERED = "cut off by the transform (below min_visibility or min_area)"
 REASON_MASK_GONE = "mask left the image"
+REASON_CLIPPED = "cut by the image border"
+# an edge within this many pixels counts as touching the border
+_BORDER_TOLERANCE = 0.5
 
 
 @dataclass
@@ -79,20 +82,42 @@ class Result:
     dropped: list[DroppedObject]
     applied: Any = None
     """albumentations' applied parameters, when the pipeline records them (``save_applied_params``)."""
+    clipped: np.ndarray = field(default_factory=lambda: np.zeros((0,), dtype=bool))
+    """Per kept object (output order): True when the transform cut part of it off at the image border.
+
+    Judged from the boxes: the output box touches a border of the output image while the input box
+    touched no border of the input image. (An object moved exactly onto the border without losing
+    pixels also counts; that is rare and errs on the side of telling.)"""
+
+    def objects(self, count: int) -> list[dict[str, Any]]:
+        """Status of each of the ``count`` input objects: kept, clipped or dropped (with the reason)."""
+        status: list[dict[str, Any]] = [{"status": "dropped", "reason": "lost"} for _ in range(count)]
+        clipped = self.clipped if len(self.clipped) == len(self.kept) else np.zeros(len(self.kept), dtype=bool)
+        for position, (index, cut) in enumerate(zip(self.kept.tolist(), clipped.tolist())):
+            status[index] = ({"status": "clipped", "reason": REASON_CLIPPED, "output": position} if cut
+                             else {"status": "kept", "output": position})
+        for drop in self.dropped:
+            status[drop.index] = {"status": "dropped", "reason": drop.reason}
+        return status
 
 
 def compose(transforms: Sequence[Any], *, seed: int | None = None, min_visibility: float = 0.0,
             min_area: float = 0.0, save_applied_params: bool = False) -> Any:
     """An ``albumentations.Compose`` that moves boxes (COCO pixels), their labels and masks together."""
+    import warnings
+
     import albumentations as A
 
-    return A.Compose(
-        list(transforms),
-        bbox_params=A.BboxParams(format=BOX_FORMAT, label_fields=[_INDEX_FIELD], min_visibility=min_visibility,
-                                 min_area=min_area, clip=True),
-        seed=seed,
-        save_applied_params=save_applied_params,
-    )
+    with warnings.catch_warnings():
+        # a pipeline of pixel-only transforms (brightness, blur) is fine: boxes pass through unchanged
+        warnings.filterwarnings("ignore", message="Got processor for bboxes, but no transform to process it")
+        return A.Compose(
+            list(transforms),
+            bbox_params=A.BboxParams(format=BOX_FORMAT, label_fields=[_INDEX_FIELD], min_visibility=min_visibility,
+                                     min_area=min_area, clip=True),
+            seed=seed,
+            save_applied_params=save_applied_params,
+        )
 
 
 def target_aware(transform: Any) -> Any:
@@ -104,7 +129,13 @@ def target_aware(transform: Any) -> Any:
     import albumentations as A
 
     if isinstance(transform, A.Compose) and "bboxes" in transform.processors:
-        return transform
+        params = transform.processors["bboxes"].params
+        if params.format == BOX_FORMAT and _INDEX_FIELD in (params.label_fields or []):
+            return transform
+        # a user's pipeline with its own box settings: keep its filtering, use our box convention
+        return compose(transform.transforms, seed=getattr(transform, "seed", None),
+                       min_visibility=params.min_visibility, min_area=params.min_area,
+                       save_applied_params=getattr(transform, "save_applied_params", False))
     if isinstance(transform, A.Compose):
         return compose(transform.transforms, seed=getattr(transform, "seed", None),
                        save_applied_params=getattr(transform, "save_applied_params", False))
@@ -132,6 +163,12 @@ def _clip_to_image(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
     x1 = np.clip(boxes[:, 0] + boxes[:, 2], 0, width)
     y1 = np.clip(boxes[:, 1] + boxes[:, 3], 0, height)
     return np.stack([x0, y0, x1 - x0, y1 - y0], axis=1)
+
+
+def _touches_border(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+    t = _BORDER_TOLERANCE
+    return ((boxes[:, 0] <= t) | (boxes[:, 1] <= t) | (boxes[:, 0] + boxes[:, 2] >= width - t)
+            | (boxes[:, 1] + boxes[:, 3] >= height - t))
 
 
 def apply(transform: Any, sample: Sample) -> Result:
@@ -174,4 +211,8 @@ def apply(transform: Any, sample: Sample) -> Result:
         masks=new_masks,
         semantic_mask=out.get("mask") if sample.semantic_mask is not None else None,
     )
-    return Result(sample=result_sample, kept=kept, dropped=dropped, applied=out.get("applied_transforms"))
+    out_height, out_width = result_sample.image.shape[:2]
+    clipped = (_touches_border(result_sample.boxes, out_width, out_height)
+               & ~_touches_border(boxes[kept], width, height)) if len(kept) else np.zeros((0,), dtype=bool)
+    return Result(sample=result_sample, kept=kept, dropped=dropped, applied=out.get("applied_transforms"),
+                  clipped=clipped)

@@ -1,0 +1,91 @@
+"""What a report section is, and the context every section reads from.
+
+A section is one module with one ``Section`` subclass: it computes a JSON-able dict from the
+context, names the ``--fail-on`` metrics it publishes, and renders that dict as rich tables and
+as an HTML fragment. Adding a section is one module plus one entry in ``SECTIONS``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+
+from datakit.manifest import Manifest
+
+
+@dataclass
+class ReportContext:
+    """The manifest plus the expensive, shared results, each computed once on first use."""
+
+    manifest: Manifest
+    manifest_path: Path
+    workers: int | None = None
+    sample: int | None = None
+    seed: int = 0
+    show_progress: bool = True
+    cache: bool = True
+    _stats: pd.DataFrame | None = field(default=None, repr=False)
+    _duplicates: Any = field(default=None, repr=False)
+    _notes: list[str] = field(default_factory=list, repr=False)
+
+    @property
+    def images(self) -> pd.DataFrame:
+        return self.manifest.images
+
+    @property
+    def ok(self) -> pd.DataFrame:
+        return self.manifest.ok_images()
+
+    def pixel_rows(self) -> pd.DataFrame:
+        """The ok images whose pixels are read: all of them, or a seeded sample (``--sample N``)."""
+        ok = self.ok
+        if self.sample is not None and self.sample < len(ok):
+            return ok.sample(n=self.sample, random_state=self.seed).sort_index()
+        return ok
+
+    def stats(self) -> pd.DataFrame:
+        """Per-image pixel statistics and perceptual hash, indexed like ``pixel_rows()``."""
+        if self._stats is None:
+            from datakit.report.pixels import image_statistics
+
+            self._stats = image_statistics(self, self.pixel_rows())
+        return self._stats
+
+    def duplicates(self) -> Any:
+        """Exact and near-duplicate clusters over ``pixel_rows()`` (datakit.hashing.DuplicateClusters)."""
+        if self._duplicates is None:
+            from datakit.hashing import find_duplicates
+
+            rows = self.pixel_rows()
+            stats = self.stats()
+            self._duplicates = find_duplicates(rows["sha256"], stats, show_progress=self.show_progress)
+        return self._duplicates
+
+    def note(self, text: str) -> None:
+        self._notes.append(text)
+
+
+class Section:
+    """One part of the report; subclasses set ``name`` and ``title`` and override what they need."""
+
+    name = ""
+    title = ""
+
+    def applies(self, ctx: ReportContext) -> bool:
+        return True
+
+    def compute(self, ctx: ReportContext) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def metrics(self, data: dict[str, Any]) -> dict[str, float]:
+        return {}
+
+    def render(self, console: Console, data: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def html(self, data: dict[str, Any]) -> str:
+        raise NotImplementedError

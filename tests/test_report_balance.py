@@ -1,0 +1,148 @@
+"""balance-report: overview, class balance, recommendation, --fail-on (exit 1 when crossed, 2 when malformed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import datakit
+from datakit.cli import app
+from datakit.errors import DatakitError
+from datakit.report import fail_on
+from tests.conftest import truncate
+from tests.report_data import shapes_manifest, with_splits
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def imbalanced(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, int]]:
+    return shapes_manifest(tmp_path_factory.mktemp("imb"), count=120, imbalance=0.25)
+
+
+def _report(manifest: Path, *args: str) -> tuple[int, dict]:
+    result = runner.invoke(app, ["balance-report", str(manifest), "--json", "--workers", "1", *args])
+    data = json.loads(result.stdout) if result.exit_code in (0, 1) else None
+    return result.exit_code, data
+
+
+def test_imbalanced_shapes_counts_ratio_entropy(imbalanced):
+    manifest, classes = imbalanced
+    report = datakit.balance_report(manifest, sections=["overview", "balance"], show_progress=False)
+    bal = report.sections["balance"]
+    assert {c: bal["counts"][c]["total"] for c in classes} == classes
+    assert bal["basis"] == "all"
+    expected_ratio = max(classes.values()) / min(classes.values())
+    assert bal["imbalance"] == pytest.approx(expected_ratio)
+    assert report.metrics["imbalance"] == pytest.approx(expected_ratio)
+    assert 0 < bal["entropy"] < 1
+    overview = report.sections["overview"]
+    assert overview["images"] == sum(classes.values()) and overview["broken"] == 0 and overview["classes"] == 4
+    rec = bal["recommendation"]
+    target = max(classes.values())
+    assert rec["target"] == target
+    assert rec["add"] == {c: target - n for c, n in classes.items() if n < target}
+    assert rec["command"] == f"datakit augment {manifest} -o {manifest}-balanced --balance --split train"
+    # class weights make every class weigh the same in the loss
+    weighted = {c: rec["class_weights"][c] * n for c, n in classes.items()}
+    assert max(weighted.values()) == pytest.approx(min(weighted.values()), rel=1e-3)
+
+
+def test_fail_on_exits_1_exactly_when_crossed(imbalanced):
+    manifest, classes = imbalanced
+    ratio = max(classes.values()) / min(classes.values())
+    code, data = _report(manifest, "--fail-on", f"imbalance>{ratio - 0.01}", "--fail-on", "broken>0")
+    assert code == 1
+    assert data["failed"] == [f"imbalance = {ratio:g} (imbalance>{ratio - 0.01})"]
+    code, data = _report(manifest, "--fail-on", f"imbalance>{ratio}", "--fail-on", "broken>0")
+    assert code == 0 and data["failed"] == []
+    code, _ = _report(manifest, "--fail-on", f"imbalance>={ratio}")
+    assert code == 1
+
+
+@pytest.mark.parametrize("expr,message", [
+    ("imbalance", "is not METRIC OP NUMBER"),
+    ("imbalance>>3", "is not METRIC OP NUMBER"),
+    ("imbalance>three", "is not METRIC OP NUMBER"),
+    ("imbalanse>3", "did you mean 'imbalance'"),
+    ("", "is not METRIC OP NUMBER"),
+])
+def test_malformed_fail_on_exits_2(imbalanced, expr, message):
+    manifest, _ = imbalanced
+    result = runner.invoke(app, ["balance-report", str(manifest), "--fail-on", expr])
+    assert result.exit_code == 2
+    assert message in result.stderr
+    with pytest.raises(DatakitError, match="METRIC OP NUMBER|did you mean"):
+        fail_on.parse(expr)
+
+
+def test_fail_on_parse_and_evaluate():
+    cond = fail_on.parse(" duplicates >= 10 ")
+    assert (cond.metric, cond.op, cond.threshold) == ("duplicates", ">=", 10.0)
+    assert fail_on.evaluate([cond], {"duplicates": 10}) == ["duplicates = 10 (duplicates >= 10)"]
+    assert fail_on.evaluate([cond], {"duplicates": 9}) == []
+    # a metric the report did not measure (no splits: no leakage) counts as 0
+    assert fail_on.evaluate([fail_on.parse("leakage>0")], {}) == []
+    assert fail_on.evaluate([fail_on.parse("imbalance>3")], {"imbalance": float("inf")}) == ["imbalance = inf (imbalance>3)"]
+
+
+def test_splits_small_split_and_missing_class(imbalanced, tmp_path):
+    manifest, classes = imbalanced
+    m = datakit.load_manifest(manifest)
+    paths = sorted(m.images["path"])
+    # three validation images, all circles; everything else in train
+    circles = [p for p in paths if p.startswith("circle/")]
+    assign = {p: "train" for p in paths}
+    for p in circles[:3]:
+        assign[p] = "val"
+    out = with_splits(manifest, tmp_path / "split", assign)
+    report = datakit.balance_report(out, sections=["balance"], show_progress=False)
+    bal = report.sections["balance"]
+    assert bal["basis"] == "train"
+    assert bal["counts"]["circle"] == {"train": classes["circle"] - 3, "val": 3, "total": classes["circle"]}
+    assert bal["imbalance"] == pytest.approx((classes["circle"] - 3) / min(classes.values()))
+    assert [s["split"] for s in bal["small_splits"]] == ["val"] and bal["small_splits"][0]["images"] == 3
+    assert bal["missing_from_split"] == {"val": ["square", "star", "triangle"]}
+
+
+def test_class_missing_from_train_is_infinite_imbalance(imbalanced, tmp_path):
+    manifest, _ = imbalanced
+    m = datakit.load_manifest(manifest)
+    assign = {p: ("test" if p.startswith("star/") else "train") for p in m.images["path"]}
+    out = with_splits(manifest, tmp_path / "split", assign)
+    code, data = _report(out, "--fail-on", "imbalance>100")
+    assert code == 1
+    assert data["metrics"]["imbalance"] == "inf"
+    assert data["sections"]["balance"]["missing"] == ["star"]
+
+
+def test_broken_files_counted_with_reason(tmp_path):
+    from datakit.ingest import ingest
+    from tests.conftest import write_jpeg
+
+    src = tmp_path / "src"
+    for i in range(4):
+        write_jpeg(src / "a" / f"a{i}.jpg", seed=i)
+        write_jpeg(src / "b" / f"b{i}.jpg", seed=10 + i)
+    truncate(src / "b" / "b0.jpg")
+    ingest(src, tmp_path / "m", workers=1, show_progress=False)
+    code, data = _report(tmp_path / "m", "--fail-on", "broken>0")
+    assert code == 1
+    overview = data["sections"]["overview"]
+    assert overview["broken"] == 1 and overview["broken_files"][0]["path"] == "b/b0.jpg"
+    assert "truncated" in overview["broken_files"][0]["reason"]
+    assert data["sections"]["balance"]["counts"]["b"]["total"] == 3
+
+
+def test_terminal_tables_and_errors(imbalanced, tmp_path):
+    manifest, _ = imbalanced
+    result = runner.invoke(app, ["balance-report", str(manifest), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert "Class balance" in result.stdout and "datakit augment" in result.stdout
+    result = runner.invoke(app, ["balance-report", str(tmp_path / "nothing")])
+    assert result.exit_code == 2
+    result = runner.invoke(app, ["balance-report", str(manifest), "--sample", "0"])
+    assert result.exit_code == 2 and "--sample" in result.stderr
