@@ -190,7 +190,7 @@ def score_detections(dets: Detections, truth: Truth, task: str, max_dets: list[i
                          "protocol": coco.protocol(result, dets.box_area)}
         extras[iou_type] = result
     matrix = confusion.detection_confusion(gt, box_dt, category_ids, image_ids)
-    paths = {n: str(truth.images.at[m, "path"]) for n, m in manifest_of.items()}
+    paths = {n: truth.paths[m] for n, m in manifest_of.items()}
     labels = [names[c] for c in category_ids] + ["background"]
     extras["confusion"] = matrix
     return {

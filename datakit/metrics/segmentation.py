@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from datakit import geometry
 from datakit.metrics.lint import Lint
@@ -54,14 +55,15 @@ def lint_masks(folder: MaskFolder, truth: Truth, lint: Lint) -> Checked:
     allowed[IGNORE] = True
     root = truth.manifest.root()
     column = truth.images["semantic_mask"] if "semantic_mask" in truth.images else None
-    for image_id, row in truth.images.iterrows():
-        relative = None if column is None else column.get(image_id)
-        if relative is None or (isinstance(relative, float) and np.isnan(relative)):
+    masks = dict(zip(truth.images.index, column.tolist())) if column is not None else {}
+    for image_id in truth.images.index.tolist():
+        relative = masks.get(image_id)
+        if relative is None or relative is pd.NA or (isinstance(relative, float) and np.isnan(relative)):
             checked.no_truth += 1
             continue
         path = folder.files.get(image_id)
         if path is None:
-            lint.add("image(s) with a ground-truth class map but no predicted mask", row["path"])
+            lint.add("image(s) with a ground-truth class map but no predicted mask", truth.paths[image_id])
             continue
         gt = geometry.read_label_png(root / str(relative))
         pred = geometry.read_label_png(path)
