@@ -29,6 +29,22 @@ out = Console()
 err = Console(stderr=True)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from datakit import __version__
+
+        out.print(f"datakit {__version__}", highlight=False)
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """From a folder of images to a trained, evaluated model you can trust."""
+
+
 def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -76,8 +92,6 @@ def ingest(
     )
     if as_json:
         print_json(result.as_dict())
-    elif hasattr(result, "report"):
-        render.format_ingest_summary(out, result)
     else:
         render.ingest_summary(out, result)
 
@@ -384,6 +398,28 @@ def convert(
         print_json(result.as_dict())
     else:
         render.export_summary(out, result.written, result.read.report)
+
+
+@app.command("split")
+@handle_errors
+def split_(
+    manifest: Path = typer.Argument(..., help="Manifest directory."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write a new manifest here (default: update MANIFEST in place, atomically)."),
+    ratios: str = typer.Option("0.7,0.15,0.15", "--ratios", help="train,val[,test] fractions that sum to 1."),
+    seed: int = typer.Option(0, "--seed", help="Seed; the same seed and manifest give the same split."),
+    group_by: Optional[list[str]] = typer.Option(None, "--group-by", help="Images-table column whose equal values must share a split (besides sha256, parent_id and a `group` column); repeatable."),
+    allow_outside: bool = typer.Option(False, "--allow-outside", help="Trust a manifest whose image_root leaves its data set."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Stratified, group-aware train/val/test split; existing assignments stay put."""
+    from datakit.splitting import split as run_split
+
+    result = run_split(manifest, output, ratios=ratios, seed=seed, group_by=group_by or None,
+                       allow_outside=allow_outside or None)
+    if as_json:
+        print_json(result.as_dict())
+    else:
+        render.split_summary(out, result)
 
 
 @app.command()

@@ -123,7 +123,8 @@ class ScheduleConfig:
 class LoopConfig:
     epochs: int = _opt(20, "maximum epochs")
     batch_size: int = _opt(64, "images per batch (per process under torchrun)")
-    monitor: Literal["val_accuracy", "val_loss"] = _opt("val_accuracy", "metric that picks the best checkpoint")
+    monitor: str = _opt("auto", "metric that picks the best checkpoint: val_loss or val_<metric> of the task "
+                                "(classification: val_accuracy, val_macro_f1); auto: the task's first metric")
     patience: Union[int, None] = _opt(5, "early stopping: epochs without improvement of monitor; null = off")
     min_delta: float = _opt(0.0, "early stopping: smallest change that counts as an improvement")
     label_smoothing: float = _opt(0.0, "cross-entropy label smoothing")
@@ -136,6 +137,8 @@ class LoopConfig:
 
 @dataclass
 class TrainConfig:
+    task: str = _opt("auto", "classification, localization, detection, semantic_segmentation, instance_segmentation "
+                             "(or classify, localize, detect, segment, instance); auto: from what the manifest holds")
     seed: int = _opt(0, "seed for splits, weight init, shuffling and augmentation")
     data: DataConfig = _section(DataConfig, "images, splits, preprocessing, loading")
     augment: Union[str, list[Any]] = _opt([], "online augmentation of training images: a preset (light, medium, "
@@ -476,6 +479,12 @@ def validate(config: TrainConfig) -> None:
                                f"{len(conv.filters)} conv blocks (model.conv.filters)")
     if not 0 <= config.model.head.dropout < 1:
         raise DatakitError(f"config key 'model.head.dropout' must be in [0, 1), got {config.model.head.dropout}")
+    from datakit.tasks import AUTO, canonical_task, check_monitor
+
+    if config.task != AUTO:
+        config.task = canonical_task(config.task)
+    if loop.monitor != AUTO:
+        check_monitor(config.task, loop.monitor)
     if not isinstance(config.augment, (list, str)):
         raise DatakitError("config key 'augment' must be a preset name, a spec file or a list of transforms")
 

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from datakit.config import DataConfig
 from datakit.errors import DatakitError
 from datakit.manifest import Manifest
-from datakit.split import SplitPlan, plan_splits
+from datakit.splitting import SplitPlan, plan_splits
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
@@ -161,6 +161,7 @@ class LabelledSplits:
     frames: dict[str, pd.DataFrame]  # split -> rows with id, path, label, target, channels
     plan: SplitPlan | None
     notes: list[str]
+    where: str = "manifest"  # the manifest, for messages
 
     def split_table(self) -> pd.DataFrame:
         """id, path, label, split of every image used: written to the run as splits.csv."""
@@ -244,7 +245,7 @@ def prepare_classification(
                                f"train and val (set data.val_fraction, or give the manifest a '{name}' split)")
     if frames["train"]["target"].nunique() < 2:
         raise DatakitError(f"{where}: split 'train' holds only one class; classification needs at least two classes")
-    return LabelledSplits(manifest.root(), classes, [ids[c] for c in classes], frames, plan, notes)
+    return LabelledSplits(manifest.root(), classes, [ids[c] for c in classes], frames, plan, notes, where)
 
 
 def auto_channels(train: pd.DataFrame) -> int:

@@ -175,6 +175,7 @@ def evaluate(
         title=f"{split}: {int((y_true != y_pred).sum())} misclassified, most confident first",
     )
     metrics.update({
+        "task": loaded.task.name, "macro_f1": metrics["macro"]["f1"],
         "split": split, "split_source": source, "checkpoint": str(loaded.checkpoint), "epoch": loaded.epoch,
         "manifest": str(manifest), "classes": loaded.classes, "misclassified": int((y_true != y_pred).sum()),
         "skipped": skipped,

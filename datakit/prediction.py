@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # noqa: F401 - the return type
 
 from datakit.console import progress_bar
 from datakit.errors import DatakitError
@@ -49,20 +49,10 @@ def predict(
                 errors[i] = str(exc)
             advance()
     good = [i for i, e in enumerate(errors) if e is None]
-    probabilities = np.full((len(paths), len(loaded.classes)), np.nan, dtype=np.float64)
+    outputs = np.full((len(paths), len(loaded.classes)), np.nan, dtype=np.float64)
     if good:
-        probabilities[good] = loaded.probabilities(decoded[good], batch_size)
-    best = np.nan_to_num(probabilities, nan=-1.0).argmax(1)
-    table = pd.DataFrame({
-        "path": [str(p) for p in paths],
-        "label": pd.array([loaded.classes[b] if e is None else None for b, e in zip(best, errors)], dtype="string"),
-        "probability": [float(probabilities[i, b]) if e is None else float("nan")
-                        for i, (b, e) in enumerate(zip(best, errors))],
-        "error": pd.array(errors, dtype="string"),
-    })
-    if all_probabilities:
-        for c, name in enumerate(loaded.classes):
-            table[f"p_{name}"] = probabilities[:, c]
+        outputs[good] = loaded.probabilities(decoded[good], batch_size)
+    table = loaded.task.to_rows([str(p) for p in paths], outputs, errors, loaded.classes, all_probabilities)
     if csv is not None:
         table.to_csv(csv, index=False)
     return table

@@ -41,6 +41,16 @@ def sample_summary(console: Console, result: Any) -> None:
 
 
 def ingest_summary(console: Console, result: Any) -> None:
+    """Any ingest's result: counts, broken and skipped files; objects and the reader's report for a format."""
+    _folder_summary(console, result)
+    if getattr(result, "from_format", False):
+        if result.annotation_counts:
+            console.print(_counts_table(f"{result.annotations} objects ({result.format})", result.annotation_counts,
+                                        "category"))
+        format_report(console, result.report)
+
+
+def _folder_summary(console: Console, result: Any) -> None:
     console.print(_counts_table(f"{result.total} images, layout '{result.layout}'", result.status_counts, "status"))
     if result.label_counts:
         console.print(_counts_table("usable images per label", result.label_counts, "label"))
@@ -98,13 +108,6 @@ def format_report(console: Console, report: Any) -> None:
     _listing(console, "not representable in the target format", report.lossy, "bold yellow")
 
 
-def format_ingest_summary(console: Console, result: Any) -> None:
-    ingest_summary(console, result)
-    if result.annotation_counts:
-        console.print(_counts_table(f"{result.annotations} objects ({result.format})", result.annotation_counts, "category"))
-    format_report(console, result.report)
-
-
 def export_summary(console: Console, result: Any, read_report: Any = None) -> None:
     if read_report is not None:
         _listing(console, "skipped while reading", read_report.skipped, "bold yellow")
@@ -113,3 +116,31 @@ def export_summary(console: Console, result: Any, read_report: Any = None) -> No
     format_report(console, result.report)
     console.print(f"wrote {result.format}: {result.images} images, {result.annotations} objects, "
                   f"{result.files} files in {result.output}", highlight=False)
+
+
+def split_summary(console: Console, result: Any) -> None:
+    """Images and share per class and split, the worst deviation from the ratios, and every move."""
+    ratios = result.ratios
+    where = "updated in place" if result.in_place else "written"
+    table = Table(title=f"split {result.manifest} ({where}; seed {result.seed}; ratios "
+                        + ", ".join(f"{s} {ratios[s]:g}" for s in ratios) + ")")
+    table.add_column("class")
+    for name in ratios:
+        table.add_column(name, justify="right")
+    shares = result.shares()
+    for name, row in result.by_class.items():
+        table.add_row(name, *[f"{row[s]} ({shares[name][s] * 100:.1f}%)" for s in ratios])
+    total = sum(result.counts.values())
+    table.add_row("[bold]all[/]", *[f"{result.counts[s]} ({result.counts[s] / max(total, 1) * 100:.1f}%)"
+                                     for s in ratios])
+    console.print(table)
+    worst = f" ({result.worst[0]}, {result.worst[1]})" if result.worst else ""
+    console.print(f"worst class deviation from the ratios: {result.worst_deviation_pp:.1f} pp{worst}; "
+                  f"{result.kept} images kept their split, {result.assigned} were assigned; "
+                  f"{result.grouped_images} images in {result.groups} groups never straddle splits"
+                  + (f"; {result.unused} unusable rows left unsplit" if result.unused else ""), highlight=False)
+    for move in result.moves[:50]:
+        console.print(f"[yellow]moved[/] {move['id']}: {move['from']} -> {move['to']} ({move['reason']})",
+                      highlight=False, soft_wrap=True)
+    if len(result.moves) > 50:
+        console.print(f"... and {len(result.moves) - 50} more moves (--json lists all)")

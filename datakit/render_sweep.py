@@ -86,26 +86,25 @@ def short_names(keys: list[str]) -> dict[str, str]:
 def leaderboard(console: Console, result: Any, top: int = 10) -> None:
     """The best ``top`` complete trials by the validation metric, then counts and failures."""
     from datakit.sweep_storage import GRACE_SECONDS
-    from datakit.sweeping import SELECTION_NOTE, TIE_BREAK, rank, tie_break_note
 
     table = result.table
-    ranked = rank(table, result.metric).head(top)
+    ranked = result.ranked().head(top)
     counts = ", ".join(f"{n} {state}" for state, n in sorted(result.counts.items()))
     names = short_names(result.params)
-    metric, tie = result.metric, TIE_BREAK[result.metric][0]
+    metric, tie = result.metric, result.tie_break[0]
     view = Table(title=f"sweep {result.output}: top {len(ranked)} of {len(table)} trials by {metric} "
                        f"({counts})",
-                 caption=f"val: at the best epoch; ep: epochs run; {tie_break_note(metric)}; {SELECTION_NOTE}",
+                 caption=f"val: at the best epoch; ep: epochs run; {result.tie_break_note}; {result.note}",
                  box=box.SIMPLE_HEAD)
     # the ranking metric, then the column that breaks its ties
     heads = {"val_accuracy": "val\nacc", "val_loss": "val\nloss"}
-    for name in ("#", "trial", heads[metric], heads[tie], "test\nacc", "ep", "sec", "weights"):
+    for name in ("#", "trial", heads.get(metric, metric), heads.get(tie, tie), "test\nacc", "ep", "sec", "weights"):
         view.add_column(name, justify="right", no_wrap=True)
     # the searched values share one wrapping column, so many keys still fit an 80-column terminal
     view.add_column("configuration", ratio=1, min_width=14)
     for place, (_, row) in enumerate(ranked.iterrows(), start=1):
         configuration = "  ".join(f"{names[k]}={_short(row[k])}" for k in result.params)
-        view.add_row(str(place), str(row["trial"]), _fmt(row[metric]), _fmt(row[tie]), _fmt(row["test_accuracy"]),
+        view.add_row(str(place), str(row["trial"]), _fmt(row.get(metric, row["value"])), _fmt(row.get(tie)), _fmt(row["test_accuracy"]),
                      _fmt(row["epochs"]), _fmt(row["seconds"], 0),
                      f"{int(row['parameters']):,}" if not pd.isna(row["parameters"]) else "-", configuration)
     console.print(view)

@@ -20,13 +20,20 @@ def train_summary(console: Console, result: Any) -> None:
     table = Table(title=f"run {result.run_dir}: {status} after {result.epochs_run} epochs in {result.seconds:.1f}s")
     table.add_column("")
     table.add_column("value", justify="right")
+    table.add_row("task", f"{result.task} ({result.task_reason})" if result.task_reason else result.task)
     table.add_row(f"best {result.monitor}", f"{_fmt(result.best_metric)} (epoch {result.best_epoch})")
+    names = [k.removeprefix("val_") for k in (result.history[-1] if result.history else {}) if k.startswith("val_")
+             and k != "val_loss"]
     if result.history:
         last = result.history[-1]
-        table.add_row("last train accuracy", _fmt(last["train_accuracy"]))
-        table.add_row("last val accuracy", _fmt(last["val_accuracy"]))
-    table.add_row("test accuracy (best checkpoint)", _fmt(result.test_accuracy) if result.test_accuracy is not None
-                  else "- (no test split)")
+        for name in names:
+            table.add_row(f"last train {name.replace('_', ' ')}", _fmt(last[f"train_{name}"]))
+            table.add_row(f"last val {name.replace('_', ' ')}", _fmt(last[f"val_{name}"]))
+    if result.test_metrics:
+        for name in names:
+            table.add_row(f"test {name.replace('_', ' ')} (best checkpoint)", _fmt(result.test_metrics.get(name)))
+    else:
+        table.add_row("test (best checkpoint)", "- (no test split)")
     console.print(table)
     console.print(f"wrote {result.run_dir}/: config.yaml, metrics.csv, curves.png, splits.csv, "
                   f"checkpoints/best.pt, checkpoints/last.pt", highlight=False)

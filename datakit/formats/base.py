@@ -430,7 +430,7 @@ def build_manifest(
 
 def inspect_images(root: Path, images: ImageTable, report: Report, options: ReadOptions) -> pd.DataFrame:
     """Image rows for the table: file facts read in parallel, declared sizes where no file is."""
-    from datakit.ingest import inspect_paths
+    from datakit.scan import inspect_paths
 
     first: dict[str, int] = {}
     for i, path in enumerate(images.path):

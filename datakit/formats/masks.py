@@ -88,7 +88,7 @@ def _mask_files(folder: Path) -> dict[str, str]:
 
 
 def read(src: Path, options: ReadOptions) -> ReadResult:
-    from datakit.ingest import scan_images
+    from datakit.scan import scan_images
 
     src = Path(src)
     if not detect(src):

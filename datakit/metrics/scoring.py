@@ -10,7 +10,6 @@ seam's: localization ``accuracy``, ``box_iou``, ``acc_iou50``; detection ``map``
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from datakit import atomic
+from datakit.atomic import write_json
 from datakit.errors import DatakitError
 from datakit.manifest import load_manifest
 from datakit.metrics import coco
@@ -138,7 +137,7 @@ def score(
         files.update(figures.write_all(result, extras, out_dir))
     files["metrics.json"] = str(out_dir / "metrics.json")
     result["files"] = files
-    atomic.write_text(out_dir / "metrics.json", json.dumps(result, indent=2, default=_json_default) + "\n")
+    write_json(out_dir / "metrics.json", result, default=_json_default)
     return result, extras
 
 
