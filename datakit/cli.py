@@ -316,7 +316,7 @@ def eval_(
         if manifest is None:
             raise DatakitError("--predictions needs --manifest: the ground truth to score against")
         result = evaluate_predictions(predictions, manifest, split=split, task=task, max_dets=parse_max_dets(max_dets),
-                                      lenient=lenient, output=output, plots=plots)
+                                      lenient=lenient, output=output, plots=plots, show_progress=not as_json)
         if as_json:
             print_json(result)
         else:
