@@ -177,6 +177,7 @@ def evaluate(
     metrics.update({
         "task": loaded.task.name, "macro_f1": metrics["macro"]["f1"],
         "split": split, "split_source": source, "checkpoint": str(loaded.checkpoint), "epoch": loaded.epoch,
+        "run": str(loaded.run_dir or loaded.checkpoint), "run_source": loaded.source,
         "manifest": str(manifest), "classes": loaded.classes, "misclassified": int((y_true != y_pred).sum()),
         "skipped": skipped,
         "files": {name: str(out_dir / name) for name in (
