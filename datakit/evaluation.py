@@ -112,7 +112,8 @@ def evaluate(
                                                 max_examples)
     metrics.update({
         "task": loaded.task.name, "split": split, "split_source": source, "checkpoint": str(loaded.checkpoint),
-        "epoch": loaded.epoch, "manifest": str(manifest), "classes": loaded.classes, "skipped": skipped,
+        "epoch": loaded.epoch, "run": str(loaded.run_dir or loaded.checkpoint), "run_source": loaded.source,
+        "manifest": str(manifest), "classes": loaded.classes, "skipped": skipped,
         "files": {"metrics.json": str(out_dir / "metrics.json"), **files},
     })
     write_json(out_dir / "metrics.json", metrics, default=None)

@@ -106,8 +106,9 @@ def sample_step(ctx: StepContext, name: str, output: str | None = None, seed: in
     result = sample(name, ctx.output_path(output), seed=ctx.seed if seed is None else seed, count=count, size=size,
                     objects=tuple(objects or (1, 3)), imbalance=imbalance, noise=noise, image_format=image_format,
                     show_progress=ctx.show_progress)
-    ctx.show(lambda c: c.print(f"{result.images} images of {len(result.classes)} classes in {result.image_folder}",
-                               highlight=False))
+    from datakit.render import path_line
+
+    ctx.show(lambda c: path_line(c, f"{result.images} images of {len(result.classes)} classes in {result.image_folder}"))
     return {"images": str(result.image_folder), "output": str(result.output), "count": result.images,
             "classes": result.classes}
 

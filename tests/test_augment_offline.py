@@ -90,7 +90,7 @@ def test_unsplit_manifest_stops_with_a_message_and_split_all_augments_everything
     assert result.derived == 6 and result.sources == 6
 
 
-def test_older_manifest_without_lineage_columns_still_loads(shapes_split: Path, tmp_path: Path) -> None:
+def test_older_manifest_without_lineage_columns_still_loads(shapes_split: Path, tmp_path: Path, allow_outside: None) -> None:
     m = load_manifest(shapes_split)
     old = shapes_split.parent / "old"  # beside the manifest, so its image root climbs one folder as usual
     old.mkdir()

@@ -88,6 +88,7 @@ def score(
     output: str | os.PathLike[str] | None = None,
     plots: bool = True,
     max_worst: int = 20,
+    show_progress: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The metrics dict and the raw arrays (COCOeval precision/recall/scores, confusion matrices).
 
@@ -95,7 +96,8 @@ def score(
     semantic or localization (default from the predictions); ``max_dets``: detections kept per
     image (default 1, 10, 100); ``lenient``: skip predictions that fail the checks instead of
     stopping; ``output``: report folder (default ``<predictions>-eval`` beside them); ``plots``:
-    write PNG/CSV files; ``max_worst``: images listed in ``worst_images``.
+    write PNG/CSV files; ``max_worst``: images listed in ``worst_images``; ``show_progress``: a
+    progress bar while mask PNGs are read.
     """
     task = task_name(task)
     path = Path(predictions)
@@ -110,7 +112,7 @@ def score(
     if task == "semantic":
         from datakit.metrics import segmentation
 
-        checked = segmentation.lint_masks(read, truth, lint)  # type: ignore[arg-type]
+        checked = segmentation.lint_masks(read, truth, lint, show_progress)  # type: ignore[arg-type]
         skipped = lint.finish(lenient)
         result, extras = segmentation.score(checked, truth)
     else:
