@@ -45,3 +45,45 @@ def write_rgb(path: Path, pixels: np.ndarray, quality: int | None = None) -> Pat
     params = [cv2.IMWRITE_JPEG_QUALITY, quality] if quality is not None else []
     assert cv2.imwrite(str(path), bgr, params)
     return path
+
+
+def smooth_picture(rng: np.random.Generator, side: int = 96) -> np.ndarray:
+    """A distinct colour picture: random blobs at several scales plus fine grain (no two alike, not blurry)."""
+    import cv2
+
+    image = np.zeros((side, side, 3), np.float32)
+    for cells, weight in ((3, 1.0), (6, 0.6), (12, 0.35), (24, 0.2)):
+        coarse = rng.normal(size=(cells, cells, 3)).astype(np.float32)
+        image += weight * cv2.resize(coarse, (side, side), interpolation=cv2.INTER_CUBIC)
+    image = (image - image.mean()) / (image.std() + 1e-6) * 45 + 128
+    image += rng.normal(0, 10, image.shape).astype(np.float32)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def full_manifest(root: Path) -> Path:
+    """Labels, train/val splits, boxes and masks, an exact duplicate that leaks into val, a broken file.
+
+    Every report section has something to say about it.
+    """
+    import shutil
+
+    sample("shapes", root / "data", count=80, seed=5, imbalance=0.4, show_progress=False)
+    images = root / "data" / "images"
+    first = sorted(images.rglob("*.png"))[0]
+    shutil.copyfile(first, first.parent / "copy_of_first.png")
+    (images / "broken.png").write_bytes(first.read_bytes()[:200])
+    ingest(images, root / "m", workers=1, show_progress=False)
+    ingest(root / "data", root / "coco", format="coco", workers=1, show_progress=False)
+    m, coco = load_manifest(root / "m"), load_manifest(root / "coco")
+    m.images["split"] = pd.Series(["val" if p.endswith("copy_of_first.png") or i % 5 == 0 else "train"
+                                   for i, p in enumerate(m.images["path"])], dtype="string")
+    # the COCO ingest has its own image ids: map them to ours by file name
+    ours = dict(zip(m.images["path"].map(lambda p: Path(p).name), m.images["id"]))
+    theirs = dict(zip(coco.images["id"], coco.images["path"].map(lambda p: Path(p).name)))
+    ann = coco.annotations.copy()
+    ann["image_id"] = ann["image_id"].map(lambda i: ours.get(theirs.get(i))).astype("string")
+    m.annotations = ann[ann["image_id"].notna()].reset_index(drop=True)
+    m.tasks = ["classification", "detection"]
+    m.image_root = str(m.root())
+    save_manifest(m, root / "full")
+    return root / "full"

@@ -27,7 +27,7 @@ h3{font-size:1rem;margin:1em 0 .3em}
 .meta{color:#5b6577;font-size:.9rem}
 .scroll{max-width:100%;overflow-x:auto;margin:.4em 0}
 table{border-collapse:collapse;font-size:.85rem;background:#fff}
-th,td{border:1px solid #dde3ea;padding:3px 6px;text-align:right;vertical-align:top}
+th,td{border:1px solid #dde3ea;padding:3px 6px;text-align:right;vertical-align:top;overflow-wrap:normal}
 th:first-child,td:first-child{text-align:left}
 th{background:#eef2f6}
 figure{margin:.6em 0} figure img{max-width:100%;height:auto;display:block}
