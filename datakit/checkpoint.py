@@ -9,27 +9,25 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from datakit.atomic import write_atomic
+from datakit.engine.rundir import CHECKPOINT_NAMES, RunDir
 from datakit.errors import DatakitError
 
 FORMAT = "datakit-checkpoint"
 VERSION = 1
-CHECKPOINT_NAMES = ("best", "last")
 
 
 def checkpoint_path(run: str | os.PathLike[str], which: str = "best") -> Path:
     """The checkpoint file for a run directory (``which`` = best or last) or a file given directly."""
     path = Path(run)
     if path.is_dir():
-        if which not in CHECKPOINT_NAMES:
-            raise DatakitError(f"unknown checkpoint {which!r}; choose best or last")
-        path = path / "checkpoints" / f"{which}.pt"
+        path = RunDir(path).checkpoint(which)
         if not path.is_file():
             raise DatakitError(f"{path}: no {which} checkpoint in this run (did training finish an epoch?)")
         return path
@@ -40,15 +38,7 @@ def checkpoint_path(run: str | os.PathLike[str], which: str = "best") -> Path:
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     """Write atomically: a crash or Ctrl-C mid-write leaves the previous file intact."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save({"format": FORMAT, "version": VERSION, **payload}, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomic(path, lambda tmp: torch.save({"format": FORMAT, "version": VERSION, **payload}, tmp))
 
 
 def _load(path: Path) -> Any:

@@ -59,7 +59,8 @@ def ingest(
     verify: str = typer.Option("structure", help="structure (cheap end-of-file checks) or decode (full decode)."),
     strict: bool = typer.Option(False, "--strict", help="Fail (exit 1, write nothing) if any file is broken."),
     incremental: bool = typer.Option(True, "--incremental/--no-incremental", help="Re-read only new or changed files."),
-    allow_outside: bool = typer.Option(False, "--allow-outside", help="Follow symlinks that resolve outside SRC."),
+    allow_outside: bool = typer.Option(False, "--allow-outside", help="Follow symlinks that resolve outside SRC; allow a manifest more than one folder away from its images."),
+    max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help="Images with more pixels get status too_large (default: Pillow's limit, about 179 million)."),
     table_format: str = typer.Option("parquet", "--table-format", help="parquet, csv or jsonl."),
     format: Optional[str] = typer.Option(None, "--format", help="Annotation format: coco, voc, yolo, labelme, imagefolder, masks (default: detected)."),
     on_invalid: str = typer.Option("clip", "--on-invalid", help="Boxes outside the image or of zero size, bad objects: clip (and report), skip or fail."),
@@ -70,8 +71,8 @@ def ingest(
 
     result = run_ingest(
         src, output, labels=labels, layout=layout, workers=workers or None, verify=verify, strict=strict,
-        incremental=incremental, allow_outside=allow_outside, table_format=table_format,
-        show_progress=not as_json, format=format, on_invalid=on_invalid,
+        incremental=incremental, allow_outside=allow_outside or None, table_format=table_format,
+        show_progress=not as_json, format=format, on_invalid=on_invalid, max_pixels=max_pixels,
     )
     if as_json:
         print_json(result.as_dict())
@@ -110,16 +111,63 @@ def sample(
         render.sample_summary(out, result)
 
 
+_OUTSIDE_HELP = "Trust a manifest whose image root is absolute or more than one folder up (or set DATAKIT_ALLOW_OUTSIDE=1)."
+
+
+@app.command()
+@handle_errors
+def augment(
+    manifest: Optional[Path] = typer.Argument(None, help="Manifest to augment."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="New folder for the augmented manifest and images."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="light, medium (default) or heavy; e.g. medium:fixed for digits."),
+    spec: Optional[Path] = typer.Option(None, "--spec", help="Spec file (.yaml/.json): albumentations' A.save form or a list of transforms."),
+    orientation: Optional[str] = typer.Option(None, "--orientation", help="What the preset may assume: upright (default), any or fixed."),
+    task: Optional[str] = typer.Option(None, "--task", help="Task the preset is built for (default: from the manifest)."),
+    copies: Optional[int] = typer.Option(None, "--copies", help="Derived images per source image (default 1)."),
+    split: str = typer.Option("train", "--split", help="Split to augment: train, val, test or all; the others are carried unchanged."),
+    balance: bool = typer.Option(False, "--balance", help="Augment classes below the largest class up to its count."),
+    target: Optional[int] = typer.Option(None, "--target", help="Augment every class below N up to N (images, or objects for object tasks)."),
+    seed: int = typer.Option(0, help="Random seed; the same seed writes the same files whatever --workers is."),
+    workers: int = typer.Option(1, help="Worker processes."),
+    verify: Optional[Path] = typer.Option(None, "--verify", help="Regenerate every derived image of this augmented manifest and compare bytes."),
+    preview: Optional[Path] = typer.Option(None, "--preview", help="Write a grid of originals and augmented versions with boxes and masks drawn."),
+    list_presets: bool = typer.Option(False, "--list-presets", help="Show the presets and what they assume."),
+    table_format: str = typer.Option("parquet", "--table-format", help="parquet, csv or jsonl."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Augment images into a new manifest with lineage (boxes and masks follow the pixels); --verify, --preview."""
+    from datakit.augmentation import summary
+    from datakit.augmentation.command import augment as run_augment
+
+    if list_presets:
+        summary.presets_table(out)
+        return
+    result = run_augment(manifest, output, preset=preset, spec=spec, orientation=orientation, task=task,
+                         copies=copies, split=split, balance=balance, target=target, seed=seed, workers=workers,
+                         verify=verify, preview=preview, show_progress=not as_json, table_format=table_format)
+    if as_json:
+        print_json(result.as_dict())
+    elif verify is not None:
+        summary.verify_summary(out, result)
+    elif output is not None:
+        summary.augment_summary(out, result)
+    else:
+        summary.preview_summary(out, result)
+    if verify is not None and not result.passed:
+        raise typer.Exit(1)
+
+
 @app.command()
 @handle_errors
 def info(
     manifest: Path = typer.Argument(..., help="Manifest directory."),
+    allow_outside: bool = typer.Option(False, "--allow-outside", help=_OUTSIDE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Counts per class, split, status and format of a manifest."""
     from datakit.info import info as run_info
 
-    data = run_info(manifest)
+    data = run_info(manifest, allow_outside=allow_outside or None)
     if as_json:
         print_json(data)
     else:
@@ -213,18 +261,40 @@ def train(
 @app.command("eval")
 @handle_errors
 def eval_(
-    run: Path = typer.Argument(..., help="Run directory (or a checkpoint file)."),
+    run: Optional[Path] = typer.Argument(None, help="Run directory (or a checkpoint file); optional with --predictions."),
     manifest: Optional[Path] = typer.Option(None, "--manifest", "-m", help="Manifest to score (default: the run's)."),
-    split: str = typer.Option("test", "--split", help="train, val, test or all."),
+    split: Optional[str] = typer.Option(None, "--split", help="train, val, test or all (default: test for a run, all with --predictions)."),
     checkpoint: str = typer.Option("best", "--checkpoint", help="best or last."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Folder for the report (default RUN/eval-SPLIT)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Folder for the report (default RUN/eval-SPLIT, or PREDICTIONS-eval/)."),
+    predictions: Optional[Path] = typer.Option(None, "--predictions", "-p", help="Score this instead of a run: a COCO results JSON, a folder of YOLO .txt files or of mask PNGs."),
+    task: Optional[str] = typer.Option(None, "--task", help="detection, instance, semantic or localization (default: from what the predictions hold)."),
+    max_dets: Optional[str] = typer.Option(None, "--max-dets", help="Detections per image kept, comma-separated (default 1,10,100); every AP is read at the largest."),
+    lenient: bool = typer.Option(False, "--lenient", help="Skip predictions that fail the input checks (reported) instead of stopping."),
+    plots: bool = typer.Option(True, "--plots/--no-plots", help="Write PR curves and confusion matrix PNGs (with --predictions)."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ) -> None:
-    """Accuracy, precision/recall/F1, confusion matrix and mistakes of a trained run on a split."""
+    """Score a trained run on a split, or a predictions file (--predictions) against a manifest."""
+    if predictions is not None:
+        from datakit.metrics import display
+        from datakit.metrics.scoring import evaluate_predictions, parse_max_dets
+
+        if run is not None:
+            raise DatakitError("give either RUN or --predictions, not both")
+        if manifest is None:
+            raise DatakitError("--predictions needs --manifest: the ground truth to score against")
+        result = evaluate_predictions(predictions, manifest, split=split, task=task, max_dets=parse_max_dets(max_dets),
+                                      lenient=lenient, output=output, plots=plots)
+        if as_json:
+            print_json(result)
+        else:
+            display.show(out, result)
+        return
+    if run is None:
+        raise DatakitError("give a RUN directory to evaluate, or --predictions FILE --manifest M")
     from datakit import render_training
     from datakit.evaluation import evaluate
 
-    metrics = evaluate(run, manifest, split, checkpoint=checkpoint, output=output, show_progress=not as_json)
+    metrics = evaluate(run, manifest, split or "test", checkpoint=checkpoint, output=output, show_progress=not as_json)
     if as_json:
         print_json(metrics)
     else:
@@ -245,15 +315,19 @@ def predict(
     from datakit import render_training
     from datakit.prediction import predict as run_predict
 
-    table = run_predict(run, images, checkpoint=checkpoint, all_probabilities=all_probs, show_progress=not as_json)
-    if csv is not None:
-        table.to_csv(csv, index=False)
+    from datakit.errors import CheckFailed
+
+    table = run_predict(run, images, checkpoint=checkpoint, all_probabilities=all_probs, show_progress=not as_json,
+                        csv=csv)
     if as_json:
         print_json(json.loads(table.to_json(orient="records")))
     else:
         render_training.predictions_table(out, table)
         if csv is not None:
             out.print(f"wrote {csv}", highlight=False)
+    failed = int(table["error"].notna().sum())
+    if failed:  # the other predictions are printed and written; the exit code says some failed
+        raise CheckFailed(f"{failed} of {len(table)} image(s) could not be predicted (see the error column)")
 
 
 _IMAGES_HELP = "How images reach the output: copy, symlink or none (annotations only)."
@@ -270,13 +344,15 @@ def export(
     crop_objects: bool = typer.Option(False, "--crop-objects", help="imagefolder: one image per object (its box), filed by category."),
     crop_padding: float = typer.Option(0.0, "--crop-padding", help="--crop-objects: extra margin, as a fraction of the box size."),
     yolo_task: str = typer.Option("detect", "--yolo-task", help="yolo: detect (boxes) or segment (polygons)."),
+    allow_outside: bool = typer.Option(False, "--allow-outside", help=_OUTSIDE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Write a manifest as an annotation format (COCO, VOC, YOLO, LabelMe, ImageFolder, masks)."""
     from datakit.convert import export as run_export
 
     result = run_export(manifest, format, output, images=images, include_broken=include_broken,
-                        crop_objects=crop_objects, crop_padding=crop_padding, yolo_task=yolo_task)
+                        crop_objects=crop_objects, crop_padding=crop_padding, yolo_task=yolo_task,
+                        allow_outside=allow_outside or None)
     if as_json:
         print_json(result.as_dict())
     else:

@@ -138,8 +138,9 @@ class LoopConfig:
 class TrainConfig:
     seed: int = _opt(0, "seed for splits, weight init, shuffling and augmentation")
     data: DataConfig = _section(DataConfig, "images, splits, preprocessing, loading")
-    augment: list[Any] = _opt([], "online augmentation: albumentations transforms applied to training "
-                                  "images, e.g. [{HorizontalFlip: {p: 0.5}}, {Affine: {rotate: [-10, 10]}}]")
+    augment: Union[str, list[Any]] = _opt([], "online augmentation of training images: a preset (light, medium, "
+                                              "heavy, e.g. medium:fixed), a spec file (.yaml/.json) or a list "
+                                              "like [{HorizontalFlip: {p: 0.5}}, {Affine: {rotate: [-10, 10]}}]")
     model: ModelConfig = _section(ModelConfig, "architecture")
     optim: OptimConfig = _section(OptimConfig, "optimizer")
     schedule: ScheduleConfig = _section(ScheduleConfig, "learning-rate schedule")
@@ -475,8 +476,8 @@ def validate(config: TrainConfig) -> None:
                                f"{len(conv.filters)} conv blocks (model.conv.filters)")
     if not 0 <= config.model.head.dropout < 1:
         raise DatakitError(f"config key 'model.head.dropout' must be in [0, 1), got {config.model.head.dropout}")
-    if not isinstance(config.augment, list):
-        raise DatakitError("config key 'augment' must be a list of transforms")
+    if not isinstance(config.augment, (list, str)):
+        raise DatakitError("config key 'augment' must be a preset name, a spec file or a list of transforms")
 
 
 def dump_yaml(config: TrainConfig) -> str:

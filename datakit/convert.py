@@ -20,8 +20,15 @@ from typing import Any
 from datakit.errors import CheckFailed, DatakitError
 from datakit.formats import detect_format, format_names, get_format
 from datakit.formats.base import ReadOptions, ReadResult, Report, WriteOptions, WriteResult
-from datakit.ingest import IngestResult
-from datakit.manifest import Manifest, load_manifest, manifest_exists, resolve_location, save_manifest
+from datakit.ingest import IngestResult, check_output
+from datakit.manifest import (
+    Manifest,
+    check_image_root,
+    load_manifest,
+    manifest_exists,
+    resolve_location,
+    save_manifest,
+)
 
 
 @dataclass
@@ -72,6 +79,8 @@ def ingest_format(
     strict: bool = False,
     table_format: str = "parquet",
     show_progress: bool = True,
+    max_pixels: int | None = None,
+    allow_outside: bool | None = None,
 ) -> FormatIngestResult:
     """Read an annotation format into the manifest at ``output`` (``datakit ingest --format``)."""
     from datakit.imageinfo import VERIFY_MODES
@@ -79,15 +88,17 @@ def ingest_format(
     started = time.perf_counter()
     if verify not in VERIFY_MODES:
         raise DatakitError(f"unknown verify mode {verify!r}; choose one of: {', '.join(VERIFY_MODES)}")
+    check_output(src, output, allow_outside)
     options = ReadOptions(on_invalid=on_invalid, image_dir=image_dir, workers=workers, verify=verify,
-                          show_progress=show_progress)
+                          show_progress=show_progress, max_pixels=max_pixels)
     result = read_source(src, format, options)
     manifest = result.manifest
     out_location = resolve_location(output)
     new_root = Path(manifest.image_root).resolve()
+    check_image_root(os.path.relpath(new_root, out_location.resolve()), str(output), allow_outside)
     if manifest_exists(out_location):
         # the same rule as the folder ingest: a manifest is replaced only by one of the same images
-        old_root = load_manifest(out_location, validate_schema=False).root().resolve()
+        old_root = load_manifest(out_location, validate_schema=False, allow_outside=True).root().resolve()
         if old_root != new_root:
             raise DatakitError(f"{out_location}: this manifest was made from {old_root}, not {new_root}; "
                                "choose another output")
@@ -151,14 +162,17 @@ def export(
     crop_padding: float = 0.0,
     yolo_task: str = "detect",
     decimals: int = 6,
+    allow_outside: bool | None = None,
 ) -> WriteResult:
-    """Write a manifest as ``format`` into the new folder ``output`` (``datakit export``)."""
+    """Write a manifest as ``format`` into the new folder ``output`` (``datakit export``).
+
+    A manifest whose image root leaves its data set is refused unless ``allow_outside``."""
     if crop_objects and format != "imagefolder":
         raise DatakitError("--crop-objects writes an ImageFolder data set: use it with --format imagefolder")
     module = get_format(format)
     options = WriteOptions(images=images, on_invalid=on_invalid, include_broken=include_broken,
                            crop_objects=crop_objects, crop_padding=crop_padding, yolo_task=yolo_task, decimals=decimals)
-    loaded = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
+    loaded = manifest if isinstance(manifest, Manifest) else load_manifest(manifest, allow_outside=allow_outside)
     return _staged_write(Path(output), lambda staging: module.write(loaded, staging, options))
 
 

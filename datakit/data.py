@@ -38,16 +38,46 @@ STATS_SAMPLE = 5000  # images used for mean/std when they are not all in memory
 # one image
 
 
+def _check_pixels(path: str | os.PathLike[str], data: np.ndarray) -> None:
+    """Refuse an image over the pixel limit from its header, before any pixel is decoded.
+
+    The manifest's status already keeps such files out; this guards files changed since ingest,
+    crafted manifests and ``predict`` on files no ingest has seen."""
+    from PIL import UnidentifiedImageError
+
+    from datakit.imageinfo import open_header, pixel_limit_problem
+
+    try:
+        width, height = open_header(data.tobytes()).size
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return  # not something PIL reads: OpenCV decides below
+    problem = pixel_limit_problem(width, height, None)
+    if problem:
+        raise DatakitError(f"{path}: image too large: {problem}")
+
+
 def read_image(path: str | os.PathLike[str], channels: int) -> np.ndarray:
     """uint8 HxWxC (C = 1 or 3, RGB), as displayed (EXIF orientation applied)."""
     flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR_RGB
+    from datakit.imageinfo import special_file_kind
+
     try:
+        kind = special_file_kind(os.stat(path).st_mode)
+        if kind:  # reading a FIFO would block forever
+            raise DatakitError(f"{path}: not a regular file ({kind}); not read")
         # fromfile + imdecode: works for any path the OS can open, unlike imread on some platforms
-        image = cv2.imdecode(np.fromfile(str(path), dtype=np.uint8), flag)
+        data = np.fromfile(str(path), dtype=np.uint8)
     except (OSError, ValueError) as exc:
         raise DatakitError(f"{path}: cannot read image ({exc})") from None
+    _check_pixels(path, data)
+    try:
+        image = cv2.imdecode(data, flag)
+    except cv2.error as exc:
+        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "OpenCV error"
+        raise DatakitError(f"{path}: cannot decode image ({first})") from None
     if image is None:
-        raise DatakitError(f"{path}: cannot decode image (changed or damaged since ingest? re-run datakit ingest)")
+        raise DatakitError(f"{path}: cannot decode image (not an image, or damaged; if it is in a manifest, "
+                           "re-run datakit ingest)")
     if image.ndim == 2:
         image = image[:, :, None]
     return image
@@ -233,28 +263,70 @@ class _DecodeDataset(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> np.ndarray:
-        return self.preprocess.load(self.paths[index])
+    def __getitem__(self, index: int) -> tuple[int, np.ndarray | None, str | None]:
+        try:
+            return index, self.preprocess.load(self.paths[index]), None
+        except DatakitError as exc:  # one bad file is the caller's to skip or report, not a crash
+            return index, None, str(exc)
 
 
-def _stack(items: list[np.ndarray]) -> np.ndarray:
-    return np.stack(items)
+def _as_list(items: list[Any]) -> list[Any]:
+    return items
 
 
 def decode_all(
     paths: Sequence[Path], preprocess: Preprocess, workers: int = 0,
-    on_batch: Callable[[int], None] | None = None,
+    on_batch: Callable[[int], None] | None = None, failures: dict[int, str] | None = None,
 ) -> np.ndarray:
-    """Every image decoded and resized: uint8 NxHxWxC, in parallel with ``workers`` processes."""
-    out = np.empty((len(paths), preprocess.height, preprocess.width, preprocess.channels), dtype=np.uint8)
-    loader = DataLoader(_DecodeDataset(paths, preprocess), batch_size=64, num_workers=workers, collate_fn=_stack)
-    start = 0
+    """Every image decoded and resized: uint8 NxHxWxC, in parallel with ``workers`` processes.
+
+    With ``failures`` (a dict), a file that cannot be decoded (damaged, over the pixel limit, not
+    a regular file) is recorded there by index with its reason and its slot left black; without
+    it, the first such file raises its DatakitError."""
+    out = np.zeros((len(paths), preprocess.height, preprocess.width, preprocess.channels), dtype=np.uint8)
+    loader = DataLoader(_DecodeDataset(paths, preprocess), batch_size=64, num_workers=workers, collate_fn=_as_list)
     for batch in loader:
-        out[start:start + len(batch)] = batch
-        start += len(batch)
+        for index, image, error in batch:
+            if error is None:
+                out[index] = image
+            elif failures is None:
+                raise DatakitError(error)
+            else:
+                failures[index] = error
         if on_batch is not None:
             on_batch(len(batch))
     return out
+
+
+def screen_files(paths: Sequence[Path]) -> dict[int, str]:
+    """Files that cannot be decoded, found cheaply (regular file, readable header, pixel limit),
+    by index: for the path that decodes batch by batch, so a bad file is left out up front."""
+    from PIL import UnidentifiedImageError
+
+    from datakit.imageinfo import open_header, pixel_limit_problem, special_file_kind
+
+    failures: dict[int, str] = {}
+    for index, path in enumerate(paths):
+        try:
+            kind = special_file_kind(os.stat(path).st_mode)
+            if kind:
+                failures[index] = f"{path}: not a regular file ({kind}); not read"
+                continue
+            with open_header(path) as img:  # reads the header only
+                width, height = img.size
+        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+            failures[index] = f"{path}: cannot read image header ({exc})"
+            continue
+        problem = pixel_limit_problem(width, height, None)
+        if problem:
+            failures[index] = f"{path}: image too large: {problem}"
+    return failures
+
+
+def skipped_note(failures: dict[int, str], where: str) -> str:
+    """One line for images left out because they could not be decoded."""
+    first = failures[min(failures)]
+    return f"{len(failures)} {where} image(s) could not be decoded and are left out (first: {first})"
 
 
 def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:

@@ -6,7 +6,6 @@ Writes, next to the run (``RUN/eval-SPLIT/``): ``metrics.json``, ``confusion_mat
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -15,7 +14,9 @@ import numpy as np
 import pandas as pd
 
 from datakit.console import progress_bar
+from datakit.atomic import write_json
 from datakit.data import decode_all, labelled_images
+from datakit.engine.rundir import RunDir
 from datakit.errors import DatakitError
 from datakit.inference import LoadedRun, load_run
 from datakit.manifest import SPLITS, load_manifest
@@ -73,12 +74,12 @@ def _select_rows(loaded: LoadedRun, manifest_path: Path, split: str) -> tuple[pd
     rows = rows.assign(root=str(manifest.root()))
     if split == "all":
         return rows, "all labelled images"
-    recorded = loaded.run_dir / "splits.csv" if loaded.run_dir is not None else None
+    recorded = RunDir(loaded.run_dir).splits if loaded.run_dir is not None else None
     same_manifest = str(manifest.location) == str(loaded.info.get("manifest"))
     has_splits = rows["split"].notna().any()
     if recorded is not None and recorded.is_file() and (same_manifest or not has_splits):
         # the exact assignment training used (generated or completed splits included)
-        table = pd.read_csv(recorded, dtype=str)
+        table = RunDir(loaded.run_dir).read_splits()
         split_of = dict(zip(table["id"], table["split"]))
         chosen = rows[rows["id"].astype(str).map(split_of) == split]
         source = f"the run's splits.csv"
@@ -95,18 +96,36 @@ def _select_rows(loaded: LoadedRun, manifest_path: Path, split: str) -> tuple[pd
 
 
 def evaluate(
-    run: str | os.PathLike[str],
+    run: str | os.PathLike[str] | None = None,
     manifest: str | os.PathLike[str] | None = None,
-    split: str = "test",
+    split: str | None = None,
     *,
     checkpoint: str = "best",
     output: str | os.PathLike[str] | None = None,
     batch_size: int = 256,
     max_examples: int = 36,
     show_progress: bool = True,
+    predictions: str | os.PathLike[str] | None = None,
+    **options: Any,
 ) -> dict[str, Any]:
-    """Score a run's checkpoint on a split of a manifest (default: the manifest it trained on)."""
+    """Score a run's checkpoint on a split of a manifest (default: the manifest it trained on), or,
+    with ``predictions``, a predictions file against ``manifest`` (``datakit.metrics.scoring``:
+    ``task``, ``max_dets``, ``lenient``, ``plots`` options)."""
     from datakit import plots
+
+    if predictions is not None:
+        from datakit.metrics.scoring import evaluate_predictions
+
+        if run is not None:
+            raise DatakitError("give either a run or predictions, not both")
+        if manifest is None:
+            raise DatakitError("predictions need a manifest: the ground truth to score against")
+        return evaluate_predictions(predictions, manifest, split=split, output=output, **options)
+    if run is None:
+        raise DatakitError("give a run directory to evaluate, or predictions and a manifest")
+    if options:
+        raise DatakitError(f"option(s) {', '.join(sorted(options))} apply to predictions only")
+    split = split or "test"
 
     if split not in EVAL_SPLITS:
         raise DatakitError(f"unknown split {split!r}; choose one of: {', '.join(EVAL_SPLITS)}")
@@ -117,15 +136,22 @@ def evaluate(
             raise DatakitError(f"{run}: no manifest recorded with this checkpoint; pass --manifest")
     rows, source = _select_rows(loaded, Path(manifest), split)
     paths = [Path(root) / p for root, p in zip(rows["root"], rows["path"])]
+    failures: dict[int, str] = {}
     with progress_bar(f"Evaluating on {split}", 2 * len(paths), show_progress) as advance:
-        images = decode_all(paths, loaded.preprocess, on_batch=advance)
+        images = decode_all(paths, loaded.preprocess, on_batch=advance, failures=failures)
+        skipped = [{"path": str(paths[i]), "reason": failures[i]} for i in sorted(failures)]
+        if failures:  # scored without them; counted and named in the result
+            keep = [i for i in range(len(paths)) if i not in failures]
+            images, rows, paths = images[keep], rows.iloc[keep].reset_index(drop=True), [paths[i] for i in keep]
+            if not keep:
+                raise DatakitError(f"no image of split '{split}' could be decoded (first: {failures[min(failures)]})")
         probabilities = loaded.probabilities(images, batch_size, on_batch=advance)
     target_of = {name: i for i, name in enumerate(loaded.classes)}
     y_true = rows["label"].astype(str).map(target_of).to_numpy(dtype=np.int64)
     y_pred = probabilities.argmax(1)
     metrics = classification_metrics(y_true, y_pred, probabilities, loaded.classes)
 
-    out_dir = Path(output) if output else (loaded.run_dir or loaded.checkpoint.parent) / f"eval-{split}"
+    out_dir = Path(output) if output else RunDir(loaded.run_dir or loaded.checkpoint.parent).eval_dir(split)
     out_dir.mkdir(parents=True, exist_ok=True)
     matrix = np.array(metrics["confusion_matrix"])
     pd.DataFrame(matrix, index=pd.Index(loaded.classes, name="true"), columns=loaded.classes).to_csv(
@@ -151,8 +177,9 @@ def evaluate(
     metrics.update({
         "split": split, "split_source": source, "checkpoint": str(loaded.checkpoint), "epoch": loaded.epoch,
         "manifest": str(manifest), "classes": loaded.classes, "misclassified": int((y_true != y_pred).sum()),
+        "skipped": skipped,
         "files": {name: str(out_dir / name) for name in (
             "metrics.json", "confusion_matrix.csv", "confusion_matrix.png", "misclassified.png", "predictions.csv")},
     })
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    write_json(out_dir / "metrics.json", metrics, default=None)
     return metrics

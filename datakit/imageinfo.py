@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import stat
 import struct
 import warnings
 from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-# PIL warns on huge images; we only read headers, so that warning is noise here
-Image.MAX_IMAGE_PIXELS = None
+# Pillow's own error threshold (twice its warning limit, about 179 megapixels): a larger image is
+# refused as a likely decompression bomb unless the user raises the limit (`--max-pixels`)
+DEFAULT_MAX_PIXELS = 2 * 89_478_485
 
 SUPPORTED_FORMATS = {"JPEG", "PNG", "GIF", "BMP", "TIFF", "WEBP", "MPO"}
 IMAGE_EXTENSIONS = {
@@ -25,6 +28,8 @@ IMAGE_EXTENSIONS = {
     ".heic", ".heif", ".avif", ".jp2", ".j2k", ".svg", ".psd", ".ico", ".pgm", ".ppm", ".pbm", ".tga",
 }
 VERIFY_MODES = ("structure", "decode")
+# TIFF sample types OpenCV cannot decode for training: decided at ingest, not mid-run
+_UNDECODABLE_MODES = {"F": "32-bit float samples", "I": "32-bit integer samples"}
 EXIF_ORIENTATION_TAG = 0x0112
 _PNG_IEND = b"IEND\xaeB`\x82"
 _MODE_BIT_DEPTH = {"1": 1, "I;16": 16, "I;16B": 16, "I;16L": 16, "I;16N": 16, "I": 32, "F": 32}
@@ -103,17 +108,45 @@ def _channels(img: Image.Image) -> int:
     return len(img.getbands())
 
 
-def inspect_bytes(data: bytes, verify: str = "structure") -> dict[str, Any]:
+def open_header(data: bytes | str | os.PathLike[str]) -> Image.Image:
+    """Open bytes or a file without decoding; Pillow's own bomb check is off here because ours
+    (with the user's limit) follows, and only the header is read."""
+    limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return Image.open(io.BytesIO(data) if isinstance(data, bytes) else data)
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
+def _zero_size_png(data: bytes) -> bool:
+    return data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR" and len(data) >= 24 and (
+        struct.unpack_from(">II", data, 16).count(0) > 0)
+
+
+def pixel_limit_problem(width: int, height: int, max_pixels: int | None) -> str | None:
+    """Why an image of this size is refused (likely decompression bomb), or None."""
+    limit = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
+    if limit and width * height > limit:
+        return (f"{width}x{height} is {width * height / 1e6:.0f} megapixels, over the limit of "
+                f"{limit / 1e6:.0f} (a decompression bomb, or a huge scan: raise --max-pixels to accept it)")
+    return None
+
+
+def inspect_bytes(data: bytes, verify: str = "structure", max_pixels: int | None = None) -> dict[str, Any]:
     """Facts about one image's bytes; never raises for bad content."""
     facts: dict[str, Any] = {"file_size": len(data)}
     if not data:
         return broken("empty", "file is empty (0 bytes)", **facts)
     facts["sha256"] = hashlib.sha256(data).hexdigest()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            img = Image.open(io.BytesIO(data))
+        img = open_header(data)
     except UnidentifiedImageError:
+        if _zero_size_png(data):
+            width, height = struct.unpack_from(">II", data, 16)
+            return broken("corrupt", f"PNG header declares a zero size ({width}x{height} pixels)", format="PNG", **facts)
         return broken("not_image", f"not an image (starts with {data[:8]!r})", **facts)
     except Exception as exc:  # PIL raises assorted errors for damaged headers
         return broken("corrupt", f"unreadable image header: {exc}", **facts)
@@ -135,6 +168,14 @@ def inspect_bytes(data: bytes, verify: str = "structure") -> dict[str, Any]:
         channels=_channels(img),
         bit_depth=_bit_depth(img, data),
     )
+    if width <= 0 or height <= 0:
+        return broken("corrupt", f"{fmt} header declares a zero size ({width}x{height} pixels)", **facts)
+    too_large = pixel_limit_problem(width, height, max_pixels)
+    if too_large:
+        return broken("too_large", too_large, **facts)
+    if img.mode in _UNDECODABLE_MODES:
+        return broken("unsupported", f"{fmt} with {_UNDECODABLE_MODES[img.mode]} (mode {img.mode}): training cannot "
+                      "decode it; convert it to 8- or 16-bit", **facts)
     problem = _structure_problem(fmt, data)
     if problem:
         return broken("truncated", problem, **facts)
@@ -148,13 +189,37 @@ def inspect_bytes(data: bytes, verify: str = "structure") -> dict[str, Any]:
     return {"status": "ok", "reason": None, **facts}
 
 
-def inspect_file(path: str, verify: str = "structure") -> dict[str, Any]:
-    """Read the file once and describe it; permission and I/O errors become a status."""
+def special_file_kind(mode: int) -> str | None:
+    """'FIFO', 'socket', ... for a file that is not a regular file (opening some blocks forever)."""
+    if stat.S_ISREG(mode):
+        return None
+    for test, name in ((stat.S_ISFIFO, "FIFO (named pipe)"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "character device"),
+                       (stat.S_ISBLK, "block device"), (stat.S_ISDIR, "folder")):
+        if test(mode):
+            return name
+    return "special file"
+
+
+def inspect_file(path: str, verify: str = "structure", max_pixels: int | None = None) -> dict[str, Any]:
+    """Read the file once and describe it; permission and I/O errors become a status.
+
+    Opened non-blocking and checked with fstat before reading, so a FIFO or device that appears
+    where an image was expected is reported, never waited on.
+    """
     try:
-        with open(path, "rb") as fh:
-            data = fh.read()
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except PermissionError as exc:
         return broken("unreadable", f"permission denied: {exc.strerror or exc}")
     except OSError as exc:
         return broken("unreadable", f"cannot read: {exc.strerror or exc}")
-    return inspect_bytes(data, verify)
+    try:
+        kind = special_file_kind(os.fstat(fd).st_mode)
+        if kind:
+            return broken("unreadable", f"not a regular file ({kind}): not opened for reading")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = fh.read()
+    except OSError as exc:
+        return broken("unreadable", f"cannot read: {exc.strerror or exc}")
+    finally:
+        os.close(fd)
+    return inspect_bytes(data, verify, max_pixels)

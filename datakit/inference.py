@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +45,8 @@ class LoadedRun:
 
 def load_run(run: str | os.PathLike[str], checkpoint: str = "best", device: str = "auto") -> LoadedRun:
     """Load a run directory's best/last checkpoint (or a checkpoint file) for inference."""
-    from datakit.training import select_device
+    from datakit.engine.device import select_device
+    from datakit.engine.rundir import RunDir
 
     path = checkpoint_path(run, checkpoint)
     data = read_checkpoint(path)
@@ -61,12 +61,7 @@ def load_run(run: str | os.PathLike[str], checkpoint: str = "best", device: str 
     target = select_device(device)
     model.to(target).eval()
     run_dir = Path(run) if Path(run).is_dir() else None
-    info: dict[str, Any] = {}
-    if run_dir is not None and (run_dir / "run.json").is_file():
-        try:
-            info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            info = {}
+    info = RunDir(run_dir).read_info(missing_ok=True) if run_dir is not None else {}
     return LoadedRun(path, run_dir, model, classes, preprocess, config, info, target, int(data["epoch"]))
 
 
@@ -79,7 +74,7 @@ def collect_images(items: Iterable[str | os.PathLike[str]]) -> list[Path]:
         path = Path(item)
         if path.is_dir():
             found.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS))
-        elif path.is_file():
+        elif path.exists():  # a FIFO or device becomes a row with its error; it is never opened
             found.append(path)
         else:
             raise DatakitError(f"{path}: no such file or folder")

@@ -21,9 +21,9 @@ def _stats(series: pd.Series) -> dict[str, float] | None:
     return {"min": float(values.min()), "median": float(values.median()), "max": float(values.max())}
 
 
-def info(manifest: str | os.PathLike[str]) -> dict[str, Any]:
+def info(manifest: str | os.PathLike[str], allow_outside: bool | None = None) -> dict[str, Any]:
     """Counts and size statistics of a manifest, as a plain dict (the CLI renders it)."""
-    m = load_manifest(manifest)
+    m = load_manifest(manifest, allow_outside=allow_outside)
     images, ok = m.images, m.ok_images()
     split_by_label = (
         ok.assign(label=ok["label"].fillna("(none)"), split=ok["split"].fillna("(none)"))

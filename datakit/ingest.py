@@ -8,6 +8,7 @@ folder re-reads only new or changed files (path + size + mtime) and keeps ids st
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import time
@@ -21,10 +22,13 @@ from datakit import imageinfo
 from datakit.parallel import imap_progress
 from datakit.errors import CheckFailed, DatakitError
 from datakit.manifest import (
+    HEADER_NAME,
     IMAGE_COLUMNS,
     Manifest,
+    check_image_root,
     load_manifest,
     manifest_exists,
+    outside_allowed,
     resolve_location,
     save_manifest,
 )
@@ -46,6 +50,8 @@ class ScannedFile:
     mtime_ns: int
     label: str | None = None
     split: str | None = None
+    # the name on disk is not valid UTF-8: ``path`` holds it percent-encoded (see escape_name)
+    bad_name: bool = False
 
 
 @dataclass
@@ -87,6 +93,30 @@ class IngestResult:
         }
 
 
+BAD_NAME_REASON = ("file name is not valid UTF-8; the path column holds its bytes percent-encoded "
+                   "(urllib.parse.unquote_to_bytes gives them back): rename the file to use it")
+
+
+def escape_name(relative_path: str) -> str:
+    """A path with undecodable bytes (Python's surrogate escapes) as text, reversibly.
+
+    Every byte that is not printable ASCII, and ``%`` itself, becomes ``%XX``, so
+    ``urllib.parse.unquote_to_bytes(escaped)`` returns exactly the bytes of the name on disk.
+    """
+    from urllib.parse import quote
+
+    raw = relative_path.encode("utf-8", "surrogateescape")
+    return quote(raw, safe="/ !\"#$&'()*+,-.:;<=>?@[]^_`{|}~")
+
+
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
 def image_id(relative_path: str) -> str:
     """Stable id from the path inside the source, so a re-ingest gives every file the same id."""
     return hashlib.sha1(relative_path.encode("utf-8")).hexdigest()[:16]
@@ -105,7 +135,13 @@ def _inside(path: Path, root: Path) -> bool:
 
 
 def scan_images(src: Path, allow_outside: bool = False) -> tuple[list[ScannedFile], list[dict[str, str]]]:
-    """Every file with an image extension under src, and the entries refused (with reasons)."""
+    """Every file with an image extension under src, and the entries refused (with reasons).
+
+    Nothing but regular files is ever opened: FIFOs, sockets and devices are reported and
+    skipped (reading a FIFO blocks forever). Folder symlinks are not followed (their files are
+    read where they are, or are outside the source) and say so, loops included. A name that is
+    not valid UTF-8 is kept as a ``bad_name`` row, percent-encoded.
+    """
     root = src.resolve()
     found: list[ScannedFile] = []
     refused: list[dict[str, str]] = []
@@ -120,28 +156,59 @@ def scan_images(src: Path, allow_outside: bool = False) -> tuple[list[ScannedFil
             if entry.name.startswith("."):
                 continue
             rel = "/".join(rel_parts + (entry.name,))
+            shown = rel if _is_utf8(rel) else escape_name(rel)
             if entry.is_symlink():
+                try:
+                    os.stat(entry.path)
+                except OSError as exc:
+                    if exc.errno == errno.ELOOP:
+                        refused.append({"path": shown, "reason": "symlink loop (it points back to itself): not followed"})
+                    else:
+                        refused.append({"path": shown, "reason": f"broken symlink ({exc.strerror}): skipped"})
+                    continue
                 target = Path(os.path.realpath(entry.path))
                 if not allow_outside and not _inside(target, root):
-                    refused.append({"path": rel, "reason": f"symlink resolves outside the source ({target})"})
+                    refused.append({"path": shown, "reason": f"symlink resolves outside the source ({target})"})
                     continue
                 if target.is_dir():
-                    # inside the source its files are reached anyway; following risks loops
+                    # following a folder link risks loops; inside the source its files are read anyway
+                    loop = _inside(Path(os.path.realpath(directory)), target)
+                    reason = ("symlink loop (it points to a folder that contains it): not followed" if loop else
+                              "symlink to a folder: not followed (its files are read where they are)"
+                              if _inside(target, root) else "symlink to a folder outside the source: not followed")
+                    refused.append({"path": shown, "reason": reason})
                     continue
             if entry.is_dir(follow_symlinks=False):
                 walk(Path(entry.path), rel_parts + (entry.name,))
                 continue
-            if os.path.splitext(entry.name)[1].lower() not in imageinfo.IMAGE_EXTENSIONS:
-                continue
             try:
                 st = entry.stat()
             except OSError as exc:
-                refused.append({"path": rel, "reason": f"cannot stat: {exc.strerror}"})
+                refused.append({"path": shown, "reason": f"cannot stat: {exc.strerror}"})
                 continue
-            found.append(ScannedFile(rel, st.st_size, st.st_mtime_ns))
+            kind = imageinfo.special_file_kind(st.st_mode)
+            if kind:
+                refused.append({"path": shown, "reason": f"not a regular file ({kind}): skipped, never opened"})
+                continue
+            if os.path.splitext(entry.name)[1].lower() not in imageinfo.IMAGE_EXTENSIONS:
+                continue
+            found.append(ScannedFile(shown, st.st_size, st.st_mtime_ns, bad_name=shown != rel))
 
     walk(root, ())
     return found, refused
+
+
+def check_output(src: str | os.PathLike[str], output: str | os.PathLike[str], allow_outside: bool | None) -> None:
+    """Refuse an output that is (or would overwrite) the input, before anything is read or written."""
+    out = Path(output)
+    if out.name != HEADER_NAME and out.exists() and not out.is_dir():
+        raise DatakitError(f"{output}: exists and is a file; a manifest is a folder: choose a new name (e.g. NAME.manifest)")
+    location = resolve_location(output).resolve()
+    source = Path(src).resolve()
+    if location == source or (source.is_file() and location == source.parent and out.name == HEADER_NAME):
+        raise DatakitError(f"{output}: is the input itself; write the manifest beside it (e.g. {Path(src).name}.manifest)")
+    if source.is_dir():
+        check_image_root(os.path.relpath(source, location), str(output), allow_outside)
 
 
 def detect_layout(files: list[ScannedFile], has_labels_csv: bool) -> str:
@@ -160,15 +227,15 @@ def _assign_folder_labels(files: list[ScannedFile], layout: str) -> list[dict[st
     for f in files:
         parts = f.path.split("/")
         if layout == "classes":
-            f.label = parts[0] if len(parts) > 1 else None
-            if f.label is None:
+            f.label = parts[0] if len(parts) > 1 and not f.bad_name else None
+            if f.label is None and not f.bad_name:
                 notes.append({"path": f.path, "reason": "image at the top level of a class-folder layout: no label"})
         elif layout == "splits":
             split = SPLIT_ALIASES.get(parts[0].lower()) if len(parts) > 1 else None
             if split is None:
                 notes.append({"path": f.path, "reason": "not inside a train/val/test folder: no split"})
             f.split = split
-            f.label = parts[1] if len(parts) > 2 else None
+            f.label = parts[1] if len(parts) > 2 and not f.bad_name else None
     return notes
 
 
@@ -244,9 +311,9 @@ def _assign_csv_labels(files: list[ScannedFile], table: pd.DataFrame, csv_path: 
 # inspecting in parallel
 
 
-def _inspect_job(job: tuple[str, str, str]) -> tuple[str, dict[str, Any]]:
-    rel, absolute, verify = job
-    return rel, imageinfo.inspect_file(absolute, verify)
+def _inspect_job(job: tuple[str, str, str, int | None]) -> tuple[str, dict[str, Any]]:
+    rel, absolute, verify, max_pixels = job
+    return rel, imageinfo.inspect_file(absolute, verify, max_pixels)
 
 
 def _compare_with_previous(
@@ -287,7 +354,7 @@ def _compare_with_previous(
 
 
 def _inspect_all(
-    jobs: list[tuple[str, str, str]], workers: int, show_progress: bool
+    jobs: list[tuple[str, str, str, int | None]], workers: int, show_progress: bool
 ) -> Iterable[tuple[str, dict[str, Any]]]:
     return imap_progress(_inspect_job, jobs, workers, "Reading images", show_progress)
 
@@ -305,6 +372,7 @@ def inspect_paths(
     workers: int | None = None,
     verify: str = "structure",
     show_progress: bool = True,
+    max_pixels: int | None = None,
 ) -> pd.DataFrame:
     """Image rows (every IMAGE_COLUMNS column) for files named relative to ``root``.
 
@@ -314,15 +382,15 @@ def inspect_paths(
     """
     root_path = Path(root)
     rows: list[dict[str, Any]] = []
-    jobs: list[tuple[str, str, str]] = []
+    jobs: list[tuple[str, str, str, int | None]] = []
     for rel in relative_paths:
         absolute = root_path / rel
-        if not absolute.is_file():
+        if not absolute.exists():
             row = {name: None for name in IMAGE_COLUMNS}
             row.update(id=image_id(rel), path=rel, status="missing", reason="file not found under the image root")
             rows.append(row)
-        else:
-            jobs.append((rel, str(absolute), verify))
+        else:  # a FIFO or device is reported by inspect_file without being read
+            jobs.append((rel, str(absolute), verify, max_pixels))
     for rel, facts in _inspect_all(jobs, workers or os.cpu_count() or 1, show_progress):
         row = {name: None for name in IMAGE_COLUMNS}
         row.update(facts)
@@ -347,19 +415,25 @@ def ingest(
     verify: str = "structure",
     strict: bool = False,
     incremental: bool = True,
-    allow_outside: bool = False,
+    allow_outside: bool | None = None,
     table_format: str = "parquet",
     show_progress: bool = True,
     on_file: Callable[[str], None] | None = None,
     format: str | None = None,
     on_invalid: str = "clip",
+    max_pixels: int | None = None,
 ) -> IngestResult:
     """Scan ``src`` into the manifest at ``output``; see the module docstring for layouts.
 
     With ``format`` (coco, voc, yolo, labelme, imagefolder, masks), or when one is detected in
     ``src`` and no folder layout or labels CSV was asked for, the annotation format is read instead
     (``datakit.convert.ingest_format``); ``on_invalid`` (clip, skip, fail) applies to its objects.
+    Images over ``max_pixels`` (default: Pillow's error threshold, about 179 megapixels) get
+    status ``too_large`` and are never decoded.
     """
+    if max_pixels is not None and max_pixels <= 0:
+        raise DatakitError(f"--max-pixels must be a positive number of pixels, got {max_pixels}")
+    check_output(src, output, allow_outside)
     if format is None and labels is None and layout == "auto":
         from datakit.formats import detect_format
 
@@ -368,7 +442,8 @@ def ingest(
         from datakit.convert import ingest_format  # imported here: it imports this module
 
         return ingest_format(src, output, format=format, on_invalid=on_invalid, workers=workers, verify=verify,
-                             strict=strict, table_format=table_format, show_progress=show_progress)
+                             strict=strict, table_format=table_format, show_progress=show_progress,
+                             max_pixels=max_pixels, allow_outside=allow_outside)
     started = time.perf_counter()
     src_path = Path(src)
     if not src_path.is_dir():
@@ -380,7 +455,7 @@ def ingest(
     workers = workers or os.cpu_count() or 1
     labels_table = read_labels_csv(Path(labels)) if labels else None
 
-    files, skipped = scan_images(src_path, allow_outside=allow_outside)
+    files, skipped = scan_images(src_path, allow_outside=outside_allowed(allow_outside))
     if not files:
         raise DatakitError(f"{src}: no image files found (looked for {', '.join(sorted(imageinfo.IMAGE_EXTENSIONS)[:9])}, ...)")
     chosen = detect_layout(files, labels_table is not None) if layout == "auto" else layout
@@ -395,7 +470,7 @@ def ingest(
     old_images: pd.DataFrame | None = None
     old_categories: list[dict[str, Any]] = []
     if incremental and manifest_exists(out_location):
-        old = load_manifest(out_location)
+        old = load_manifest(out_location, allow_outside=allow_outside)
         old_source = old.root().resolve()
         if old_source != src_path.resolve():
             raise DatakitError(
@@ -405,12 +480,19 @@ def ingest(
         old_images = old.images
         old_categories = old.categories
     reused, previous_ids, new_files, changed_files, deleted_files = _compare_with_previous(files, old_images)
-    jobs = [(f.path, str(src_path / f.path), verify) for f in files if f.path not in reused.index]
+    jobs = [(f.path, str(src_path / f.path), verify, max_pixels)
+            for f in files if f.path not in reused.index and not f.bad_name]
+    named_badly = [f for f in files if f.bad_name and f.path not in reused.index]
     reused = reused.reset_index()[list(IMAGE_COLUMNS) + [c for c in reused.columns if c not in IMAGE_COLUMNS]]
     meta = {f.path: f for f in files}
 
     chunks: list[pd.DataFrame] = [reused] if len(reused) else []
     rows: list[dict[str, Any]] = []
+    for f in named_badly:  # never opened: the name cannot be stored as it is
+        row = {name: None for name in IMAGE_COLUMNS}
+        row.update(id=image_id(f.path), path=f.path, file_size=f.size, mtime_ns=f.mtime_ns, split=f.split,
+                   status="bad_name", reason=BAD_NAME_REASON)
+        rows.append(row)
     for rel, facts in _inspect_all(jobs, workers, show_progress):
         f = meta[rel]
         row = {name: None for name in IMAGE_COLUMNS}

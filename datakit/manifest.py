@@ -12,7 +12,6 @@ import json
 import math
 import os
 import secrets
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable
@@ -20,6 +19,7 @@ from typing import Any, Iterable
 import pandas as pd
 
 from datakit import __version__
+from datakit.atomic import write_atomic, write_json
 from datakit.errors import ManifestError
 
 SCHEMA_VERSION = 1
@@ -29,7 +29,9 @@ TASKS = ("classification", "detection", "instance_segmentation", "semantic_segme
 SPLITS = ("train", "val", "test")
 
 # status of an image row: "ok" or the reason class of a file that cannot be used
-STATUSES = ("ok", "empty", "truncated", "not_image", "unsupported", "unreadable", "corrupt", "missing")
+STATUSES = ("ok", "empty", "truncated", "not_image", "unsupported", "unreadable", "corrupt", "missing",
+            # over the pixel limit (a likely decompression bomb); a file name that is not UTF-8
+            "too_large", "bad_name")
 
 # column name -> pandas dtype; "string" columns may hold nulls, as may the nullable ints
 IMAGE_COLUMNS: dict[str, str] = {
@@ -56,6 +58,15 @@ IMAGE_COLUMNS: dict[str, str] = {
     # the id the image had in its source annotation file (e.g. a COCO image id), kept on export
     # when it can be, so predictions scored against the original file still match
     "source_id": "string",
+    # lineage of derived (augmented) images, empty for originals: the parent's content hash, the
+    # pipeline's hash (its serialized form is in the header under "pipelines"), the seed that
+    # regenerates the image, albumentations' applied parameters (JSON) and each parent object's
+    # fate (JSON list: kept, clipped or dropped with the reason)
+    "parent_sha256": "string",
+    "pipeline": "string",
+    "seed": "Int64",
+    "applied": "string",
+    "objects": "string",
 }
 IMAGE_REQUIRED_NON_NULL = ("id", "path", "status")
 
@@ -88,9 +99,13 @@ class Manifest:
     image_root: str = "."
     source: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    # augmentation pipelines by hash: {hash: {"pipeline": <albumentations serialized form>, ...}}
+    pipelines: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
     # where this manifest was loaded from; relative image roots resolve against it
     location: Path | None = None
+    # the user trusts an image root outside the data set (--allow-outside); never saved
+    allow_outside: bool = False
 
     @property
     def category_names(self) -> list[str]:
@@ -108,6 +123,12 @@ class Manifest:
         return root
 
     def image_path(self, relative: str) -> Path:
+        """The file of a row; a path that leaves the image root is refused (loading checks every
+        row; this guards manifests built in memory). Symlinks are not resolved: an export made with
+        ``--images symlink`` is read where its links are."""
+        problem = check_relative_path(relative)
+        if problem:
+            raise ManifestError(f"image path {relative!r} {problem}; refused")
         return self.root() / relative
 
     def ok_images(self) -> pd.DataFrame:
@@ -223,6 +244,47 @@ def check_relative_path(path: str) -> str | None:
     return None
 
 
+ALLOW_OUTSIDE_ENV = "DATAKIT_ALLOW_OUTSIDE"
+
+
+def outside_allowed(flag: bool | None = None) -> bool:
+    """The user's opt-in for image roots outside the data set: the flag, else $DATAKIT_ALLOW_OUTSIDE=1."""
+    if flag is not None:
+        return flag
+    return os.environ.get(ALLOW_OUTSIDE_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def image_root_problem(image_root: str) -> str | None:
+    """Why an image root leaves the data set, or None.
+
+    A root is relative to the manifest's folder and may climb at most one level (``../images``,
+    as ingest writes it for a manifest beside its image folder); an absolute root, or one that
+    climbs further, could make an export copy any file on the machine (``image_root: /etc``).
+    """
+    root = image_root.replace("\\", "/")
+    if root.startswith("/") or (len(root) > 1 and root[1] == ":"):
+        return "is absolute"
+    depth = 0
+    lowest = 0
+    for part in PurePosixPath(root).parts:
+        if part == "..":
+            depth -= 1
+            lowest = min(lowest, depth)
+        elif part != ".":
+            depth += 1
+    if lowest < -1:
+        return f"climbs {-lowest} folders above the manifest (at most one is allowed)"
+    return None
+
+
+def check_image_root(image_root: str, where: str, allow_outside: bool | None = None) -> None:
+    problem = image_root_problem(image_root)
+    if problem and not outside_allowed(allow_outside):
+        raise ManifestError(f"{where}: image_root {image_root!r} {problem}; refused because it can reach files "
+                            f"outside the data set (pass --allow-outside, or set {ALLOW_OUTSIDE_ENV}=1, "
+                            "if you trust this manifest)")
+
+
 def validate(manifest: Manifest, images_file: str = "images", annotations_file: str = "annotations") -> None:
     """Raise ManifestError naming file, row, column and value for the first problem found."""
     images, annotations = manifest.images, manifest.annotations
@@ -268,6 +330,8 @@ def _validate_header(header: Any, file: str) -> None:
         )
     if version < 1:
         raise ManifestError(f"{file}: schema_version {version} is not valid")
+    if not isinstance(header.get("pipelines", {}) or {}, dict):
+        raise ManifestError(f"{file}: 'pipelines' must be an object keyed by pipeline hash")
     categories = header.get("categories", [])
     if not isinstance(categories, list):
         raise ManifestError(f"{file}: 'categories' must be a list")
@@ -323,10 +387,17 @@ def _read_table(path: Path, columns: dict[str, str]) -> pd.DataFrame:
     raise ManifestError(f"{path}: unknown table format '{fmt}' (known: {', '.join(TABLE_FORMATS)})")
 
 
-def load_manifest(path: str | os.PathLike[str], validate_schema: bool = True) -> Manifest:
-    """Load and validate a manifest directory (or its manifest.json)."""
+def load_manifest(path: str | os.PathLike[str], validate_schema: bool = True,
+                  allow_outside: bool | None = None) -> Manifest:
+    """Load and validate a manifest directory (or its manifest.json).
+
+    An ``image_root`` that leaves the data set (see ``image_root_problem``) is refused unless
+    ``allow_outside`` (default: ``$DATAKIT_ALLOW_OUTSIDE``) says the user trusts it.
+    """
     location = resolve_location(path)
     header_path = location / HEADER_NAME
+    if not location.exists():
+        raise ManifestError(f"{location}: does not exist")
     if not header_path.is_file():
         raise ManifestError(f"{location}: not a manifest (no {HEADER_NAME} inside)")
     try:
@@ -336,6 +407,7 @@ def load_manifest(path: str | os.PathLike[str], validate_schema: bool = True) ->
     except UnicodeDecodeError:
         raise ManifestError(f"{header_path}: not a text file") from None
     _validate_header(header, str(header_path))
+    check_image_root(str(header.get("image_root", ".")), str(header_path), allow_outside)
     tables = header.get("tables") or {}
     frames: dict[str, pd.DataFrame] = {}
     for name, columns in (("images", IMAGE_COLUMNS), ("annotations", ANNOTATION_COLUMNS)):
@@ -359,8 +431,10 @@ def load_manifest(path: str | os.PathLike[str], validate_schema: bool = True) ->
         image_root=str(header.get("image_root", ".")),
         source=header.get("source", {}) or {},
         extra=header.get("extra", {}) or {},
+        pipelines=header.get("pipelines", {}) or {},
         schema_version=header["schema_version"],
         location=location.resolve(),
+        allow_outside=outside_allowed(allow_outside),
     )
     if validate_schema:
         validate(manifest, str(location / tables["images"]), str(location / tables.get("annotations", "annotations")))
@@ -434,43 +508,36 @@ def save_manifest(manifest: Manifest, path: str | os.PathLike[str], table_format
         for kind, df in (("images", images), ("annotations", annotations)):
             name = _table_name(kind, table_format, taken)
             taken.add(name)
-            tmp = location / f".{name}.tmp-{secrets.token_hex(4)}"
-            try:
-                _write_table(df, tmp, table_format)
-                os.replace(tmp, location / name)
-            finally:
-                tmp.unlink(missing_ok=True)
+            write_atomic(location / name, lambda tmp: _write_table(df, tmp, table_format))
             tables[kind] = name
     except BaseException:
         # the old header still names the old tables; drop what this failed save wrote
         for name in tables.values():
             (location / name).unlink(missing_ok=True)
         raise
+    image_root = manifest.image_root
+    if os.path.isabs(image_root) or (manifest.location is not None and manifest.location != location.resolve()):
+        # relative to where it is written, as ingest writes it, so a manifest and its images can
+        # move together (a loaded manifest saved elsewhere keeps pointing at the same images)
+        image_root = Path(os.path.relpath(manifest.root().resolve(), location.resolve())).as_posix()
     header = {
         "schema_version": SCHEMA_VERSION,
         "created_by": f"datakit {__version__}",
         "tasks": list(manifest.tasks),
         "categories": list(manifest.categories),
-        "image_root": manifest.image_root,
+        "image_root": image_root,
         "tables": tables,
         "counts": {"images": int(len(images)), "annotations": int(len(annotations))},
         "source": manifest.source,
         "extra": manifest.extra,
     }
-    fd, tmp_name = tempfile.mkstemp(prefix=".manifest.", suffix=".json.tmp", dir=location)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(header, fh, indent=2, ensure_ascii=False, default=str)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp_name, header_path)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
+    if manifest.pipelines:
+        header["pipelines"] = manifest.pipelines
+    write_json(header_path, header, fsync=True, ensure_ascii=False)
     _fsync_dir(location)
     for stale in old_tables - set(tables.values()):
         if "/" not in stale and not check_relative_path(stale):
             (location / stale).unlink(missing_ok=True)
     manifest.location = location.resolve()
+    manifest.image_root = image_root
     return location

@@ -45,6 +45,7 @@ from typing import Any, Callable, Mapping
 import yaml
 
 from datakit import config as cfg
+from datakit.atomic import write_json
 from datakit.errors import DatakitError
 
 PIPELINE_KEYS = ("name", "description", "seed", "steps")
@@ -153,8 +154,10 @@ def split_step(ctx: StepContext, manifest: str | None = None, output: str | None
     images["split"] = None
     images.loc[usable.index, "split"] = stratified_split(usable, val, test, ctx.seed if seed is None else seed)
     m.images = images
-    m.image_root = str(m.root())  # the new manifest lives elsewhere; the images stay where they are
-    out = save_manifest(m, ctx.output_path(output))
+    # the new manifest lives elsewhere and the images stay where they are: relative, as ingest writes it
+    target = ctx.output_path(output)
+    m.image_root = Path(os.path.relpath(m.root().resolve(), Path(target).resolve())).as_posix()
+    out = save_manifest(m, target)
     counts = {k: int(v) for k, v in images["split"].value_counts().items()}
     ctx.show(lambda c: c.print("split: " + ", ".join(f"{k} {counts.get(k, 0)}" for k in ("train", "val", "test")),
                                highlight=False))
@@ -376,6 +379,10 @@ def load_pipeline(
                 raise DatakitError(f"{label}: ${{{ref}}} does not name an earlier step{later}; "
                                    f"earlier steps: {', '.join(ids[:index - 1]) or 'none'}")
     name = str(data.get("name") or (Path(source).stem if source else "pipeline"))
+    if not name or name.startswith(".") or "/" in name or "\\" in name or not name.isprintable() or len(name) > 128:
+        # the name becomes the default output folder runs/NAME: '../x' or '/x' would write elsewhere
+        raise DatakitError(f"{where}name {name!r} must be a plain name (no '/' or '\\', not starting with '.'), "
+                           "because it names the output folder runs/NAME")
     return Pipeline(name=name, seed=seed, steps=steps, base=base, source=source, description=data.get("description"))
 
 
@@ -448,9 +455,7 @@ def _prepare_output(output: Path, overwrite: bool) -> None:
 
 
 def _write_record(output: Path, result: PipelineResult) -> None:
-    tmp = output / ".pipeline.json.tmp"
-    tmp.write_text(json.dumps(result.as_dict(), indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, output / "pipeline.json")
+    write_json(output / "pipeline.json", result.as_dict())
 
 
 def run_pipeline(

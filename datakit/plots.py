@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _save(fig: Figure, path: Path) -> Path:
@@ -78,6 +82,61 @@ def image_grid(images: Sequence[np.ndarray], captions: Sequence[str], path: Path
         ax = fig.add_subplot(1, 1, 1)
         ax.text(0.5, 0.5, "no misclassified images", ha="center", va="center")
         ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+def sweep_plot(table: pd.DataFrame, metric: str, params: Sequence[str], path: Path, title: str = "",
+               log_params: Sequence[str] = ()) -> Path:
+    """A sweep at a glance: the metric of every trial in order (with the best so far), then the metric
+    against each searched parameter. Pruned trials show the best epoch they reached; failed ones none."""
+    import pandas as pd
+
+    states = {"complete": ("tab:green", "o"), "pruned": ("tab:orange", "v")}
+    shown = table[table["state"].isin(list(states)) & table[metric].notna()]
+    panels = 1 + len(params)
+    cols = min(3, panels)
+    rows = math.ceil(panels / cols)
+    fig = Figure(figsize=(4.2 * cols, 3.4 * rows), layout="constrained")
+    ax = fig.add_subplot(rows, cols, 1)
+    for state, (colour, marker) in states.items():
+        part = shown[shown["state"] == state]
+        ax.scatter(part["trial"], part[metric], c=colour, marker=marker, label=f"{state} ({len(part)})", s=24)
+    done = table[table["state"] == "complete"].sort_values("trial")
+    if not done.empty:
+        best = done[metric].cummax() if metric == "val_accuracy" else done[metric].cummin()
+        ax.step(done["trial"], best, where="post", color="tab:blue", label="best so far")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("trial")
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} per trial", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    for i, key in enumerate(params, start=2):
+        ax = fig.add_subplot(rows, cols, i)
+        values = shown[key]
+        numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+        if numeric:
+            xs = values.astype("float64")
+        else:  # choices (lists travel as JSON text): one position per distinct value, in sweep order
+            labels = list(dict.fromkeys(str(v) for v in table[key] if not pd.isna(v)))
+            xs = values.map(lambda v: labels.index(str(v)))
+            ax.set_xticks(range(len(labels)), labels=labels, rotation=30 if len(labels) > 3 else 0, fontsize=7)
+            ax.set_xlim(-0.5, len(labels) - 0.5)
+        for state, (colour, marker) in states.items():
+            mask = (shown["state"] == state).to_numpy()
+            ax.scatter(xs[mask], shown[metric][mask], c=colour, marker=marker, s=24)
+        if numeric and key in log_params:
+            ax.set_xscale("log")
+            # 1, 2 and 5 per decade, plainly written: labelled minor ticks overlap on a short range
+            ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.2g}"))
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            ax.tick_params(axis="x", labelrotation=30, labelsize=7)  # less than a decade: many labelled ticks
+        ax.set_xlabel(key)
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title, fontsize=10)
     return _save(fig, path)

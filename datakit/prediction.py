@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Iterable
 
 import numpy as np
@@ -21,17 +22,22 @@ def predict(
     batch_size: int = 256,
     all_probabilities: bool = False,
     show_progress: bool = False,
+    csv: str | os.PathLike[str] | None = None,
 ) -> pd.DataFrame:
     """One row per image: ``path``, ``label`` (predicted class), ``probability``, ``error``.
 
     Folders are searched for images recursively. An image that cannot be decoded gets an empty
     label and its reason in ``error`` instead of stopping the others. ``all_probabilities`` adds
-    one ``p_<class>`` column per class.
+    one ``p_<class>`` column per class. ``csv`` names a file to write the table to; it may not be
+    one of the inputs (checked before anything is read).
     """
     if isinstance(images, (str, os.PathLike)):
         images = [images]
-    loaded = load_run(run, checkpoint)
+    images = list(images)
     paths = collect_images(images)
+    if csv is not None:
+        check_csv_output(Path(csv), [Path(p) for p in images] + paths)
+    loaded = load_run(run, checkpoint)
     pre = loaded.preprocess
     decoded = np.zeros((len(paths), pre.height, pre.width, pre.channels), dtype=np.uint8)
     errors: list[str | None] = [None] * len(paths)
@@ -57,4 +63,19 @@ def predict(
     if all_probabilities:
         for c, name in enumerate(loaded.classes):
             table[f"p_{name}"] = probabilities[:, c]
+    if csv is not None:
+        table.to_csv(csv, index=False)
     return table
+
+
+def check_csv_output(csv: Path, inputs: list[Path]) -> None:
+    """Refuse a --csv that would overwrite an input image (or is named like one)."""
+    from datakit.imageinfo import IMAGE_EXTENSIONS
+
+    target = csv.resolve()
+    if any(target == p.resolve() for p in inputs):
+        raise DatakitError(f"--csv {csv}: is one of the input images; writing the table there would destroy it")
+    if csv.is_dir():
+        raise DatakitError(f"--csv {csv}: is a folder; name a .csv file")
+    if csv.suffix.lower() in IMAGE_EXTENSIONS:
+        raise DatakitError(f"--csv {csv}: has an image extension; name a .csv file")

@@ -49,6 +49,10 @@ def eval_tables(console: Console, metrics: dict[str, Any]) -> None:
     if metrics.get("roc_auc") is not None:
         head += f", ROC-AUC {metrics['roc_auc']:.4f} ({metrics['roc_auc_note']})"
     console.print(head, highlight=False)
+    skipped = metrics.get("skipped") or []
+    if skipped:
+        console.print(f"[yellow]skipped:[/] {len(skipped)} image(s) could not be decoded and are not scored "
+                      f"(first: {skipped[0]['reason']})", highlight=False, soft_wrap=True)
     table = Table()
     for column in ("class", "precision", "recall", "f1", "support"):
         table.add_column(column, justify="left" if column == "class" else "right")

@@ -20,6 +20,7 @@ from typing import Any, Callable
 import cv2
 import numpy as np
 
+from datakit.atomic import write_json
 from datakit.errors import DatakitError
 
 SHAPE_CLASSES = ("circle", "square", "triangle", "star")
@@ -229,12 +230,7 @@ def make_digits(output: Path, size: int = 8, seed: int = 0, on_image: Callable[[
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_json(path, data, fsync=True, indent=None, default=None)
 
 
 SAMPLES = {"shapes": make_shapes, "digits": make_digits}

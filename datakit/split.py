@@ -1,8 +1,9 @@
 """Deterministic stratified train/val/test splits, duplicate-aware.
 
 Images with the same content hash always land in the same split, so an exact duplicate can never
-leak from train into test. Each class is split on its own (stratified) with a random order that
-depends only on the seed and the class name, so adding a class does not reshuffle the others.
+leak from train into test; an augmented image (``parent_id``) always lands with its parent. Each
+class is split on its own (stratified) with a random order that depends only on the seed and the
+class name, so adding a class does not reshuffle the others.
 """
 
 from __future__ import annotations
@@ -49,6 +50,11 @@ def stratified_split(
     frame = images[["id", "label"]].copy()
     group = images["sha256"] if "sha256" in images.columns else pd.Series(pd.NA, index=images.index)
     frame["group"] = group.fillna(images["id"]).astype(str)
+    if "parent_id" in images.columns and images["parent_id"].notna().any():
+        # an augmented image goes where its parent goes: a copy in test of a train image is a leak
+        own = dict(zip(images["id"].astype(str), frame["group"]))
+        derived = images["parent_id"].notna()
+        frame.loc[derived, "group"] = images.loc[derived, "parent_id"].astype(str).map(lambda p: own.get(p, p))
     # a duplicated image takes the label of its first row (sorted by id) for stratification
     first = frame.sort_values("id").drop_duplicates("group").set_index("group")["label"]
     result = pd.Series("train", index=images.index, dtype="string")

@@ -8,11 +8,14 @@ A sweep directory holds::
     trials/trial-NNNN/    one training run directory per trial
     results.csv/.parquet  one row per trial: state, every searched key, val/test accuracy, epochs,
                           seconds, parameter count, run directory, error
-    best.json             the best trial by the validation metric, with its full config
+    best.json             the best trial by the validation metric (ties: TIE_BREAK), with its full config
+    sweep.png             the metric per trial, and against each searched key
 
 Every trial's state lives in the Optuna storage, so a sweep that was interrupted continues where it
 stopped when run again, and several processes (or machines sharing a database URL) can work on one
-sweep at once. The test accuracy of each trial is recorded but never used to choose the best one.
+sweep at once. A trial whose process died is found (``sweep_storage.reclaim_dead_trials``) and its
+configuration runs again; a grid combination is run to completion once, never twice. The test
+accuracy of each trial is recorded but never used to choose the best one.
 """
 
 from __future__ import annotations
@@ -34,15 +37,24 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from datakit import config as cfg
+from datakit.atomic import write_atomic, write_json, write_text
+from datakit.engine.rundir import RunDir
 from datakit.errors import DatakitError
 from datakit.manifest import load_manifest
 from datakit.sweep_space import SearchSpace, load_space
-from datakit.sweep_storage import open_storage, storage_url as database_url
+from datakit.sweep_storage import Reclaimed, open_storage, owner, reclaim_dead_trials, storage_url as database_url
 
 TRIAL_COLUMNS = ("trial", "state", "value")
 RESULT_COLUMNS = ("val_accuracy", "val_loss", "test_accuracy", "best_epoch", "epochs", "seconds", "parameters",
                   "run_dir", "worker", "error")
 SELECTION_NOTE = "the best trial is chosen on validation only; test accuracy is reported, never used to choose"
+# what decides between trials with the same metric (rank() sorts by these, in this order)
+TIE_BREAK = {"val_accuracy": ("val_loss", "lower"), "val_loss": ("val_accuracy", "higher")}
+
+
+def tie_break_note(metric: str) -> str:
+    other, better = TIE_BREAK[metric]
+    return f"ties on {metric} go to the {better} {other}, then to the earlier trial"
 
 
 class SweepInterrupted(KeyboardInterrupt):
@@ -66,12 +78,15 @@ class SweepResult:
     seconds: float
     ran_here: int = 0
     params: list[str] = field(default_factory=list)
+    recovered: list[str] = field(default_factory=list)  # trials left running by a dead process, run again
+    running_elsewhere: list[str] = field(default_factory=list)  # trials other live processes still run
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "output": str(self.output), "study_name": self.study_name, "storage": self.storage,
             "metric": self.metric, "direction": self.direction, "counts": self.counts, "best": self.best,
             "trials_run_by_this_process": self.ran_here, "seconds": round(self.seconds, 3), "note": SELECTION_NOTE,
+            "recovered": self.recovered, "running_elsewhere": self.running_elsewhere,
             "results": json.loads(self.table.to_json(orient="records")),
         }
 
@@ -139,31 +154,32 @@ def _worker() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+class DuplicateTrial(Exception):
+    """Another process started the same grid combination at the same moment; this copy stops at once."""
+
+
+def _taken_by(trial: optuna.Trial) -> int | None:
+    """The trial that already ran (or, started earlier, runs) this trial's grid combination, if any."""
+    for other in trial.study.get_trials(deepcopy=False):
+        if other.number == trial.number or other.params != trial.params:
+            continue
+        if other.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
+                other.state == TrialState.RUNNING and other.number < trial.number):
+            return other.number
+    return None
+
+
 def count_parameters(run_dir: Path, config: cfg.TrainConfig) -> int | None:
     """Trainable parameters of the run's model, rebuilt from its recorded input shape and classes."""
     from datakit.models import build_model
 
     try:
-        info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+        info = RunDir(run_dir).read_info()
         pre = info["preprocess"]
         model = build_model(config.model, int(pre["channels"]), len(info["classes"]), (int(pre["height"]), int(pre["width"])))
     except (OSError, KeyError, ValueError, DatakitError):
         return None
     return int(sum(p.numel() for p in model.parameters() if p.requires_grad))
-
-
-def _mark_run(run_dir: Path, **fields: Any) -> None:
-    """Correct run.json of a pruned trial (training records any stop raised by a callback as failed)."""
-    path = run_dir / "run.json"
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return
-    info.pop("error", None)
-    info.update(fields)
-    tmp = path.with_name(".run.json.tmp")
-    tmp.write_text(json.dumps(info, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _best_epoch_record(history: list[dict[str, float]], metric: str) -> dict[str, float] | None:
@@ -187,7 +203,7 @@ class _Objective:
 
         started = time.perf_counter()
         run_dir = self.trials_dir / f"trial-{trial.number:04d}"
-        trial.set_user_attr("run_dir", str(run_dir))
+        trial.set_user_attr("owner", owner())  # lets a later process on this host see that this one died
         trial.set_user_attr("worker", _worker())
         history: list[dict[str, float]] = []
         metric = self.space.metric
@@ -213,14 +229,27 @@ class _Objective:
             if config is not None:
                 trial.set_user_attr("parameters", count_parameters(run_dir, config))
 
+        trial.set_user_attr("run_dir", str(run_dir))
         try:
             params = self.space.suggest(trial)
+            if self.space.sampler == "grid" and (first := _taken_by(trial)) is not None:
+                # Optuna's grid sampler hands out a taken combination when every one is taken (two
+                # processes asking at the same moment); running it would run that combination twice
+                message = (f"trial {first} already runs this combination (another process started it at "
+                           "the same moment); not run twice")
+                trial.set_user_attr("duplicate_of", first)
+                trial.set_user_attr("run_dir", None)
+                trial.set_user_attr("error", message)
+                raise DuplicateTrial(message)
             config = cfg.resolve_config(self.space.base_config, params)
             result = train(self.manifest, config, run_dir, show_progress=False, callback=report)
         except optuna.TrialPruned as exc:
             record_progress()
             trial.set_user_attr("pruned_at_epoch", len(history))
-            _mark_run(run_dir, status="pruned", pruned_at_epoch=len(history), note=str(exc))
+            # training records any stop raised by a callback as such; a pruned trial says so
+            RunDir(run_dir).update_info(drop=("error",), status="pruned", pruned_at_epoch=len(history), note=str(exc))
+            raise
+        except DuplicateTrial:
             raise
         except KeyboardInterrupt:
             record_progress()
@@ -246,12 +275,15 @@ class _Objective:
 
 def _retried(trials: list[FrozenTrial]) -> set[int]:
     """Trials run again under a new number: interrupted by Ctrl-C, or their process died."""
-    stale_retried = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number
-    numbers = {stale_retried(t) for t in trials} | {t.user_attrs.get("retry_of") for t in trials}
+    # Optuna's retry of a stale trial lists every earlier attempt in its retry history
+    numbers = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
+    numbers |= {t.user_attrs.get("retry_of") for t in trials}
     return {n for n in numbers if n is not None}
 
 
 def _state(trial: FrozenTrial, retried: set[int] = frozenset()) -> str:
+    if trial.state == TrialState.FAIL and "duplicate_of" in trial.user_attrs:
+        return "duplicate"
     if trial.state == TrialState.FAIL and (trial.user_attrs.get("interrupted") or trial.number in retried):
         return "interrupted"
     return {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed",
@@ -280,6 +312,10 @@ def results_table(trials: list[FrozenTrial], space: SearchSpace) -> pd.DataFrame
         kinds = {type(v) for v in table[key] if v is not None and not (isinstance(v, float) and pd.isna(v))}
         if len(kinds) > 1 and not kinds <= {int, float}:
             table[key] = table[key].map(lambda v: None if v is None else str(v))  # one type per Parquet column
+    for key in space.keys:
+        values = [v for v in table[key] if v is not None and not (isinstance(v, float) and pd.isna(v))]
+        if values and all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            table[key] = pd.array(table[key], dtype="Int64")  # 32, not 32.0, when a trial has no value
     for column in ("best_epoch", "epochs", "parameters"):
         table[column] = pd.array(table[column], dtype="Int64")
     for column in ("value", "val_accuracy", "val_loss", "test_accuracy", "seconds"):
@@ -290,34 +326,24 @@ def results_table(trials: list[FrozenTrial], space: SearchSpace) -> pd.DataFrame
 
 
 def rank(table: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Complete trials, best first by the validation metric; ties go to the other validation metric."""
+    """Complete trials, best first by the validation metric; ties go to the other validation metric
+    (``TIE_BREAK``), then to the earlier trial."""
     done = table[table["state"] == "complete"]
-    if metric == "val_accuracy":
-        return done.sort_values(["value", "val_loss", "trial"], ascending=[False, True, True], kind="stable")
-    return done.sort_values(["value", "val_accuracy", "trial"], ascending=[True, False, True], kind="stable")
+    other, better = TIE_BREAK[metric]
+    return done.sort_values(["value", other, "trial"], ascending=[metric == "val_loss", better == "lower", True],
+                            kind="stable")
 
 
-def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # several processes may write one sweep
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def best_summary(table: pd.DataFrame, space: SearchSpace) -> dict[str, Any] | None:
+def best_summary(table: pd.DataFrame, space: SearchSpace, trials: list[FrozenTrial]) -> dict[str, Any] | None:
     ranked = rank(table, space.metric)
     if ranked.empty:
         return None
     row = ranked.iloc[0]
-    params = {}
-    for p in space.params:
-        value = row[p.key]
-        params[p.key] = p.decode(value) if isinstance(value, str) else (None if pd.isna(value) else value)
-    run_dir = Path(str(row["run_dir"]))
-    config_file = run_dir / "config.yaml"
-    config = yaml.safe_load(config_file.read_text(encoding="utf-8")) if config_file.is_file() else None
+    # the values as the trial used them (int, float, str, list), not as a table column holds them
+    chosen = next(t for t in trials if t.number == int(row["trial"]))
+    params = {p.key: p.decode(chosen.params[p.key]) if p.key in chosen.params else None for p in space.params}
+    run = RunDir(str(row["run_dir"]))
+    config = run.read_config()
 
     def plain(value: Any) -> Any:
         return None if value is None or pd.isna(value) else (value.item() if hasattr(value, "item") else value)
@@ -327,19 +353,33 @@ def best_summary(table: pd.DataFrame, space: SearchSpace) -> dict[str, Any] | No
         "val_accuracy": plain(row["val_accuracy"]), "val_loss": plain(row["val_loss"]),
         "test_accuracy": plain(row["test_accuracy"]), "best_epoch": plain(row["best_epoch"]),
         "epochs": plain(row["epochs"]), "seconds": plain(row["seconds"]), "parameters": plain(row["parameters"]),
-        "params": params, "run_dir": str(run_dir), "best_checkpoint": str(run_dir / "checkpoints" / "best.pt"),
-        "note": SELECTION_NOTE, "config": config,
+        "params": params, "run_dir": str(run.path), "best_checkpoint": str(run.best),
+        "note": SELECTION_NOTE, "tie_break": tie_break_note(space.metric), "config": config,
     }
 
 
-def write_results(output: Path, study: optuna.Study, space: SearchSpace) -> tuple[pd.DataFrame, dict[str, Any] | None]:
-    table = results_table(study.get_trials(deepcopy=False), space)
-    _write_atomic(output / "results.csv", lambda p: table.to_csv(p, index=False))
-    _write_atomic(output / "results.parquet", lambda p: table.to_parquet(p, index=False, engine="pyarrow"))
-    best = best_summary(table, space)
+def write_results(output: Path, study: optuna.Study, space: SearchSpace,
+                  plot: bool = False) -> tuple[pd.DataFrame, dict[str, Any] | None]:
+    """results.csv/.parquet and best.json after every trial; sweep.png (``plot``) at the end."""
+    trials = study.get_trials(deepcopy=False)
+    table = results_table(trials, space)
+    # several processes may write one sweep: every write is atomic, the last one wins
+    write_atomic(output / "results.csv", lambda p: table.to_csv(p, index=False))
+    write_atomic(output / "results.parquet", lambda p: table.to_parquet(p, index=False, engine="pyarrow"))
+    best = best_summary(table, space, trials)
     if best is not None:
-        _write_atomic(output / "best.json",
-                      lambda p: p.write_text(json.dumps(best, indent=2, default=str) + "\n", encoding="utf-8"))
+        write_json(output / "best.json", best)
+    if plot and len(table):
+        from datakit.plots import sweep_plot
+
+        log_params = [p.key for p in space.params if p.log]
+        title = f"sweep {output.name}: {len(table)} trials, {space.sampler} sampler"
+        tmp = output / f".sweep.{os.getpid()}.png"  # matplotlib takes the format from the suffix
+        try:
+            sweep_plot(table, space.metric, space.keys, tmp, title, log_params)
+            os.replace(tmp, output / "sweep.png")
+        finally:
+            tmp.unlink(missing_ok=True)
     return table, best
 
 
@@ -348,10 +388,27 @@ def write_results(output: Path, study: optuna.Study, space: SearchSpace) -> tupl
 
 
 def _counted(trials: list[FrozenTrial]) -> list[FrozenTrial]:
-    """Finished trials that count towards the total; interrupted and retried ones are run again."""
+    """Finished trials that count towards the total; interrupted and retried ones are run again,
+    and a duplicate grid combination was never run."""
     retried = _retried(trials)
     return [t for t in trials if t.state.is_finished() and not t.user_attrs.get("interrupted")
-            and t.number not in retried]
+            and t.number not in retried and "duplicate_of" not in t.user_attrs]
+
+
+def _work_left(trials: list[FrozenTrial], target: int) -> bool:
+    """Trials still to start: fewer than ``target`` finished or running, or retries waiting in the queue."""
+    running = sum(t.state == TrialState.RUNNING for t in trials)
+    waiting = any(t.state == TrialState.WAITING for t in trials)
+    return waiting or len(_counted(trials)) + running < target
+
+
+def _running_elsewhere(trials: list[FrozenTrial]) -> list[str]:
+    lines = []
+    for t in trials:
+        if t.state == TrialState.RUNNING:
+            beat = f", started {t.datetime_start:%H:%M:%S}" if t.datetime_start else ""
+            lines.append(f"trial {t.number} is running in {t.user_attrs.get('worker', 'another process')}{beat}")
+    return lines
 
 
 def _requeue_interrupted(study: optuna.Study) -> int:
@@ -443,51 +500,61 @@ def sweep(
                                     direction=searched.direction, sampler=make_sampler(searched),
                                     pruner=make_pruner(searched))
         _check_identity(study, searched, str(out))
-        # trials whose process died (no heartbeat for GRACE_SECONDS): marked failed and queued again
-        optuna.storages.fail_stale_trials(study)
+        # trials whose process died (gone from this host, or no heartbeat): failed and queued again
+        recovered: list[Reclaimed] = reclaim_dead_trials(study)
         state = {"manifest": str(manifest_path.resolve()), "storage": storage_url, "study_name": name,
                  "sampler": searched.sampler, "metric": searched.metric, "direction": searched.direction,
                  "trials": searched.target_trials()}
-        _write_atomic(out / "sweep.json", lambda p: p.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8"))
-        _write_atomic(out / "space.yaml", lambda p: p.write_text(
-            yaml.safe_dump(searched.as_dict(), sort_keys=False, default_flow_style=None), encoding="utf-8"))
+        write_json(out / "sweep.json", state, default=None)
+        write_text(out / "space.yaml", yaml.safe_dump(searched.as_dict(), sort_keys=False, default_flow_style=None))
         requeued = _requeue_interrupted(study)
         target = searched.target_trials()
         existing = study.get_trials(deepcopy=False)
-        running = sum(t.state == TrialState.RUNNING for t in existing)
-        remaining = target - len(_counted(existing)) - running
 
         from datakit.render_sweep import SweepDisplay
 
         display = SweepDisplay(console, show_progress, target, searched, done=len(_counted(existing)))
         ran_here = 0
 
+        def recover() -> None:
+            found = reclaim_dead_trials(study)
+            recovered.extend(found)
+            for item in found:
+                display.note(f"[magenta]recovered:[/] {item.line()}")
+
         def after_trial(study: optuna.Study, trial: FrozenTrial) -> None:
             nonlocal ran_here
-            ran_here += 1
+            recover()  # e.g. another worker on this host was killed while this trial ran
             write_results(out, study, searched)
-            display.trial_done(trial, _state(trial))
-            trials_now = study.get_trials(deepcopy=False)
-            others_running = sum(t.state == TrialState.RUNNING for t in trials_now)
-            if len(_counted(trials_now)) + others_running >= target:
+            if "duplicate_of" not in trial.user_attrs:
+                ran_here += 1
+                display.trial_done(trial, _state(trial))
+            if not _work_left(study.get_trials(deepcopy=False), target):
                 study.stop()  # enough trials finished or under way in this and other processes
 
         objective = _Objective(manifest_path, searched, out / "trials", display.epoch)
         try:
             with display:
+                for item in recovered:
+                    display.note(f"[magenta]recovered:[/] {item.line()}")
                 if requeued:
                     display.note(f"resuming: {requeued} interrupted trial(s) queued to run again")
-                if remaining > 0:
-                    study.optimize(objective, n_trials=remaining, catch=(Exception,), callbacks=[after_trial])
-                else:
+                if not _work_left(existing, target):
                     display.note(f"nothing to run: {target} trial(s) already finished or running")
+                # Optuna's grid sampler stops a study once every combination has been tried, even when a
+                # retry of a trial whose process died still waits in the queue: go on until none is left
+                while _work_left(study.get_trials(deepcopy=False), target):
+                    study.optimize(objective, catch=(Exception,), callbacks=[after_trial])
+                    recover()
         except KeyboardInterrupt:
-            write_results(out, study, searched)
+            write_results(out, study, searched, plot=True)
             raise SweepInterrupted(
                 f"sweep interrupted; results so far in {out}/results.csv; run the same command again to "
                 "resume (finished trials are kept, the interrupted one runs again)") from None
-        table, best = write_results(out, study, searched)
+        table, best = write_results(out, study, searched, plot=True)
     counts = {state_name: int(n) for state_name, n in table["state"].value_counts().items()}
     return SweepResult(output=out, study_name=name, storage=storage_url, metric=searched.metric,
                        direction=searched.direction, table=table, best=best, counts=counts,
-                       seconds=time.perf_counter() - started, ran_here=ran_here, params=searched.keys)
+                       seconds=time.perf_counter() - started, ran_here=ran_here, params=searched.keys,
+                       recovered=[item.line() for item in recovered],
+                       running_elsewhere=_running_elsewhere(study.get_trials(deepcopy=False)))

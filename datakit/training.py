@@ -17,7 +17,6 @@ epoch with DDP and the first process writes the run directory.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import signal
@@ -28,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -50,10 +50,14 @@ from datakit.data import (
     channel_stats,
     decode_all,
     fits_in_cache,
+    screen_files,
+    skipped_note,
     image_size,
     make_loader,
     prepare_classification,
 )
+from datakit.engine.device import autocast as make_autocast, select_device  # noqa: F401 - select_device: API
+from datakit.engine.rundir import RunDir
 from datakit.errors import DatakitError
 from datakit.manifest import load_manifest
 from datakit.models import build_model, get_family
@@ -92,11 +96,11 @@ class TrainResult:
 
     @property
     def best_checkpoint(self) -> Path:
-        return self.run_dir / "checkpoints" / "best.pt"
+        return RunDir(self.run_dir).best
 
     @property
     def last_checkpoint(self) -> Path:
-        return self.run_dir / "checkpoints" / "last.pt"
+        return RunDir(self.run_dir).last
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -109,33 +113,6 @@ class TrainResult:
 
 # ---------------------------------------------------------------------------------------------
 # setup helpers
-
-
-def select_device(setting: str, local_rank: int = 0) -> torch.device:
-    """auto: CUDA, then Apple MPS, then CPU; an explicit choice that is not available is an error."""
-    cuda = torch.cuda.is_available()
-    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-    if setting == "auto":
-        setting = "cuda" if cuda else "mps" if mps else "cpu"
-    if setting == "cuda":
-        if not cuda:
-            raise DatakitError("train.device is cuda but no CUDA GPU is available (use auto or cpu)")
-        return torch.device("cuda", local_rank)
-    if setting == "mps" and not mps:
-        raise DatakitError("train.device is mps but Apple MPS is not available (use auto or cpu)")
-    return torch.device(setting)
-
-
-def _autocast(device: torch.device, amp: bool | str) -> tuple[Callable[[], Any], torch.amp.GradScaler | None]:
-    """A context factory for the forward pass, and a gradient scaler when float16 needs one."""
-    enabled = device.type == "cuda" if amp == "auto" else bool(amp)
-    if not enabled or device.type == "mps":
-        return contextlib.nullcontext, None
-    if device.type == "cuda":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
-        return (lambda: torch.autocast("cuda", dtype=dtype)), scaler
-    return (lambda: torch.autocast("cpu", dtype=torch.bfloat16)), None
 
 
 def _optimizer(config: cfg.OptimConfig, params: Any) -> torch.optim.Optimizer:
@@ -197,16 +174,6 @@ class _Schedule:
             self.plateau.load_state_dict(state)
 
 
-def _check_output(output: Path, resume: bool) -> None:
-    if resume:
-        if not (output / "checkpoints" / "last.pt").is_file():
-            raise DatakitError(f"{output}: nothing to resume (no checkpoints/last.pt in this folder)")
-        return
-    if output.exists() and (not output.is_dir() or any(output.iterdir())):
-        hint = " (it holds a run: add --resume to continue it)" if (output / "run.json").exists() else ""
-        raise DatakitError(f"{output}: output folder exists and is not empty{hint}; choose a new folder")
-
-
 def _preprocess_for(config: cfg.TrainConfig, data: LabelledSplits) -> Preprocess:
     height, width = image_size(config.data)
     family = get_family(config.model.name)
@@ -234,30 +201,16 @@ def _normalization(config: cfg.TrainConfig, preprocess: Preprocess, train_images
         if train_images is None:
             generator = torch.Generator().manual_seed(config.seed)
             pick = torch.randperm(len(train_paths), generator=generator)[:STATS_SAMPLE].tolist()
-            train_images = decode_all([train_paths[i] for i in sorted(pick)], preprocess, config.data.workers)
+            failures: dict[int, str] = {}
+            train_images = decode_all([train_paths[i] for i in sorted(pick)], preprocess, config.data.workers,
+                                      failures=failures)
+            if failures:
+                train_images = np.delete(train_images, sorted(failures), axis=0)
         preprocess.mean, preprocess.std = channel_stats(train_images)
 
 
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _write_metrics(run_dir: Path, history: list[dict[str, float]]) -> None:
-    tmp = run_dir / ".metrics.csv.tmp"
-    pd.DataFrame(history, columns=list(METRIC_COLUMNS)).to_csv(tmp, index=False)
-    os.replace(tmp, run_dir / "metrics.csv")
-
-
 def read_run_info(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    path = Path(run_dir) / "run.json"
-    if not path.is_file():
-        raise DatakitError(f"{run_dir}: not a datakit run (no run.json)")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DatakitError(f"{path}: invalid JSON (line {exc.lineno}: {exc.msg})") from None
+    return RunDir(run_dir).read_info()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -342,16 +295,16 @@ def train(
     if output is None:
         raise DatakitError("train needs an output run directory (-o runs/NAME)")
     run_dir = Path(output)
-    _check_output(run_dir, resume)
+    RunDir(run_dir).check_new(resume)
     resume_state: dict[str, Any] | None = None
     fixed_splits = None
     if resume:
-        resume_state = read_checkpoint(run_dir / "checkpoints" / "last.pt")
+        resume_state = read_checkpoint(RunDir(run_dir).last)
         base = cfg.from_dict(resume_state["config"])
         config_used = cfg.resolve_config(base, overrides)
         if manifest is None:
             manifest = read_run_info(run_dir)["manifest"]
-        fixed_splits = pd.read_csv(run_dir / "splits.csv", dtype=str)
+        fixed_splits = RunDir(run_dir).read_splits()
     else:
         if manifest is None:
             raise DatakitError("train needs a manifest")
@@ -393,6 +346,7 @@ def _train(
         # a layout hint DDP prints for 1-channel convolutions; it does not affect results
         warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
     torch.manual_seed(config.seed)
+    run = RunDir(run_dir)
     display = TrainingDisplay(show, config.train.epochs)
     notes: list[str] = []
 
@@ -412,11 +366,28 @@ def _train(
         for note in notes:
             display.note(f"[cyan]note:[/] {note}")
         images: dict[str, Any] = {name: None for name in paths}
+        failed: dict[str, dict[int, str]] = {name: {} for name in paths}
         if cache:
             display.start_task("loading images", sum(counts.values()))
             for name in paths:
                 if counts[name]:
-                    images[name] = decode_all(paths[name], preprocess, config.data.workers, on_batch=display.advance)
+                    images[name] = decode_all(paths[name], preprocess, config.data.workers, on_batch=display.advance,
+                                              failures=failed[name])
+        else:  # decoded batch by batch later: leave out what cannot be decoded now, from the headers
+            failed = {name: screen_files(paths[name]) for name in paths}
+        for name, failures in failed.items():
+            if not failures:
+                continue  # one bad file never stops a run: it is left out, counted and reported
+            keep = [i for i in range(len(paths[name])) if i not in failures]
+            data.frames[name] = data.frames[name].iloc[keep].reset_index(drop=True)
+            paths[name] = [paths[name][i] for i in keep]
+            images[name] = images[name][keep] if images[name] is not None else None
+            counts[name] = len(keep)
+            notes.append(skipped_note(failures, name))
+            display.note(f"[yellow]skipped:[/] {notes[-1]}")
+        for name in ("train", "val"):
+            if not counts[name]:
+                raise DatakitError(f"{manifest_path}: no image of split '{name}' could be decoded; see the notes above")
         if not resume_state:
             _normalization(config, preprocess, images["train"], paths["train"])
         transform = build_transform(config.augment, seed=config.seed)
@@ -443,7 +414,7 @@ def _train(
             notes.append(load_initial_weights(model, config.model.weights))
             display.note(f"[cyan]note:[/] {notes[-1]}")
         if resume_state:
-            load_model_state(model, resume_state["model"], run_dir / "checkpoints" / "last.pt")
+            load_model_state(model, resume_state["model"], run.last)
         model.to(device)
         core = model  # the unwrapped model: its state dict has no DDP "module." prefix
         if ctx.active:
@@ -454,7 +425,7 @@ def _train(
         eval_criterion = nn.CrossEntropyLoss(weight=class_weights)
         optimizer = _optimizer(config.optim, core.parameters())
         schedule = _Schedule(config, optimizer)
-        autocast, scaler = _autocast(device, config.train.amp)
+        autocast, scaler = make_autocast(device, config.train.amp)
 
         history: list[dict[str, float]] = []
         start_epoch, best_metric, best_epoch, bad_epochs = 1, None, None, 0
@@ -488,10 +459,10 @@ def _train(
         }
         if ctx.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / "config.yaml").write_text(cfg.dump_yaml(config), encoding="utf-8")
+            run.write_config(cfg.dump_yaml(config))
             if fixed_splits is None:
-                data.split_table().to_csv(run_dir / "splits.csv", index=False)
-            _write_json(run_dir / "run.json", info)
+                run.write_splits(data.split_table())
+            run.write_info(info)
         distributed.barrier(ctx)
 
         def payload(epoch: int, partial: bool = False) -> dict[str, Any]:
@@ -510,10 +481,10 @@ def _train(
             if history:
                 from datakit.plots import training_curves
 
-                training_curves(history, run_dir / "curves.png", title=run_dir.name)
+                training_curves(history, run.curves, title=run_dir.name)
             info.update(status=status, epochs_run=len(history), best_epoch=best_epoch, best_metric=best_metric,
                         seconds=round(time.perf_counter() - started, 3), **extra)
-            _write_json(run_dir / "run.json", info)
+            run.write_info(info)
 
         monitor = config.train.monitor
         higher_is_better = monitor == "val_accuracy"
@@ -553,7 +524,7 @@ def _train(
                     if ctx.active:  # every process must stop at the same batch, or the others hang
                         loss_value = distributed.all_sum(ctx, [loss_value])[0] / ctx.world
                     if not math.isfinite(loss_value):
-                        kept = (f"best checkpoint (epoch {best_epoch}) kept at {run_dir / 'checkpoints' / 'best.pt'}"
+                        kept = (f"best checkpoint (epoch {best_epoch}) kept at {run.best}"
                                 if best_epoch else "no checkpoint was saved (it diverged in the first epoch)")
                         finish("diverged", diverged_at={"epoch": epoch, "batch": batch_index})
                         raise TrainingDiverged(
@@ -589,12 +560,12 @@ def _train(
                 history.append(record)
                 if ctx.is_main:
                     if improved:
-                        save_checkpoint(run_dir / "checkpoints" / "best.pt", payload(epoch))
-                    save_checkpoint(run_dir / "checkpoints" / "last.pt", payload(epoch))
+                        save_checkpoint(run.best, payload(epoch))
+                    save_checkpoint(run.last, payload(epoch))
                 # checkpoint writing is part of what an epoch costs
                 record["seconds"] = time.perf_counter() - epoch_start
                 if ctx.is_main:
-                    _write_metrics(run_dir, history)
+                    run.write_metrics(history, METRIC_COLUMNS)
                 display.end_epoch(record, improved, monitor)
                 if callback is not None:
                     try:
@@ -610,11 +581,11 @@ def _train(
                     break
         except KeyboardInterrupt:
             completed = history[-1]["epoch"] if history else start_epoch - 1
-            last = run_dir / "checkpoints" / "last.pt"
+            last = run.last
             if ctx.is_main:
                 # the weights as they are now; resuming restarts the interrupted epoch from them
                 save_checkpoint(last, payload(int(completed), partial=True))
-                _write_metrics(run_dir, history)
+                run.write_metrics(history, METRIC_COLUMNS)
             finish("interrupted")
             raise TrainingInterrupted(
                 f"training interrupted in epoch {int(completed) + 1}; checkpoint saved to {last}; "
@@ -632,7 +603,7 @@ def _train(
         if "test" in loaders and best_epoch is not None:
             display.phase("testing the best checkpoint")
             if ctx.is_main:
-                core.load_state_dict(read_checkpoint(run_dir / "checkpoints" / "best.pt")["model"])
+                core.load_state_dict(read_checkpoint(run.best)["model"])
             if ctx.active:
                 # only the main process surely has the file (several machines); the weights travel
                 for tensor in core.state_dict().values():

@@ -87,6 +87,13 @@ def shared_testdata() -> Path:
     return SHARED_TESTDATA
 
 
+@pytest.fixture
+def allow_outside(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trust image roots outside the data set, as a user does with --allow-outside: for tests whose
+    data sets (shared, read-only, or session fixtures) cannot hold their manifests beside them."""
+    monkeypatch.setenv("DATAKIT_ALLOW_OUTSIDE", "1")
+
+
 # ---------------------------------------------------------------------------------------------
 # training: real generated images, made once per session
 
@@ -118,7 +125,8 @@ def digits_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def digits_small(digits_manifest: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """60 digits per class (600 images): enough to learn, quick to train."""
-    return _subset_manifest(digits_manifest, tmp_path_factory.mktemp("digits_small") / "manifest", 60)
+    # beside the full manifest: a manifest may reach its images at most one folder up
+    return _subset_manifest(digits_manifest, digits_manifest.parent / "small.manifest", 60)
 
 
 # a CNN small enough to train a few epochs on 600 8x8 digits in about a second

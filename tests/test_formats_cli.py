@@ -11,6 +11,9 @@ from typer.testing import CliRunner
 from datakit.cli import app
 from tests.formats_data import shapes_set, shared, tiny_coco
 
+# data sets live in session or shared (read-only) folders, manifests in each test's own folder
+pytestmark = pytest.mark.usefixtures("allow_outside")
+
 runner = CliRunner()
 
 

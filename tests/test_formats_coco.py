@@ -18,6 +18,9 @@ from datakit.errors import DatakitError
 from datakit.formats.base import ReadOptions
 from tests.formats_data import coco_by_name, mixed_coco, segmentation_mask, shapes_set, shared, tiny_coco
 
+# data sets live in session or shared (read-only) folders, manifests in each test's own folder
+pytestmark = pytest.mark.usefixtures("allow_outside")
+
 
 @pytest.fixture(scope="module")
 def mixed(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -29,9 +32,9 @@ def mixed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def mixed_export(mixed: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """mixed COCO -> saved manifest -> COCO."""
     root = tmp_path_factory.mktemp("coco_out")
-    result = ingest(mixed, root / "manifest", show_progress=False)
+    result = ingest(mixed, root / "manifest", show_progress=False, allow_outside=True)
     assert result.format == "coco" and result.report.skipped == []
-    export(root / "manifest", "coco", root / "out")
+    export(root / "manifest", "coco", root / "out", allow_outside=True)
     return root / "out"
 
 

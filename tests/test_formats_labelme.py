@@ -15,6 +15,9 @@ from datakit.formats.base import ReadOptions
 from tests.conftest import write_jpeg
 from tests.formats_data import shapes_set, shared
 
+# data sets live in session or shared (read-only) folders, manifests in each test's own folder
+pytestmark = pytest.mark.usefixtures("allow_outside")
+
 
 def labelme_file(root: Path, shapes: list[dict], image: str = "a.jpg", flags: dict | None = None, name: str = "a.json") -> Path:
     if "/" not in image and ".." not in image:

@@ -14,6 +14,9 @@ from datakit.errors import DatakitError
 from datakit.formats.base import ReadOptions
 from tests.formats_data import shapes_set
 
+# data sets live in session or shared (read-only) folders, manifests in each test's own folder
+pytestmark = pytest.mark.usefixtures("allow_outside")
+
 
 def pixels(path: Path) -> np.ndarray:
     with Image.open(path) as image:

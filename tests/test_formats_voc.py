@@ -17,6 +17,9 @@ from datakit.formats.base import ReadOptions
 from tests.conftest import write_jpeg
 from tests.formats_data import shapes_set, shared
 
+# data sets live in session or shared (read-only) folders, manifests in each test's own folder
+pytestmark = pytest.mark.usefixtures("allow_outside")
+
 
 def rgb(path: Path) -> np.ndarray:
     with Image.open(path) as image:

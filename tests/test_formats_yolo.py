@@ -15,6 +15,9 @@ from datakit.formats.base import ReadOptions
 from tests.conftest import write_png
 from tests.formats_data import coco_by_name, mixed_coco, shapes_set, shared
 
+# data sets live in session or shared (read-only) folders, manifests in each test's own folder
+pytestmark = pytest.mark.usefixtures("allow_outside")
+
 
 def test_coco_to_yolo_to_coco_keeps_boxes_within_rounding(tmp_path: Path) -> None:
     source = mixed_coco(shapes_set(tmp_path / "shapes"), tmp_path / "mixed")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -118,14 +119,14 @@ def test_unreadable_file_is_reported(tmp_path: Path, monkeypatch) -> None:
     write_jpeg(src / "fine.jpg")
     locked = write_jpeg(src / "locked.jpg")
     locked.chmod(0)
-    real_open = open
+    real_open = os.open
 
     def guarded_open(path, *args, **kwargs):  # root reads mode-000 files, so refuse like a normal user's OS
         if str(path) == str(locked):
             raise PermissionError(13, "Permission denied", str(path))
         return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr("builtins.open", guarded_open)
+    monkeypatch.setattr(os, "open", guarded_open)
     ingest(src, tmp_path / "m", workers=1, show_progress=False)
     monkeypatch.undo()
     rows = {r["path"]: r for r in load_manifest(tmp_path / "m").images.to_dict("records")}
@@ -193,11 +194,11 @@ def test_ctrl_c_leaves_previous_manifest_intact(class_folder: Path, tmp_path: Pa
     calls = []
     real = imageinfo.inspect_file
 
-    def interrupted(path, verify="structure"):
+    def interrupted(path, verify="structure", max_pixels=None):
         calls.append(path)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return real(path, verify)
+        return real(path, verify, max_pixels)
 
     monkeypatch.setattr(imageinfo, "inspect_file", interrupted)
     with pytest.raises(KeyboardInterrupt):

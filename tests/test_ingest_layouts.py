@@ -103,7 +103,7 @@ def test_incremental_reads_only_new_or_changed_and_keeps_ids(class_folder: Path,
     read: list[str] = []
     import datakit.imageinfo as imageinfo
     real = imageinfo.inspect_file
-    monkeypatch.setattr(imageinfo, "inspect_file", lambda p, v="structure": (read.append(p), real(p, v))[1])
+    monkeypatch.setattr(imageinfo, "inspect_file", lambda p, v="structure", *more: (read.append(p), real(p, v, *more))[1])
     result = ingest(class_folder, out, workers=1, show_progress=False)
     assert sorted(Path(p).name for p in read) == ["cat_new.jpg", "dog_0.png"]
     assert result.new == ["cat/cat_new.jpg"] and result.changed == ["dog/dog_0.png"]

@@ -26,7 +26,7 @@ FAST = {**TINY_TRAIN, "epochs": 2}
 
 @pytest.fixture(scope="module")
 def digits_300(digits_manifest: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _subset_manifest(digits_manifest, tmp_path_factory.mktemp("digits_300") / "manifest", 30)
+    return _subset_manifest(digits_manifest, digits_manifest.parent / "subset30.manifest", 30)
 
 
 def _space(params: dict, **fields: object) -> dict:
@@ -133,33 +133,93 @@ def test_an_interrupted_sweep_resumes_without_redoing_finished_trials(digits_300
     assert len(again.table) == 4 and len(calls) == 4
 
 
-def test_a_trial_whose_process_was_killed_runs_again_on_resume(digits_300: Path, tmp_path: Path,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def _start_sweep(manifest: Path, space: Path, output: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen([sys.executable, "-m", "datakit", "sweep", str(manifest), "--space", str(space),
+                             "-o", str(output), "-q", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+
+
+def _kill_when(worker: subprocess.Popen, path: Path, timeout: float = 120) -> None:
+    """SIGKILL ``worker`` as soon as ``path`` exists (a trial's first epoch is written): no chance to
+    record anything, so its trial stays "running" in the database."""
     import signal
 
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and worker.poll() is None and not path.exists():
+        time.sleep(0.02)
+    worker.send_signal(signal.SIGKILL)
+    worker.communicate(timeout=60)
+    assert path.exists(), "the trial never started"
+
+
+def _running(storage: str, study_name: str) -> list[int]:
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    return [t.number for t in study.get_trials() if t.state == optuna.trial.TrialState.RUNNING]
+
+
+def test_a_sweep_killed_mid_trial_finishes_every_grid_combination_when_run_again_at_once(
+        digits_300: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from datakit.cli import app
+
+    lrs = [0.01, 0.02, 0.03]
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump(_space({"optim.lr": lrs}) | {"set": {**FAST, "epochs": 6}}))
+    out = tmp_path / "sweep"
+    _kill_when(_start_sweep(digits_300, space, out), out / "trials" / "trial-0001" / "metrics.csv")
+    storage = f"sqlite:///{out / 'sweep.db'}"
+    assert _running(storage, "sweep") == [1]  # killed mid-trial: trial 1 is left "running"
+
+    # run again at once (no waiting for a heartbeat grace period): the dead process's trial is found
+    # by its owner's pid, failed, and its combination runs again; the summary says so
+    result = CliRunner().invoke(app, ["sweep", str(digits_300), "--space", str(space), "-o", str(out), "-q"],
+                                terminal_width=200)
+    assert result.exit_code == 0, result.output
+    printed = " ".join(result.stdout.split())
+    assert "recovered: trial 1 was left running by" in printed and "(process gone): queued to run again" in printed
+
+    table = pd.read_csv(out / "results.csv")
+    assert table.loc[table["trial"] == 1, "state"].item() == "interrupted"
+    assert "died mid-trial" in table.loc[table["trial"] == 1, "error"].item()
+    # exactly once: one complete trial per grid combination, nothing left running or waiting
+    done = table[table["state"].isin(["complete", "pruned"])]
+    assert sorted(done["optim.lr"]) == lrs
+    assert set(table["state"]) == {"complete", "interrupted"} and len(table) == 4
+    assert _running(storage, "sweep") == []
+    assert json.loads((out / "best.json").read_text())["trial"] in set(done["trial"])
+
+    # a third run has nothing left to do and runs nothing twice
+    again = sweep(digits_300, space, out, show_progress=False)
+    assert again.ran_here == 0 and len(again.table) == 4 and again.recovered == []
+
+
+def test_a_trial_of_a_dead_process_on_another_host_runs_again_after_the_heartbeat_grace(
+        digits_300: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import datakit.sweep_storage
 
     space = tmp_path / "space.yaml"
     space.write_text(yaml.safe_dump(_space({"optim.lr": [0.01]}, sampler="random", trials=1)
                                     | {"set": {**FAST, "epochs": 40}}))
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    worker = subprocess.Popen([sys.executable, "-m", "datakit", "sweep", str(digits_300), "--space", str(space),
-                               "-o", str(tmp_path / "sweep"), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, env=env)
-    metrics = tmp_path / "sweep" / "trials" / "trial-0000" / "metrics.csv"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and worker.poll() is None and not metrics.exists():
-        time.sleep(0.05)
-    worker.send_signal(signal.SIGKILL)  # no chance to record anything: the trial stays "running"
-    worker.communicate(timeout=60)
-    assert metrics.exists(), "the trial never started"
+    out = tmp_path / "sweep"
+    _kill_when(_start_sweep(digits_300, space, out), out / "trials" / "trial-0000" / "metrics.csv")
+    storage = f"sqlite:///{out / 'sweep.db'}"
+    # as if the killed process had run on another machine: its pid cannot be checked from here
+    study = optuna.load_study(study_name="sweep", storage=storage)
+    trial = study.get_trials()[0]
+    study._storage.set_trial_user_attr(trial._trial_id, "owner", {**trial.user_attrs["owner"], "host": "elsewhere"})
 
-    # its heartbeat stops; after the grace period the next sweep marks it failed and runs it again
+    # its heartbeat stops; until the grace period passes it counts as running on that machine
+    early = sweep(digits_300, space, out, show_progress=False)
+    assert early.ran_here == 0 and early.running_elsewhere and early.table["state"].tolist() == ["running"]
     monkeypatch.setattr(datakit.sweep_storage, "GRACE_SECONDS", 1)
     time.sleep(1.5)
-    result = sweep(digits_300, space, tmp_path / "sweep", show_progress=False)
+    result = sweep(digits_300, space, out, show_progress=False)
     assert result.table["state"].tolist() == ["interrupted", "complete"]
     assert result.table["optim.lr"].tolist() == [0.01, 0.01] and result.best["trial"] == 1
+    assert result.recovered == ["trial 0 was left running by elsewhere:" + str(trial.user_attrs["owner"]["pid"])
+                                + " (no heartbeat for 1 s): queued to run again"]
 
 
 def test_resuming_with_a_different_space_is_refused(digits_300: Path, tmp_path: Path) -> None:
@@ -202,14 +262,32 @@ def test_cli_sweep_prints_a_leaderboard_and_fails_cleanly_on_a_bad_key(digits_30
     from datakit.cli import app
 
     space = tmp_path / "space.yaml"
-    space.write_text(yaml.safe_dump(_space({"optim.lr": [0.01, 0.02]})))
+    space.write_text(yaml.safe_dump(_space({"optim.lr": [0.01], "train.batch_size": [16, 32],
+                                            "model.conv.filters": [[8, 16]]})))
     runner = CliRunner()
     result = runner.invoke(app, ["sweep", str(digits_300), "--space", str(space), "-o", str(tmp_path / "s"), "-q",
-                                 "--set", "train.epochs=1"], terminal_width=200)
+                                 "--set", "train.epochs=1"], terminal_width=80)
     assert result.exit_code == 0, result.output
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80
     printed = " ".join(result.stdout.split())  # rich wraps lines to the terminal width
     assert "top 2 of 2 trials by val_accuracy" in printed and "chosen on validation only" in printed
-    assert pd.read_csv(tmp_path / "s" / "results.csv")["epochs"].tolist() == [1, 1]
+    # the tie-break is stated and shown: a column of validation losses beside the accuracies
+    assert "ties on val_accuracy go to the lower val_loss, then to the earlier trial" in printed
+    header = next(line for line in result.stdout.splitlines() if line.split()[:2] == ["#", "trial"])
+    assert header.split()[:6] == ["#", "trial", "acc", "loss", "acc", "ep"]
+    table = pd.read_csv(tmp_path / "s" / "results.csv")
+    assert table["epochs"].tolist() == [1, 1] and sorted(table["train.batch_size"]) == [16, 32]
+    # best.json holds each value with the type the trial used, as a config file would
+    best = json.loads((tmp_path / "s" / "best.json").read_text())
+    assert best["params"]["train.batch_size"] in (16, 32) and type(best["params"]["train.batch_size"]) is int
+    assert type(best["params"]["optim.lr"]) is float and best["params"]["model.conv.filters"] == [8, 16]
+    assert best["tie_break"] == "ties on val_accuracy go to the lower val_loss, then to the earlier trial"
+    # the sweep plot: metric per trial, then one panel per searched key
+    from PIL import Image
+
+    with Image.open(tmp_path / "s" / "sweep.png") as image:
+        assert image.format == "PNG" and image.width > 800 and image.height > 300
+    assert "sweep.png" in printed
 
     space.write_text(yaml.safe_dump(_space({"optim.lrr": [0.01]})))
     bad = runner.invoke(app, ["sweep", str(digits_300), "--space", str(space), "-o", str(tmp_path / "t")])
@@ -245,3 +323,16 @@ def test_two_processes_share_one_sqlite_study(digits_300: Path, tmp_path: Path) 
     # the process that finished last wrote a results.csv listing every trial
     last = max((pd.read_csv(tmp_path / f"worker{i}" / "results.csv") for i in range(2)), key=len)
     assert sorted(last["trial"]) == sorted(t.number for t in trials)
+
+
+def test_ties_on_the_metric_go_to_the_other_validation_metric_then_the_earlier_trial() -> None:
+    from datakit.sweeping import rank
+
+    table = pd.DataFrame({"trial": [0, 1, 2, 3], "state": ["complete"] * 3 + ["pruned"],
+                          "value": [0.9, 0.9, 0.8, 0.95], "val_accuracy": [0.9, 0.9, 0.8, 0.95],
+                          "val_loss": [0.5, 0.3, 0.2, 0.1]})
+    assert rank(table, "val_accuracy")["trial"].tolist() == [1, 0, 2]  # pruned trials are not ranked
+    by_loss = table.assign(value=[0.3, 0.3, 0.5, 0.1], val_loss=[0.3, 0.3, 0.5, 0.1], val_accuracy=[0.8, 0.9, 0.9, 1])
+    assert rank(by_loss, "val_loss")["trial"].tolist() == [1, 0, 2]
+    same = table.assign(val_loss=0.5)
+    assert rank(same, "val_accuracy")["trial"].tolist() == [0, 1, 2]

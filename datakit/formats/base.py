@@ -52,6 +52,8 @@ class ReadOptions:
     workers: int | None = None
     verify: str = "structure"
     show_progress: bool = False
+    # images over this many pixels get status too_large (None: imageinfo.DEFAULT_MAX_PIXELS)
+    max_pixels: int | None = None
     # VOC corners are 1-based and inclusive by the standard; labelme's converter writes 0-based
     voc_one_based: bool = True
 
@@ -439,7 +441,8 @@ def inspect_images(root: Path, images: ImageTable, report: Report, options: Read
             first[path] = i
     keep = sorted(first.values())
     paths = [images.path[i] for i in keep]
-    frame = inspect_paths(root, paths, workers=options.workers, verify=options.verify, show_progress=options.show_progress)
+    frame = inspect_paths(root, paths, workers=options.workers, verify=options.verify, show_progress=options.show_progress,
+                          max_pixels=options.max_pixels)
     for column in ("label", "split", "semantic_mask", "source_id"):
         frame[column] = pd.array([getattr(images, column)[i] for i in keep], dtype="string")
     declared_w = pd.Series([images.width[i] for i in keep], dtype="Int64", index=frame.index)

@@ -1,0 +1,218 @@
+"""THE place where boxes, labels and masks follow the pixels.
+
+Every geometric change to an image — resizing for a model, letterboxing, online augmentation in
+training, offline ``datakit augment`` — goes through :func:`apply`, so that an image's boxes, their
+labels, its instance masks and its semantic mask can never get out of step with its pixels.
+
+Conventions (the manifest's): boxes are absolute-pixel COCO ``x, y, w, h`` floats; instance masks
+are ``(N, H, W)`` uint8 arrays, one per box, in the same order; a semantic mask is ``(H, W)`` of
+class ids and is only ever moved with nearest-neighbour interpolation, never blended.
+
+Rules applied here and nowhere else:
+
+- input boxes are clipped to the image first (float drift such as a box ending at 1.0003 of the
+  width must never raise, the "x_max out of [0, 1]" family of albumentations issues);
+- albumentations decides which objects survive (``min_visibility``, ``min_area``); objects it drops
+  are reported with the reason, never silently lost;
+- when a mask exists, the box of a surviving object is recomputed from its transformed mask, and an
+  object whose mask has left the image is dropped with that reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from datakit.errors import DatakitError
+
+BOX_FORMAT = "coco"
+# the label field albumentations carries through its box filtering: the input position of each box
+_INDEX_FIELD = "object_index"
+
+REASON_INVALID_INPUT = "box has no area inside the image"
+REASON_FILTERED = "cut off by the transform (below min_visibility or min_area)"
+REASON_MASK_GONE = "mask left the image"
+REASON_CLIPPED = "cut by the image border"
+# an edge within this many pixels counts as touching the border
+_BORDER_TOLERANCE = 0.5
+
+
+@dataclass
+class Sample:
+    """One image and the targets that must move with it."""
+
+    image: np.ndarray
+    boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), dtype=np.float64))
+    labels: np.ndarray = field(default_factory=lambda: np.zeros((0,), dtype=np.int64))
+    masks: np.ndarray | None = None
+    semantic_mask: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.boxes = np.asarray(self.boxes, dtype=np.float64).reshape(-1, 4)
+        self.labels = np.asarray(self.labels, dtype=np.int64).reshape(-1)
+        if len(self.labels) != len(self.boxes):
+            raise DatakitError(f"{len(self.boxes)} boxes but {len(self.labels)} labels: every box needs one label")
+        if self.masks is not None:
+            self.masks = np.asarray(self.masks, dtype=np.uint8)
+            if self.masks.ndim != 3 or len(self.masks) != len(self.boxes):
+                raise DatakitError(f"instance masks must be (N, H, W) with one per box; got shape "
+                                   f"{self.masks.shape} for {len(self.boxes)} boxes")
+            if self.masks.shape[1:] != self.image.shape[:2]:
+                raise DatakitError(f"instance masks are {self.masks.shape[2]}x{self.masks.shape[1]} but the image is "
+                                   f"{self.image.shape[1]}x{self.image.shape[0]}")
+        if self.semantic_mask is not None and self.semantic_mask.shape[:2] != self.image.shape[:2]:
+            raise DatakitError(f"semantic mask is {self.semantic_mask.shape[1]}x{self.semantic_mask.shape[0]} but the "
+                               f"image is {self.image.shape[1]}x{self.image.shape[0]}")
+
+
+@dataclass(frozen=True)
+class DroppedObject:
+    index: int
+    """Position of the object in the input sample."""
+    reason: str
+
+
+@dataclass
+class Result:
+    sample: Sample
+    kept: np.ndarray
+    """Input positions of the surviving objects, in output order."""
+    dropped: list[DroppedObject]
+    applied: Any = None
+    """albumentations' applied parameters, when the pipeline records them (``save_applied_params``)."""
+    clipped: np.ndarray = field(default_factory=lambda: np.zeros((0,), dtype=bool))
+    """Per kept object (output order): True when the transform cut part of it off at the image border.
+
+    Judged from the boxes: the output box touches a border of the output image while the input box
+    touched no border of the input image. (An object moved exactly onto the border without losing
+    pixels also counts; that is rare and errs on the side of telling.)"""
+
+    def objects(self, count: int) -> list[dict[str, Any]]:
+        """Status of each of the ``count`` input objects: kept, clipped or dropped (with the reason)."""
+        status: list[dict[str, Any]] = [{"status": "dropped", "reason": "lost"} for _ in range(count)]
+        clipped = self.clipped if len(self.clipped) == len(self.kept) else np.zeros(len(self.kept), dtype=bool)
+        for position, (index, cut) in enumerate(zip(self.kept.tolist(), clipped.tolist())):
+            status[index] = ({"status": "clipped", "reason": REASON_CLIPPED, "output": position} if cut
+                             else {"status": "kept", "output": position})
+        for drop in self.dropped:
+            status[drop.index] = {"status": "dropped", "reason": drop.reason}
+        return status
+
+
+def compose(transforms: Sequence[Any], *, seed: int | None = None, min_visibility: float = 0.0,
+            min_area: float = 0.0, save_applied_params: bool = False) -> Any:
+    """An ``albumentations.Compose`` that moves boxes (COCO pixels), their labels and masks together."""
+    import warnings
+
+    import albumentations as A
+
+    with warnings.catch_warnings():
+        # a pipeline of pixel-only transforms (brightness, blur) is fine: boxes pass through unchanged
+        warnings.filterwarnings("ignore", message="Got processor for bboxes, but no transform to process it")
+        return A.Compose(
+            list(transforms),
+            bbox_params=A.BboxParams(format=BOX_FORMAT, label_fields=[_INDEX_FIELD], min_visibility=min_visibility,
+                                     min_area=min_area, clip=True),
+            seed=seed,
+            save_applied_params=save_applied_params,
+        )
+
+
+def target_aware(transform: Any) -> Any:
+    """``transform`` itself when it already moves boxes; else the same transforms composed with :func:`compose`.
+
+    A pipeline loaded from a user's spec file or built for classification has no box processor;
+    wrapping it keeps its transforms (and their random state) and adds the box handling.
+    """
+    import albumentations as A
+
+    if isinstance(transform, A.Compose) and "bboxes" in transform.processors:
+        params = transform.processors["bboxes"].params
+        if params.format == BOX_FORMAT and _INDEX_FIELD in (params.label_fields or []):
+            return transform
+        # a user's pipeline with its own box settings: keep its filtering, use our box convention
+        return compose(transform.transforms, seed=getattr(transform, "seed", None),
+                       min_visibility=params.min_visibility, min_area=params.min_area,
+                       save_applied_params=getattr(transform, "save_applied_params", False))
+    if isinstance(transform, A.Compose):
+        return compose(transform.transforms, seed=getattr(transform, "seed", None),
+                       save_applied_params=getattr(transform, "save_applied_params", False))
+    return compose([transform])
+
+
+def mask_boxes(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Tight ``x, y, w, h`` boxes of ``(N, H, W)`` masks, and which masks are non-empty."""
+    n = len(masks)
+    boxes = np.zeros((n, 4), dtype=np.float64)
+    present = np.zeros(n, dtype=bool)
+    for i, mask in enumerate(masks):
+        rows = np.flatnonzero(mask.any(axis=1))
+        if rows.size == 0:
+            continue
+        cols = np.flatnonzero(mask.any(axis=0))
+        present[i] = True
+        boxes[i] = (cols[0], rows[0], cols[-1] + 1 - cols[0], rows[-1] + 1 - rows[0])
+    return boxes, present
+
+
+def _clip_to_image(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+    x0 = np.clip(boxes[:, 0], 0, width)
+    y0 = np.clip(boxes[:, 1], 0, height)
+    x1 = np.clip(boxes[:, 0] + boxes[:, 2], 0, width)
+    y1 = np.clip(boxes[:, 1] + boxes[:, 3], 0, height)
+    return np.stack([x0, y0, x1 - x0, y1 - y0], axis=1)
+
+
+def _touches_border(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+    t = _BORDER_TOLERANCE
+    return ((boxes[:, 0] <= t) | (boxes[:, 1] <= t) | (boxes[:, 0] + boxes[:, 2] >= width - t)
+            | (boxes[:, 1] + boxes[:, 3] >= height - t))
+
+
+def apply(transform: Any, sample: Sample) -> Result:
+    """Run ``transform`` on the image and every target of ``sample`` in one call."""
+    transform = target_aware(transform)
+    height, width = sample.image.shape[:2]
+    boxes = _clip_to_image(sample.boxes, width, height)
+    valid = (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
+    dropped = [DroppedObject(int(i), REASON_INVALID_INPUT) for i in np.flatnonzero(~valid)]
+    indices = np.flatnonzero(valid)
+
+    inputs: dict[str, Any] = {"image": sample.image, "bboxes": boxes[indices], _INDEX_FIELD: indices.tolist()}
+    if sample.masks is not None and len(sample.masks):
+        inputs["masks"] = sample.masks
+    if sample.semantic_mask is not None:
+        inputs["mask"] = sample.semantic_mask
+    out = transform(**inputs)
+
+    kept = np.asarray(out[_INDEX_FIELD], dtype=np.int64).reshape(-1)
+    filtered = sorted(set(indices.tolist()) - set(kept.tolist()))
+    dropped += [DroppedObject(int(i), REASON_FILTERED) for i in filtered]
+    new_boxes = np.asarray(out["bboxes"], dtype=np.float64).reshape(-1, 4)
+    new_masks = None
+    if sample.masks is not None:
+        image_out = out["image"]
+        if "masks" in out:
+            all_masks = np.asarray(out["masks"], dtype=np.uint8).reshape(len(sample.masks), *image_out.shape[:2])
+        else:
+            all_masks = np.zeros((0, *image_out.shape[:2]), dtype=np.uint8)
+        new_masks = all_masks[kept] if len(kept) else np.zeros((0, *image_out.shape[:2]), dtype=np.uint8)
+        from_masks, present = mask_boxes(new_masks)
+        dropped += [DroppedObject(int(i), REASON_MASK_GONE) for i in kept[~present]]
+        new_boxes, new_masks, kept = from_masks[present], new_masks[present], kept[present]
+
+    dropped.sort(key=lambda d: d.index)
+    result_sample = Sample(
+        image=out["image"],
+        boxes=new_boxes,
+        labels=sample.labels[kept] if len(kept) else np.zeros((0,), dtype=np.int64),
+        masks=new_masks,
+        semantic_mask=out.get("mask") if sample.semantic_mask is not None else None,
+    )
+    out_height, out_width = result_sample.image.shape[:2]
+    clipped = (_touches_border(result_sample.boxes, out_width, out_height)
+               & ~_touches_border(boxes[kept], width, height)) if len(kept) else np.zeros((0,), dtype=bool)
+    return Result(sample=result_sample, kept=kept, dropped=dropped, applied=out.get("applied_transforms"),
+                  clipped=clipped)

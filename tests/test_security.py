@@ -1,0 +1,294 @@
+"""Hostile files: each test feeds one and checks the outcome (issue 11, security)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import struct
+import zlib
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from datakit.cli import app
+from datakit.errors import DatakitError, ManifestError
+from datakit.evaluation import evaluate
+from datakit.imageinfo import DEFAULT_MAX_PIXELS
+from datakit.ingest import ingest, inspect_paths
+from datakit.manifest import load_manifest, save_manifest
+from datakit.pipeline import run_pipeline
+from datakit.prediction import predict
+from datakit.training import train
+from tests.conftest import TINY_TRAIN, write_png
+
+runner = CliRunner()
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def write_bomb(path: Path, width: int = 50_000, height: int = 50_000) -> Path:
+    """A valid-looking PNG of a few hundred bytes whose header claims width x height pixels:
+    decoding it would allocate width * height * 3 bytes (7.5 GB for the default)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = zlib.compress(b"\x00" * 4096, 9)  # far fewer rows than declared; a decoder still sizes for all
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+                     + _chunk(b"IDAT", rows) + _chunk(b"IEND", b""))
+    return path
+
+
+@contextmanager
+def deadline(seconds: int) -> Iterator[None]:
+    """Fail instead of hanging forever (a FIFO opened for reading blocks until a writer comes)."""
+    def expired(signum: int, frame: object) -> None:
+        raise TimeoutError(f"still running after {seconds}s: something opened a FIFO")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _two_classes(src: Path, per_class: int = 3) -> Path:
+    for name in ("a", "b"):
+        for i in range(per_class):
+            write_png(src / name / f"{name}{i}.png", 8, 8, seed=i)
+    return src
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. decompression bombs
+
+
+def test_ingest_marks_a_bomb_too_large_and_never_decodes_it(tmp_path: Path) -> None:
+    src = _two_classes(tmp_path / "src")
+    write_bomb(src / "a" / "bomb.png")
+    assert (src / "a" / "bomb.png").stat().st_size < 1000
+    result = ingest(src, tmp_path / "m", workers=1, verify="decode", show_progress=False)
+    rows = load_manifest(tmp_path / "m").images.set_index("path")
+    assert rows.loc["a/bomb.png", "status"] == "too_large"
+    reason = rows.loc["a/bomb.png", "reason"]
+    assert "50000x50000" in reason and "--max-pixels" in reason and "179" in reason
+    assert result.status_counts == {"ok": 6, "too_large": 1}
+    assert (rows.drop("a/bomb.png")["status"] == "ok").all()
+    assert DEFAULT_MAX_PIXELS == 178_956_970  # Pillow's error threshold
+
+
+def test_max_pixels_moves_the_limit_both_ways(tmp_path: Path) -> None:
+    src = _two_classes(tmp_path / "src")
+    write_bomb(src / "b" / "wide.png", 20_000, 10_000)  # 200 MP: over the default
+    write_png(src / "b" / "big.png", 40, 30)
+    result = runner.invoke(app, ["ingest", str(src), "-o", str(tmp_path / "m"), "--max-pixels", "1000", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = load_manifest(tmp_path / "m").images.set_index("path")
+    assert rows.loc["b/big.png", "status"] == "too_large"  # 1200 pixels > 1000
+    assert rows.loc["a/a0.png", "status"] == "ok"  # 64 pixels
+    ingest(src, tmp_path / "m2", max_pixels=300_000_000, workers=1, show_progress=False)
+    assert load_manifest(tmp_path / "m2").images.set_index("path").loc["b/wide.png", "status"] == "ok"
+    bad = runner.invoke(app, ["ingest", str(src), "-o", str(tmp_path / "m3"), "--max-pixels", "0"])
+    assert bad.exit_code == 2 and "--max-pixels must be a positive" in bad.output
+
+
+def test_a_format_reader_marks_a_bomb_too_large(tmp_path: Path) -> None:
+    write_png(tmp_path / "ok.png", 8, 8)
+    write_bomb(tmp_path / "bomb.png")
+    frame = inspect_paths(tmp_path, ["ok.png", "bomb.png"], workers=1, show_progress=False).set_index("path")
+    assert frame.loc["bomb.png", "status"] == "too_large" and frame.loc["ok.png", "status"] == "ok"
+
+
+def test_predict_reports_a_bomb_as_a_row_and_keeps_every_other_prediction(digits_run, tmp_path: Path) -> None:
+    good = [write_png(tmp_path / f"good{i}.png", 8, 8, mode="L", seed=i) for i in range(3)]
+    bomb = write_bomb(tmp_path / "bomb.png")
+    text = tmp_path / "notes.png"
+    text.write_text("not an image\n")
+    table = predict(digits_run.run_dir, [*good, bomb, text]).set_index("path")
+    assert table.loc[[str(p) for p in good], "label"].notna().all()
+    assert "too large" in table.loc[str(bomb), "error"] and pd.isna(table.loc[str(bomb), "label"])
+    assert "cannot decode" in table.loc[str(text), "error"] and "ingest" not in table.loc[str(text), "error"].split("(")[0]
+    result = runner.invoke(app, ["predict", str(digits_run.run_dir), str(tmp_path), "--csv", str(tmp_path / "p.csv")])
+    assert result.exit_code == 1, result.output  # some images failed: the exit code says so
+    assert "2 of 5 image(s) could not be predicted" in result.output
+    written = pd.read_csv(tmp_path / "p.csv")
+    assert len(written) == 5 and written["label"].notna().sum() == 3
+
+
+def _manifest_with_images_outside(digits_small: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of digits_small whose images live beside its manifest (so it may be trusted)."""
+    m = load_manifest(digits_small)
+    source = tmp_path / "images"
+    shutil.copytree(m.root(), source)
+    m.image_root = str(source)
+    save_manifest(m, tmp_path / "m")
+    return tmp_path / "m", source
+
+
+def test_train_and_eval_leave_a_bomb_out_and_say_so(digits_small: Path, digits_run, tmp_path: Path) -> None:
+    manifest, source = _manifest_with_images_outside(digits_small, tmp_path)
+    rows = load_manifest(manifest).images
+    victim = source / rows["path"].iloc[3]
+    write_bomb(victim)  # replaced after ingest: the manifest still says ok
+    result = train(manifest, output=tmp_path / "run", show_progress=False, epochs=1, **TINY_TRAIN)
+    assert any("could not be decoded" in n and "image too large" in n for n in result.notes)
+    # without the in-memory cache the files are screened from their headers instead
+    uncached = train(manifest, output=tmp_path / "run2", show_progress=False, epochs=1,
+                     **{**TINY_TRAIN, "data.cache": False})
+    assert any("image too large" in n for n in uncached.notes)
+    metrics = evaluate(digits_run.run_dir, manifest, split="all", show_progress=False)
+    assert len(metrics["skipped"]) == 1 and "image too large" in metrics["skipped"][0]["reason"]
+    assert metrics["images"] == len(rows) - 1
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. image_root that leaves the data set
+
+
+def _crafted(tmp_path: Path, image_root: str, name: str = "passwd") -> Path:
+    """A manifest written by hand, as an attacker would ship it."""
+    location = tmp_path / "evil.manifest"
+    location.mkdir(parents=True)
+    pd.DataFrame([{"id": "x", "path": name, "status": "ok", "label": "cat"}]).to_csv(location / "images.csv", index=False)
+    (location / "manifest.json").write_text(json.dumps({
+        "schema_version": 1, "tasks": ["classification"], "categories": [{"id": 0, "name": "cat"}],
+        "image_root": image_root, "tables": {"images": "images.csv"}}))
+    return location
+
+
+@pytest.mark.parametrize("image_root, problem", [
+    ("/etc", "is absolute"),
+    ("../../../../../../../../etc", "climbs 8 folders above the manifest"),
+    ("images/../../../secret", "climbs 2 folders above the manifest"),
+])
+def test_an_image_root_outside_the_data_set_is_refused(tmp_path: Path, image_root: str, problem: str) -> None:
+    manifest = _crafted(tmp_path, image_root)
+    result = runner.invoke(app, ["export", str(manifest), "--format", "imagefolder", "-o", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert problem in result.output and "--allow-outside" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ManifestError, match="outside the data set"):
+        load_manifest(manifest)
+
+
+def test_allow_outside_is_the_opt_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = write_png(tmp_path / "elsewhere" / "deep" / "pic.png", 8, 8)
+    manifest = _crafted(tmp_path / "a" / "b", str(secret.parent), name="pic.png")
+    result = runner.invoke(app, ["export", str(manifest), "--format", "imagefolder", "-o", str(tmp_path / "out"),
+                                 "--allow-outside"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / "cat" / "pic.png").read_bytes() == secret.read_bytes()
+    assert runner.invoke(app, ["info", str(manifest), "--allow-outside"]).exit_code == 0
+    monkeypatch.setenv("DATAKIT_ALLOW_OUTSIDE", "1")
+    assert load_manifest(manifest).root() == secret.parent
+
+
+def test_one_level_up_is_what_ingest_writes_and_is_accepted(tmp_path: Path) -> None:
+    src = _two_classes(tmp_path / "shapes")
+    ingest(src, tmp_path / "shapes.manifest", workers=1, show_progress=False)
+    header = json.loads((tmp_path / "shapes.manifest" / "manifest.json").read_text())
+    assert header["image_root"] == "../shapes"
+    assert len(load_manifest(tmp_path / "shapes.manifest").images) == 6
+
+
+def test_ingest_refuses_a_manifest_far_from_its_images_before_reading(tmp_path: Path) -> None:
+    src = _two_classes(tmp_path / "data" / "shapes")
+    result = runner.invoke(app, ["ingest", str(src), "-o", str(tmp_path / "x" / "y" / "m")])
+    assert result.exit_code == 2 and "climbs" in result.output and "--allow-outside" in result.output
+    assert not (tmp_path / "x").exists()
+    ok = runner.invoke(app, ["ingest", str(src), "-o", str(tmp_path / "x" / "y" / "m"), "--allow-outside"])
+    assert ok.exit_code == 0, ok.output
+
+
+def test_a_saved_copy_points_at_the_same_images_relatively(tmp_path: Path) -> None:
+    src = _two_classes(tmp_path / "shapes")
+    ingest(src, tmp_path / "shapes.manifest", workers=1, show_progress=False)
+    m = load_manifest(tmp_path / "shapes.manifest")
+    save_manifest(m, tmp_path / "copy.manifest")
+    header = json.loads((tmp_path / "copy.manifest" / "manifest.json").read_text())
+    assert header["image_root"] == "../shapes"
+    assert load_manifest(tmp_path / "copy.manifest").image_path("a/a0.png").is_file()
+
+
+def test_pipeline_split_step_writes_a_relative_root(tmp_path: Path) -> None:
+    out = tmp_path / "p"
+    run_pipeline({"name": "rel", "steps": [{"sample": {"name": "digits"}}, {"ingest": {}}, {"split": {}}]},
+                 out, show_progress=False)
+    header = json.loads((out / "split" / "manifest.json").read_text())
+    assert not os.path.isabs(header["image_root"]) and header["image_root"].startswith("../")
+    assert load_manifest(out / "split").image_path(load_manifest(out / "split").images["path"].iloc[0]).is_file()
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. FIFOs and other special files
+
+
+def test_a_fifo_is_skipped_and_reported_never_opened(tmp_path: Path) -> None:
+    src = _two_classes(tmp_path / "src")
+    os.mkfifo(src / "a" / "pipe.jpg")
+    os.mkfifo(src / "b" / "other")
+    with deadline(60):
+        result = ingest(src, tmp_path / "m", workers=1, show_progress=False)
+    reasons = {s["path"]: s["reason"] for s in result.skipped}
+    assert "FIFO" in reasons["a/pipe.jpg"] and "never opened" in reasons["a/pipe.jpg"]
+    assert "FIFO" in reasons["b/other"]
+    assert result.total == 6
+
+
+def test_a_fifo_named_by_an_annotation_file_or_given_to_predict_is_a_row(tmp_path: Path, digits_run) -> None:
+    write_png(tmp_path / "ok.png", 8, 8, mode="L")
+    os.mkfifo(tmp_path / "pipe.png")
+    with deadline(60):
+        frame = inspect_paths(tmp_path, ["ok.png", "pipe.png"], workers=1, show_progress=False).set_index("path")
+        table = predict(digits_run.run_dir, [tmp_path / "ok.png", tmp_path / "pipe.png"]).set_index("path")
+    assert frame.loc["pipe.png", "status"] == "unreadable" and "FIFO" in frame.loc["pipe.png", "reason"]
+    assert "FIFO" in table.loc[str(tmp_path / "pipe.png"), "error"]
+    assert pd.notna(table.loc[str(tmp_path / "ok.png"), "label"])
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. outputs that overwrite inputs
+
+
+def test_predict_csv_onto_an_input_image_is_refused(digits_run, tmp_path: Path) -> None:
+    image = write_png(tmp_path / "ok.png", 8, 8, mode="L")
+    before = image.read_bytes()
+    for target in (image, tmp_path / "new.png"):
+        result = runner.invoke(app, ["predict", str(digits_run.run_dir), str(image), "--csv", str(target)])
+        assert result.exit_code == 2, result.output
+        assert "--csv" in result.output
+    assert image.read_bytes() == before and not (tmp_path / "new.png").exists()
+
+
+def test_ingest_output_onto_its_input_or_an_existing_file_is_refused(tmp_path: Path) -> None:
+    src = _two_classes(tmp_path / "src")
+    same = runner.invoke(app, ["ingest", str(src), "-o", str(src)])
+    assert same.exit_code == 2 and "is the input itself" in same.output
+    assert not (src / "manifest.json").exists()
+    existing = tmp_path / "notes.txt"
+    existing.write_text("keep me")
+    result = runner.invoke(app, ["ingest", str(src), "-o", str(existing)])
+    assert result.exit_code == 2 and "exists and is a file" in result.output and "Traceback" not in result.output
+    assert existing.read_text() == "keep me"
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. pipeline names that escape
+
+
+@pytest.mark.parametrize("name", ["../../../escaped", "/tmp/abs", "..", ".hidden", "a/b"])
+def test_a_pipeline_name_must_be_plain_and_nothing_is_created(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              name: str) -> None:
+    work = tmp_path / "a" / "b" / "c" / "work"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    with pytest.raises(DatakitError, match="must be a plain name"):
+        run_pipeline({"name": name, "steps": [{"sample": {"name": "digits"}}]}, show_progress=False)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == ["a", "a/b", "a/b/c", "a/b/c/work"]
