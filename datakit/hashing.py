@@ -10,8 +10,9 @@
   eight variants whose first horizontal and vertical coefficients are positive and ordered; near
   ties keep every plausible variant), then indexed by LSH bands of random-hyperplane bits
   (SimHash): two hashes land in one bucket of some band with a probability that falls steeply
-  with the angle between them. Work grows with the number of images, not its square; a huge
-  bucket (many look-alikes) is compared only within a sliding window of a sorted order.
+  with the angle between them. Bits per band grow with log2(images), so unrelated pairs sharing a
+  bucket stay linear in the number of images, not its square; a huge bucket (many look-alikes)
+  is compared only within a sliding window of a sorted order.
 - **Confirmation**: every candidate pair is re-scored with the full hashes over all eight
   orientations (cosine similarity) and kept only above ``threshold``; confirmed pairs are joined
   into clusters (connected components).
@@ -31,8 +32,7 @@ THUMB_SIDE = 32  # grey thumbnail the DCT is taken of
 NEAR_THRESHOLD = 0.95  # cosine similarity (best orientation) for a confirmed near duplicate
 COLOUR_TOLERANCE = 0.5  # confirmation: colour-thumbnail residual relative to the picture's own variation
 _TIE = 0.04  # canonical-orientation margin: variants this close to the boundary are indexed too
-_BANDS = 48
-_BAND_BITS = 18
+_CANDIDATE_RECALL = 0.98  # chance that a pair exactly at the threshold shares at least one band
 _MAX_BUCKET = 48  # larger buckets are compared in a sliding window of this size
 _SEED = 1729
 
@@ -169,8 +169,23 @@ def _ranges(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     return np.repeat(starts, sizes) + offsets
 
 
-def candidate_pairs(hashes: np.ndarray, flips_only: bool = False, bands: int = _BANDS,
-                    band_bits: int = _BAND_BITS, seed: int = _SEED) -> np.ndarray:
+def band_plan(count: int, threshold: float = NEAR_THRESHOLD) -> tuple[int, int]:
+    """(bands, bits per band) for ``count`` indexed hashes.
+
+    In 25 dimensions the angles between unrelated hashes spread widely, so one more bit only
+    removes about a third of the unrelated pairs sharing a bucket: 1.6 bits per doubling of
+    ``count`` keeps them about constant per hash. The number of bands then gives a pair at
+    cosine ``threshold`` a ``_CANDIDATE_RECALL`` chance to share at least one band.
+    """
+    bits = int(np.clip(round(1.6 * np.log2(max(count, 2)) - 3), 16, 32))
+    same_bit = 1.0 - float(np.arccos(np.clip(threshold, -1.0, 1.0))) / np.pi
+    per_band = same_bit ** bits
+    bands = int(np.clip(np.ceil(np.log(1 - _CANDIDATE_RECALL) / np.log1p(-per_band)), 8, 128))
+    return bands, bits
+
+
+def candidate_pairs(hashes: np.ndarray, flips_only: bool = False, threshold: float = NEAR_THRESHOLD,
+                    seed: int = _SEED) -> np.ndarray:
     """Unique pairs (i < j) of rows whose canonical hashes share at least one LSH band key."""
     n, d = hashes.shape
     valid = np.flatnonzero(np.abs(hashes).sum(axis=1) > 0)
@@ -179,6 +194,10 @@ def candidate_pairs(hashes: np.ndarray, flips_only: bool = False, bands: int = _
     rows, which = _canonical(hashes[valid], flips_only)
     canon = hashes[valid[rows]][np.arange(len(rows))[:, None], _INDEX[which]] * _SIGN[which]
     rows = valid[rows]
+    # hyperplanes through the mean, not the origin: canonical hashes share a direction (their
+    # first coefficients are positive), which would bias every bit and crowd the buckets
+    canon -= canon.mean(axis=0, keepdims=True)
+    bands, band_bits = band_plan(len(canon), threshold)
     rng = np.random.default_rng(seed)
     weights = (1 << np.arange(band_bits, dtype=np.int64))
     order_value = canon @ rng.standard_normal(d).astype(np.float32)
@@ -249,7 +268,7 @@ def near_duplicate_pairs(hashes: np.ndarray, thumbs: np.ndarray | None = None, t
     A candidate is confirmed when its perceptual hashes agree (cosine >= ``threshold`` in the
     best orientation) and, given ``thumbs``, its colour thumbnails agree in that orientation.
     """
-    pairs = candidate_pairs(hashes, flips_only)
+    pairs = candidate_pairs(hashes, flips_only, threshold)
     if not len(pairs):
         return pairs, np.empty(0, np.float32), np.empty(0, np.int8)
     sims, which = pair_similarity(hashes, pairs, flips_only)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import multiprocessing
 import os
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +21,7 @@ from typing import Any, Callable, Iterable
 import pandas as pd
 
 from datakit import imageinfo
-from datakit.parallel import imap_progress
+from datakit.console import progress_bar
 from datakit.errors import CheckFailed, DatakitError
 from datakit.manifest import (
     HEADER_NAME,
@@ -353,10 +355,34 @@ def _compare_with_previous(
     return reused, previous_ids, new_paths, changed_paths, deleted
 
 
+def _ignore_sigint() -> None:
+    # Ctrl-C is the parent's to handle: it terminates the pool and writes nothing. A worker that
+    # died of it mid-task would leave the parent waiting for a result that never comes.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _inspect_all(
     jobs: list[tuple[str, str, str, int | None]], workers: int, show_progress: bool
 ) -> Iterable[tuple[str, dict[str, Any]]]:
-    return imap_progress(_inspect_job, jobs, workers, "Reading images", show_progress)
+    with progress_bar("Reading images", len(jobs), show_progress) as advance:
+        if workers <= 1 or len(jobs) < 64:
+            for job in jobs:
+                yield _inspect_job(job)
+                advance()
+            return
+        chunksize = max(1, min(64, len(jobs) // (workers * 8) or 1))
+        ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
+        pool = ctx.Pool(workers, initializer=_ignore_sigint)
+        try:
+            for result in pool.imap(_inspect_job, jobs, chunksize=chunksize):
+                yield result
+                advance()
+            pool.close()
+        except BaseException:
+            pool.terminate()
+            raise
+        finally:
+            pool.join()
 
 
 def _rows_to_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:

@@ -19,9 +19,19 @@ def shapes_manifest(root: Path, count: int = 200, imbalance: float = 1.0, seed: 
     return root / "manifest", dict(result.classes)
 
 
-def with_splits(manifest: Path, out: Path, assign: dict[str, str] | None = None, fractions=(0.7, 0.15, 0.15),
+def copy_beside(m, manifest: Path, name: str) -> Path:
+    """Save ``m`` as a sibling of ``manifest`` (its image root stays relative and inside the data set)."""
+    import os
+
+    out = manifest.parent / name
+    m.image_root = os.path.relpath(m.root(), out)
+    save_manifest(m, out)
+    return out
+
+
+def with_splits(manifest: Path, name: str, assign: dict[str, str] | None = None, fractions=(0.7, 0.15, 0.15),
                 seed: int = 0) -> Path:
-    """A copy of ``manifest`` with a split column: explicit per image path, or random by fractions."""
+    """A copy of ``manifest`` (a sibling called ``name``) with a split column: per image path, or random."""
     m = load_manifest(manifest)
     images = m.images.copy()
     if assign is not None:
@@ -31,9 +41,7 @@ def with_splits(manifest: Path, out: Path, assign: dict[str, str] | None = None,
         images["split"] = pd.Series(rng.choice(["train", "val", "test"], size=len(images), p=list(fractions)),
                                     dtype="string")
     m.images = images
-    m.image_root = str(m.root())
-    save_manifest(m, out)
-    return out
+    return copy_beside(m, manifest, name)
 
 
 def write_rgb(path: Path, pixels: np.ndarray, quality: int | None = None) -> Path:
@@ -84,6 +92,4 @@ def full_manifest(root: Path) -> Path:
     ann["image_id"] = ann["image_id"].map(lambda i: ours.get(theirs.get(i))).astype("string")
     m.annotations = ann[ann["image_id"].notna()].reset_index(drop=True)
     m.tasks = ["classification", "detection"]
-    m.image_root = str(m.root())
-    save_manifest(m, root / "full")
-    return root / "full"
+    return copy_beside(m, root / "m", "full")

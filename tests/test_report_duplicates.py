@@ -63,7 +63,7 @@ def planted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, s
         for p in m.images["path"]:
             if p.startswith(f"{label}/{name}."):
                 assign[p] = split
-    return with_splits(root / "m", root / "split", assign), expected
+    return with_splits(root / "m", "split", assign), expected
 
 
 def test_each_transformed_copy_is_found_and_nothing_else(planted):

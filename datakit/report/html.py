@@ -9,9 +9,6 @@ from __future__ import annotations
 import base64
 import html as _html
 import io
-import os
-import tempfile
-from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -110,18 +107,3 @@ def page(title: str, subtitle: str, sections: list[tuple[str, str, str]], failed
         f'<body><main><h1>{esc(title)}</h1><p class="meta">{esc(subtitle)}</p><nav class="meta">{nav}</nav>'
         f"{fail}{body}</main></body></html>\n"
     )
-
-
-def write_atomic(path: Path, text: str) -> Path:
-    """Write next to the target and rename, so a crash never leaves half a page."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from datakit.parallel import imap_progress
+from datakit.atomic import write_atomic
 from datakit.hashing import HASH_SIDE, THUMB_COLUMNS, colour_thumbnail, perceptual_hash
+from datakit.parallel import imap_progress
 
 STATS_VERSION = 3
 CACHE_NAME = "pixel_stats.parquet"
@@ -97,14 +97,7 @@ def _read_cache(path: Path) -> pd.DataFrame:
 
 def _write_cache(path: Path, table: pd.DataFrame) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        os.close(fd)
-        try:
-            table.to_parquet(tmp, index=False)
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        write_atomic(path, lambda tmp: table.to_parquet(tmp, index=False))
     except OSError:
         pass  # the cache is optional: a full disk or read-only home only costs the next run time
 
