@@ -14,8 +14,9 @@
   bucket stay linear in the number of images, not its square; a huge bucket (many look-alikes)
   is compared only within a sliding window of a sorted order.
 - **Confirmation**: every candidate pair is re-scored with the full hashes over all eight
-  orientations (cosine similarity) and kept only above ``threshold``; confirmed pairs are joined
-  into clusters (connected components).
+  orientations (cosine similarity) and kept only above ``threshold``, then its 8x8 colour
+  thumbnails, oriented alike, must agree (``colour_residual``); confirmed pairs are joined into
+  clusters (connected components).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ HASH_SIDE = 5  # DCT coefficients per axis kept in the perceptual hash (low freq
 THUMB = 8  # colour thumbnail side used to confirm a candidate pair
 THUMB_SIDE = 32  # grey thumbnail the DCT is taken of
 NEAR_THRESHOLD = 0.95  # cosine similarity (best orientation) for a confirmed near duplicate
-COLOUR_TOLERANCE = 0.5  # confirmation: colour-thumbnail residual relative to the picture's own variation
+COLOUR_TOLERANCE = 0.4  # confirmation: colour-thumbnail residual relative to the picture's own variation
 _TIE = 0.04  # canonical-orientation margin: variants this close to the boundary are indexed too
 _CANDIDATE_RECALL = 0.98  # chance that a pair exactly at the threshold shares at least one band
 _MAX_BUCKET = 48  # larger buckets are compared in a sliding window of this size
@@ -231,8 +232,9 @@ def pair_similarity(hashes: np.ndarray, pairs: np.ndarray, flips_only: bool = Fa
 def colour_residual(thumbs: np.ndarray, pairs: np.ndarray, which: np.ndarray) -> np.ndarray:
     """How far the colour thumbnails of each pair differ once oriented alike and brightness-aligned.
 
-    Each channel is centred on its own mean (a brightness shift cancels); the RMS difference is
-    divided by the RMS variation of the first picture, so 0 is identical and 1 is unrelated.
+    Both are centred on their mean grey level, so a brightness shift cancels while a change of
+    colour does not (two different pictures with the same layout seldom share their colours); the
+    RMS difference is divided by the pictures' RMS variation: 0 is identical, about 1 unrelated.
     """
     a = thumbs[pairs[:, 0]].reshape(-1, THUMB, THUMB, 3).astype(np.float32)
     b = thumbs[pairs[:, 1]].reshape(-1, THUMB, THUMB, 3).astype(np.float32)
@@ -241,8 +243,8 @@ def colour_residual(thumbs: np.ndarray, pairs: np.ndarray, which: np.ndarray) ->
         sel = which == k
         if sel.any():
             oriented[sel] = _orient_batch(b[sel], k)
-    a -= a.mean(axis=(1, 2), keepdims=True)
-    oriented -= oriented.mean(axis=(1, 2), keepdims=True)
+    a -= a.mean(axis=(1, 2, 3), keepdims=True)
+    oriented -= oriented.mean(axis=(1, 2, 3), keepdims=True)
     diff = np.sqrt(((a - oriented) ** 2).mean(axis=(1, 2, 3)))
     scale = np.sqrt((a ** 2).mean(axis=(1, 2, 3))) + np.sqrt((oriented ** 2).mean(axis=(1, 2, 3)))
     return diff / np.maximum(scale / 2, 4.0)
