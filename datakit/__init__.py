@@ -6,16 +6,22 @@ The Python API and the CLI are the same functions: ``datakit.ingest(...)`` does 
 
 __version__ = "0.1.0"
 
-from datakit.errors import CheckFailed, DatakitError, ManifestError  # noqa: E402
-from datakit.manifest import Manifest, load_manifest, save_manifest  # noqa: E402
-from datakit.ingest import ingest  # noqa: E402
-from datakit.info import info  # noqa: E402
-from datakit.samples import sample  # noqa: E402
-from datakit.convert import convert, export  # noqa: E402
+import sys as _sys
+import types as _types
 
-# training, evaluation and prediction import torch (~2 s); load them on first use so that
-# `import datakit` and commands that do not train stay fast
+from datakit.errors import CheckFailed, DatakitError, ManifestError  # noqa: E402
+
+# Everything else loads on first use, so that `import datakit` and the CLI's start-up import
+# neither pandas/pyarrow/numpy/PIL/cv2 nor torch (see tests/test_startup.py). Name -> module.
 _LAZY = {
+    "Manifest": "datakit.manifest",
+    "load_manifest": "datakit.manifest",
+    "save_manifest": "datakit.manifest",
+    "ingest": "datakit.ingest",
+    "info": "datakit.info",
+    "sample": "datakit.samples",
+    "convert": "datakit.convert",
+    "export": "datakit.convert",
     "train": "datakit.training",
     "TrainResult": "datakit.training",
     "TrainConfig": "datakit.config",
@@ -25,6 +31,8 @@ _LAZY = {
     "sweep": "datakit.sweeping",
     "SweepResult": "datakit.sweeping",
     "run_pipeline": "datakit.pipeline",
+    "split": "datakit.splitting",
+    "SplitResult": "datakit.splitting",
     "PipelineResult": "datakit.pipeline",
     "augment": "datakit.augmentation.command",
     "balance_report": "datakit.report.runner",
@@ -32,11 +40,29 @@ _LAZY = {
 }
 
 
+class _Package(_types.ModuleType):
+    """Keeps ``datakit.ingest`` (and info, convert) the function, as the eager imports made it.
+
+    Importing the submodule ``datakit.ingest`` sets the package attribute ``ingest`` to the module;
+    that assignment is dropped for API names, so ``datakit.ingest(...)`` stays the function
+    (``from datakit.ingest import x`` still finds the module in sys.modules)."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in _LAZY and isinstance(value, _types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+_sys.modules[__name__].__class__ = _Package
+
+
 def __getattr__(name: str):  # noqa: ANN202 - module attribute hook (PEP 562)
     if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # later lookups skip this hook
+        return value
     raise AttributeError(f"module 'datakit' has no attribute {name!r}")
 
 
@@ -64,6 +90,8 @@ __all__ = [
     "run_pipeline",
     "sample",
     "save_manifest",
+    "split",
+    "SplitResult",
     "sweep",
     "train",
 ]

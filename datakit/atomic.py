@@ -24,7 +24,9 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[Path], Any], *, 
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    # hidden, unique per call, and with the target's suffix: writers such as matplotlib pick the
+    # file type from it
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}-{secrets.token_hex(4)}.tmp{path.suffix}")
     try:
         write(tmp)
         if fsync:

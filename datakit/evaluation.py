@@ -175,7 +175,9 @@ def evaluate(
         title=f"{split}: {int((y_true != y_pred).sum())} misclassified, most confident first",
     )
     metrics.update({
+        "task": loaded.task.name, "macro_f1": metrics["macro"]["f1"],
         "split": split, "split_source": source, "checkpoint": str(loaded.checkpoint), "epoch": loaded.epoch,
+        "run": str(loaded.run_dir or loaded.checkpoint), "run_source": loaded.source,
         "manifest": str(manifest), "classes": loaded.classes, "misclassified": int((y_true != y_pred).sum()),
         "skipped": skipped,
         "files": {name: str(out_dir / name) for name in (

@@ -29,6 +29,8 @@ class LoadedRun:
     info: dict[str, Any]  # run.json when there is one
     device: torch.device
     epoch: int
+    task: Any = None  # the run's Task object (datakit.tasks)
+    source: str | None = None  # which run a sweep or pipeline folder led to (datakit.run_source)
 
     def probabilities(self, images: np.ndarray, batch_size: int = 256,
                       on_batch: Callable[[int], None] | None = None) -> np.ndarray:
@@ -37,17 +39,21 @@ class LoadedRun:
         with torch.inference_mode():
             for start in range(0, len(images), batch_size):
                 batch = self.preprocess.to_tensor(images[start:start + batch_size]).to(self.device)
-                out.append(torch.softmax(self.model(batch).float(), dim=1).cpu().numpy())
+                out.append(self.task.outputs_to_numpy(self.model(batch)))
                 if on_batch is not None:
                     on_batch(len(batch))
         return np.concatenate(out) if out else np.zeros((0, len(self.classes)), dtype=np.float32)
 
 
 def load_run(run: str | os.PathLike[str], checkpoint: str = "best", device: str = "auto") -> LoadedRun:
-    """Load a run directory's best/last checkpoint (or a checkpoint file) for inference."""
+    """Load a run directory's best/last checkpoint (or a checkpoint file) for inference; a sweep
+    folder means its best trial, a pipeline folder its last train or sweep step."""
     from datakit.engine.device import select_device
     from datakit.engine.rundir import RunDir
+    from datakit.run_source import find_run
 
+    found = find_run(run)
+    run = found.path
     path = checkpoint_path(run, checkpoint)
     data = read_checkpoint(path)
     try:
@@ -56,13 +62,19 @@ def load_run(run: str | os.PathLike[str], checkpoint: str = "best", device: str 
         classes = [str(c) for c in data["classes"]]
     except (DatakitError, KeyError, TypeError) as exc:
         raise DatakitError(f"{path}: checkpoint config cannot be read ({exc})") from None
-    model = build_model(config.model, preprocess.channels, len(classes), (preprocess.height, preprocess.width))
+    from datakit.tasks import get_task
+
+    # runs saved before tasks existed are classification runs
+    task = get_task(str(data.get("task") or "classification"))(config)
+    model = build_model(config.model, preprocess.channels, len(classes), (preprocess.height, preprocess.width),
+                        task=task.name)
     load_model_state(model, data["model"], path)
     target = select_device(device)
     model.to(target).eval()
     run_dir = Path(run) if Path(run).is_dir() else None
     info = RunDir(run_dir).read_info(missing_ok=True) if run_dir is not None else {}
-    return LoadedRun(path, run_dir, model, classes, preprocess, config, info, target, int(data["epoch"]))
+    return LoadedRun(path, run_dir, model, classes, preprocess, config, info, target, int(data["epoch"]), task,
+                     found.source)
 
 
 def collect_images(items: Iterable[str | os.PathLike[str]]) -> list[Path]:

@@ -8,21 +8,29 @@ folder re-reads only new or changed files (path + size + mtime) and keeps ids st
 
 from __future__ import annotations
 
-import errno
-import hashlib
-import multiprocessing
 import os
-import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import pandas as pd
 
 from datakit import imageinfo
-from datakit.console import progress_bar
 from datakit.errors import CheckFailed, DatakitError
+from datakit.scan import (  # noqa: F401 - image_id, inspect_paths, scan_images, detect_layout: the ingest API
+    _CHUNK_ROWS,
+    BAD_NAME_REASON,
+    SPLIT_ALIASES,
+    ScannedFile,
+    assign_folder_labels,
+    detect_layout,
+    _inspect_all,
+    _rows_to_frame,
+    image_id,
+    inspect_paths,
+    scan_images,
+)
 from datakit.manifest import (
     HEADER_NAME,
     IMAGE_COLUMNS,
@@ -36,29 +44,12 @@ from datakit.manifest import (
 )
 
 LAYOUTS = ("auto", "classes", "splits", "flat", "unlabeled")
-SPLIT_ALIASES = {
-    "train": "train", "training": "train",
-    "val": "val", "valid": "val", "validation": "val", "dev": "val",
-    "test": "test", "testing": "test",
-}
 LABEL_COLUMNS = ("file", "label", "split")
-_CHUNK_ROWS = 5000
-
-
-@dataclass
-class ScannedFile:
-    path: str  # relative, posix
-    size: int
-    mtime_ns: int
-    label: str | None = None
-    split: str | None = None
-    # the name on disk is not valid UTF-8: ``path`` holds it percent-encoded (see escape_name)
-    bad_name: bool = False
 
 
 @dataclass
 class IngestResult:
-    """What an ingest did; the CLI renders it, ``--json`` prints ``as_dict()``."""
+    """What an ingest did (folder or annotation format); the CLI renders it, ``--json`` prints ``as_dict()``."""
 
     manifest_path: Path
     layout: str
@@ -72,8 +63,24 @@ class IngestResult:
     deleted: list[str] = field(default_factory=list)
     unchanged: int = 0
     seconds: float = 0.0
+    # an ingest from an annotation format (--format): its objects and what its reader reported
+    format: str = ""
+    annotations: int = 0
+    annotation_counts: dict[str, int] = field(default_factory=dict)
+    report: Any = None  # datakit.formats.base.Report
+
+    @property
+    def from_format(self) -> bool:
+        return self.report is not None
 
     def as_dict(self) -> dict[str, Any]:
+        data = self._folder_dict()
+        if self.from_format:
+            data.update(format=self.format, annotations=self.annotations,
+                        annotations_per_category=self.annotation_counts, report=self.report.as_dict())
+        return data
+
+    def _folder_dict(self) -> dict[str, Any]:
         return {
             "manifest": str(self.manifest_path),
             "layout": self.layout,
@@ -95,109 +102,8 @@ class IngestResult:
         }
 
 
-BAD_NAME_REASON = ("file name is not valid UTF-8; the path column holds its bytes percent-encoded "
-                   "(urllib.parse.unquote_to_bytes gives them back): rename the file to use it")
-
-
-def escape_name(relative_path: str) -> str:
-    """A path with undecodable bytes (Python's surrogate escapes) as text, reversibly.
-
-    Every byte that is not printable ASCII, and ``%`` itself, becomes ``%XX``, so
-    ``urllib.parse.unquote_to_bytes(escaped)`` returns exactly the bytes of the name on disk.
-    """
-    from urllib.parse import quote
-
-    raw = relative_path.encode("utf-8", "surrogateescape")
-    return quote(raw, safe="/ !\"#$&'()*+,-.:;<=>?@[]^_`{|}~")
-
-
-def _is_utf8(name: str) -> bool:
-    try:
-        name.encode("utf-8")
-        return True
-    except UnicodeEncodeError:
-        return False
-
-
-def image_id(relative_path: str) -> str:
-    """Stable id from the path inside the source, so a re-ingest gives every file the same id."""
-    return hashlib.sha1(relative_path.encode("utf-8")).hexdigest()[:16]
-
-
 # ---------------------------------------------------------------------------------------------
 # scanning
-
-
-def _inside(path: Path, root: Path) -> bool:
-    try:
-        path.relative_to(root)
-        return True
-    except ValueError:
-        return False
-
-
-def scan_images(src: Path, allow_outside: bool = False) -> tuple[list[ScannedFile], list[dict[str, str]]]:
-    """Every file with an image extension under src, and the entries refused (with reasons).
-
-    Nothing but regular files is ever opened: FIFOs, sockets and devices are reported and
-    skipped (reading a FIFO blocks forever). Folder symlinks are not followed (their files are
-    read where they are, or are outside the source) and say so, loops included. A name that is
-    not valid UTF-8 is kept as a ``bad_name`` row, percent-encoded.
-    """
-    root = src.resolve()
-    found: list[ScannedFile] = []
-    refused: list[dict[str, str]] = []
-
-    def walk(directory: Path, rel_parts: tuple[str, ...]) -> None:
-        try:
-            entries = sorted(os.scandir(directory), key=lambda e: e.name)
-        except PermissionError as exc:
-            refused.append({"path": "/".join(rel_parts) or ".", "reason": f"cannot list folder: {exc.strerror}"})
-            return
-        for entry in entries:
-            if entry.name.startswith("."):
-                continue
-            rel = "/".join(rel_parts + (entry.name,))
-            shown = rel if _is_utf8(rel) else escape_name(rel)
-            if entry.is_symlink():
-                try:
-                    os.stat(entry.path)
-                except OSError as exc:
-                    if exc.errno == errno.ELOOP:
-                        refused.append({"path": shown, "reason": "symlink loop (it points back to itself): not followed"})
-                    else:
-                        refused.append({"path": shown, "reason": f"broken symlink ({exc.strerror}): skipped"})
-                    continue
-                target = Path(os.path.realpath(entry.path))
-                if not allow_outside and not _inside(target, root):
-                    refused.append({"path": shown, "reason": f"symlink resolves outside the source ({target})"})
-                    continue
-                if target.is_dir():
-                    # following a folder link risks loops; inside the source its files are read anyway
-                    loop = _inside(Path(os.path.realpath(directory)), target)
-                    reason = ("symlink loop (it points to a folder that contains it): not followed" if loop else
-                              "symlink to a folder: not followed (its files are read where they are)"
-                              if _inside(target, root) else "symlink to a folder outside the source: not followed")
-                    refused.append({"path": shown, "reason": reason})
-                    continue
-            if entry.is_dir(follow_symlinks=False):
-                walk(Path(entry.path), rel_parts + (entry.name,))
-                continue
-            try:
-                st = entry.stat()
-            except OSError as exc:
-                refused.append({"path": shown, "reason": f"cannot stat: {exc.strerror}"})
-                continue
-            kind = imageinfo.special_file_kind(st.st_mode)
-            if kind:
-                refused.append({"path": shown, "reason": f"not a regular file ({kind}): skipped, never opened"})
-                continue
-            if os.path.splitext(entry.name)[1].lower() not in imageinfo.IMAGE_EXTENSIONS:
-                continue
-            found.append(ScannedFile(shown, st.st_size, st.st_mtime_ns, bad_name=shown != rel))
-
-    walk(root, ())
-    return found, refused
 
 
 def check_output(src: str | os.PathLike[str], output: str | os.PathLike[str], allow_outside: bool | None) -> None:
@@ -211,34 +117,6 @@ def check_output(src: str | os.PathLike[str], output: str | os.PathLike[str], al
         raise DatakitError(f"{output}: is the input itself; write the manifest beside it (e.g. {Path(src).name}.manifest)")
     if source.is_dir():
         check_image_root(os.path.relpath(source, location), str(output), allow_outside)
-
-
-def detect_layout(files: list[ScannedFile], has_labels_csv: bool) -> str:
-    if has_labels_csv:
-        return "flat"
-    tops = {f.path.split("/")[0].lower() for f in files if "/" in f.path}
-    if tops and tops <= set(SPLIT_ALIASES):
-        return "splits"
-    if any("/" in f.path for f in files):
-        return "classes"
-    return "unlabeled"
-
-
-def _assign_folder_labels(files: list[ScannedFile], layout: str) -> list[dict[str, str]]:
-    notes: list[dict[str, str]] = []
-    for f in files:
-        parts = f.path.split("/")
-        if layout == "classes":
-            f.label = parts[0] if len(parts) > 1 and not f.bad_name else None
-            if f.label is None and not f.bad_name:
-                notes.append({"path": f.path, "reason": "image at the top level of a class-folder layout: no label"})
-        elif layout == "splits":
-            split = SPLIT_ALIASES.get(parts[0].lower()) if len(parts) > 1 else None
-            if split is None:
-                notes.append({"path": f.path, "reason": "not inside a train/val/test folder: no split"})
-            f.split = split
-            f.label = parts[1] if len(parts) > 2 and not f.bad_name else None
-    return notes
 
 
 def read_labels_csv(path: Path) -> pd.DataFrame:
@@ -313,11 +191,6 @@ def _assign_csv_labels(files: list[ScannedFile], table: pd.DataFrame, csv_path: 
 # inspecting in parallel
 
 
-def _inspect_job(job: tuple[str, str, str, int | None]) -> tuple[str, dict[str, Any]]:
-    rel, absolute, verify, max_pixels = job
-    return rel, imageinfo.inspect_file(absolute, verify, max_pixels)
-
-
 def _compare_with_previous(
     files: list[ScannedFile], old_images: pd.DataFrame | None
 ) -> tuple[pd.DataFrame, dict[str, str], list[str], list[str], list[str]]:
@@ -346,7 +219,9 @@ def _compare_with_previous(
     )
     reused = aligned[same].copy()
     reused["label"] = scan["label"][same].to_numpy()
-    reused["split"] = scan["split"][same].to_numpy()
+    # a split the folder layout gives wins; otherwise the one `datakit split` wrote stays
+    reused["split"] = pd.Series(scan["split"][same].to_numpy(), index=reused.index, dtype="string").fillna(
+        reused["split"].astype("string"))
     changed = known & ~same
     changed_paths = scan["path"][changed].tolist()
     previous_ids = dict(zip(changed_paths, aligned["id"][changed].tolist()))
@@ -355,77 +230,26 @@ def _compare_with_previous(
     return reused, previous_ids, new_paths, changed_paths, deleted
 
 
-def _ignore_sigint() -> None:
-    # Ctrl-C is the parent's to handle: it terminates the pool and writes nothing. A worker that
-    # died of it mid-task would leave the parent waiting for a result that never comes.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+# ---------------------------------------------------------------------------------------------
+# what every ingest does
 
 
-def _inspect_all(
-    jobs: list[tuple[str, str, str, int | None]], workers: int, show_progress: bool
-) -> Iterable[tuple[str, dict[str, Any]]]:
-    with progress_bar("Reading images", len(jobs), show_progress) as advance:
-        if workers <= 1 or len(jobs) < 64:
-            for job in jobs:
-                yield _inspect_job(job)
-                advance()
-            return
-        chunksize = max(1, min(64, len(jobs) // (workers * 8) or 1))
-        ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
-        pool = ctx.Pool(workers, initializer=_ignore_sigint)
-        try:
-            for result in pool.imap(_inspect_job, jobs, chunksize=chunksize):
-                yield result
-                advance()
-            pool.close()
-        except BaseException:
-            pool.terminate()
-            raise
-        finally:
-            pool.join()
+def broken_rows(images: pd.DataFrame) -> list[dict[str, str]]:
+    """Path, status and reason of every image row whose status is not ok."""
+    broken = images[images["status"] != "ok"]
+    return [{"path": p, "status": s, "reason": r} for p, s, r in zip(broken["path"], broken["status"], broken["reason"])]
 
 
-def _rows_to_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    frame = pd.DataFrame.from_records(rows, columns=list(IMAGE_COLUMNS))
-    for name, dtype in IMAGE_COLUMNS.items():
-        frame[name] = frame[name].astype(dtype)
-    return frame
-
-
-def inspect_paths(
-    root: str | os.PathLike[str],
-    relative_paths: list[str],
-    workers: int | None = None,
-    verify: str = "structure",
-    show_progress: bool = True,
-    max_pixels: int | None = None,
-) -> pd.DataFrame:
-    """Image rows (every IMAGE_COLUMNS column) for files named relative to ``root``.
-
-    For format readers: the annotation file names the images, this fills in hash, size,
-    displayed width/height, status and reason, in parallel. A file that does not exist gets
-    status ``missing``. Label and split are left empty for the caller to set.
-    """
-    root_path = Path(root)
-    rows: list[dict[str, Any]] = []
-    jobs: list[tuple[str, str, str, int | None]] = []
-    for rel in relative_paths:
-        absolute = root_path / rel
-        if not absolute.exists():
-            row = {name: None for name in IMAGE_COLUMNS}
-            row.update(id=image_id(rel), path=rel, status="missing", reason="file not found under the image root")
-            rows.append(row)
-        else:  # a FIFO or device is reported by inspect_file without being read
-            jobs.append((rel, str(absolute), verify, max_pixels))
-    for rel, facts in _inspect_all(jobs, workers or os.cpu_count() or 1, show_progress):
-        row = {name: None for name in IMAGE_COLUMNS}
-        row.update(facts)
-        row.update(id=image_id(rel), path=rel, mtime_ns=(root_path / rel).stat().st_mtime_ns)
-        rows.append(row)
-    order = {rel: i for i, rel in enumerate(relative_paths)}
-    frame = _rows_to_frame(rows)
-    position = frame["path"].map(order).to_numpy()
-    return frame.iloc[position.argsort(kind="stable")].reset_index(drop=True)
+def check_strict(strict: bool, broken: list[dict[str, str]], skipped: list[dict[str, str]] | None = None) -> None:
+    """--strict: any broken file (or skipped item of a format) fails the ingest before anything is written."""
+    if not strict or not (broken or skipped):
+        return
+    if skipped is None:
+        raise CheckFailed(f"{len(broken)} broken file(s), first: {broken[0]['path']} ({broken[0]['reason']}); "
+                          "nothing written (--strict)")
+    first = broken[0] if broken else skipped[0]
+    raise CheckFailed(f"{len(broken)} broken file(s) and {len(skipped)} skipped item(s), first: "
+                      f"{first['path']} ({first['reason']}); nothing written (--strict)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -465,8 +289,6 @@ def ingest(
 
         format = detect_format(src)
     if format is not None:
-        from datakit.convert import ingest_format  # imported here: it imports this module
-
         return ingest_format(src, output, format=format, on_invalid=on_invalid, workers=workers, verify=verify,
                              strict=strict, table_format=table_format, show_progress=show_progress,
                              max_pixels=max_pixels, allow_outside=allow_outside)
@@ -490,7 +312,7 @@ def ingest(
             raise DatakitError("layout 'flat' needs --labels FILE.csv (columns: file,label[,split])")
         skipped += _assign_csv_labels(files, labels_table, Path(labels))  # type: ignore[arg-type]
     else:
-        skipped += _assign_folder_labels(files, chosen)
+        skipped += assign_folder_labels(files, chosen)
 
     out_location = resolve_location(output)
     old_images: pd.DataFrame | None = None
@@ -550,13 +372,8 @@ def ingest(
         if name not in known:
             categories.append({"id": next_id, "name": name})
             next_id += 1
-    broken = images[images["status"] != "ok"]
-    broken_list = [{"path": p, "status": s, "reason": r} for p, s, r in zip(broken["path"], broken["status"], broken["reason"])]
-    if strict and broken_list:
-        raise CheckFailed(
-            f"{len(broken_list)} broken file(s), first: {broken_list[0]['path']} ({broken_list[0]['reason']}); "
-            "nothing written (--strict)"
-        )
+    broken_list = broken_rows(images)
+    check_strict(strict, broken_list)
 
     manifest = Manifest(
         images=images,
@@ -581,4 +398,64 @@ def ingest(
         deleted=deleted_files,
         unchanged=len(reused),
         seconds=time.perf_counter() - started,
+    )
+
+
+def ingest_format(
+    src: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    format: str | None = None,
+    on_invalid: str = "clip",
+    image_dir: str | None = None,
+    workers: int | None = None,
+    verify: str = "structure",
+    strict: bool = False,
+    table_format: str = "parquet",
+    show_progress: bool = True,
+    max_pixels: int | None = None,
+    allow_outside: bool | None = None,
+) -> IngestResult:
+    """Read an annotation format into the manifest at ``output`` (``datakit ingest --format``)."""
+    from datakit.formats import read_source
+    from datakit.formats.base import ReadOptions
+
+    started = time.perf_counter()
+    if verify not in imageinfo.VERIFY_MODES:
+        raise DatakitError(f"unknown verify mode {verify!r}; choose one of: {', '.join(imageinfo.VERIFY_MODES)}")
+    check_output(src, output, allow_outside)
+    options = ReadOptions(on_invalid=on_invalid, image_dir=image_dir, workers=workers, verify=verify,
+                          show_progress=show_progress, max_pixels=max_pixels)
+    result = read_source(src, format, options)
+    manifest = result.manifest
+    out_location = resolve_location(output)
+    new_root = Path(manifest.image_root).resolve()
+    check_image_root(os.path.relpath(new_root, out_location.resolve()), str(output), allow_outside)
+    if manifest_exists(out_location):
+        # the same rule as the folder ingest: a manifest is replaced only by one of the same images
+        old_root = load_manifest(out_location, validate_schema=False, allow_outside=True).root().resolve()
+        if old_root != new_root:
+            raise DatakitError(f"{out_location}: this manifest was made from {old_root}, not {new_root}; "
+                               "choose another output")
+    images = manifest.images
+    broken_list = broken_rows(images)
+    check_strict(strict, broken_list, result.report.skipped)
+    out_location.mkdir(parents=True, exist_ok=True)
+    # relative, so a manifest and its images can move together
+    manifest.image_root = Path(os.path.relpath(new_root, out_location.resolve())).as_posix()
+    save_manifest(manifest, out_location, table_format=table_format)
+    ok = images[images["status"] == "ok"]
+    report = result.report
+    return IngestResult(
+        manifest_path=out_location,
+        layout=result.format,
+        total=len(images),
+        status_counts={k: int(v) for k, v in images["status"].value_counts().sort_index().items()},
+        label_counts={k: int(v) for k, v in ok["label"].dropna().value_counts().sort_index().items()},
+        broken=broken_list,
+        skipped=report.skipped,
+        seconds=time.perf_counter() - started,
+        format=result.format,
+        annotations=len(manifest.annotations),
+        annotation_counts={k: int(v) for k, v in manifest.annotations["category"].value_counts().sort_index().items()},
+        report=report,
     )

@@ -106,8 +106,9 @@ def sample_step(ctx: StepContext, name: str, output: str | None = None, seed: in
     result = sample(name, ctx.output_path(output), seed=ctx.seed if seed is None else seed, count=count, size=size,
                     objects=tuple(objects or (1, 3)), imbalance=imbalance, noise=noise, image_format=image_format,
                     show_progress=ctx.show_progress)
-    ctx.show(lambda c: c.print(f"{result.images} images of {len(result.classes)} classes in {result.image_folder}",
-                               highlight=False))
+    from datakit.render import path_line
+
+    ctx.show(lambda c: path_line(c, f"{result.images} images of {len(result.classes)} classes in {result.image_folder}"))
     return {"images": str(result.image_folder), "output": str(result.output), "count": result.images,
             "classes": result.classes}
 
@@ -124,8 +125,7 @@ def ingest_step(ctx: StepContext, src: str | None = None, output: str | None = N
                     workers=workers or None, verify=verify, strict=strict, table_format=table_format,
                     on_invalid=on_invalid, show_progress=ctx.show_progress)
     summary = result.as_dict()
-    ctx.show(lambda c: render.format_ingest_summary(c, result) if hasattr(result, "report")
-             else render.ingest_summary(c, result))
+    ctx.show(lambda c: render.ingest_summary(c, result))
     return {"manifest": str(Path(summary["manifest"])), "count": summary["images"], "status": summary["status"]}
 
 
@@ -140,28 +140,22 @@ def info_step(ctx: StepContext, manifest: str | None = None) -> dict[str, Any]:
     return {"manifest": str(path), "info": data}
 
 
-def split_step(ctx: StepContext, manifest: str | None = None, output: str | None = None, val: float = 0.15,
-               test: float = 0.15, seed: int | None = None) -> dict[str, Any]:
-    """A copy of the manifest with a stratified, duplicate-aware train/val/test split."""
-    from datakit.manifest import load_manifest, save_manifest
-    from datakit.split import stratified_split
+def split_step(ctx: StepContext, manifest: str | None = None, output: str | None = None,
+               ratios: Any = None, val: float | None = None, test: float | None = None, seed: int | None = None,
+               group_by: Any = None) -> dict[str, Any]:
+    """``datakit split`` into a copy of the manifest; ``val``/``test`` are aliases for the ratios."""
+    from datakit import render
+    from datakit.splitting import DEFAULT_RATIOS, split
 
-    m = load_manifest(ctx.input_path(manifest, "manifest"))
-    usable = m.images[(m.images["status"] == "ok") & m.images["label"].notna()]
-    if usable.empty:
-        raise DatakitError(f"{m.location}: no usable labelled image to split")
-    images = m.images.copy()
-    images["split"] = None
-    images.loc[usable.index, "split"] = stratified_split(usable, val, test, ctx.seed if seed is None else seed)
-    m.images = images
-    # the new manifest lives elsewhere and the images stay where they are: relative, as ingest writes it
-    target = ctx.output_path(output)
-    m.image_root = Path(os.path.relpath(m.root().resolve(), Path(target).resolve())).as_posix()
-    out = save_manifest(m, target)
-    counts = {k: int(v) for k, v in images["split"].value_counts().items()}
-    ctx.show(lambda c: c.print("split: " + ", ".join(f"{k} {counts.get(k, 0)}" for k in ("train", "val", "test")),
-                               highlight=False))
-    return {"manifest": str(out), "splits": counts}
+    if ratios is None and (val is not None or test is not None):
+        v = DEFAULT_RATIOS[1] if val is None else float(val)
+        t = DEFAULT_RATIOS[2] if test is None else float(test)
+        ratios = [1.0 - v - t, v, t]
+    result = split(ctx.input_path(manifest, "manifest"), ctx.output_path(output), ratios=ratios,
+                   seed=ctx.seed if seed is None else seed, group_by=group_by)
+    ctx.show(lambda c: render.split_summary(c, result))
+    return {"manifest": str(result.manifest), "splits": result.counts,
+            "worst_deviation_pp": round(result.worst_deviation_pp, 3), "moves": len(result.moves)}
 
 
 def train_step(ctx: StepContext, manifest: str | None = None, config: Any = None, output: str | None = None,

@@ -25,12 +25,14 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def training_curves(history: Sequence[dict[str, float]], path: Path, title: str = "") -> Path:
-    """Loss and accuracy per epoch, train vs val: a gap that widens is overfitting."""
+def training_curves(history: Sequence[dict[str, float]], path: Path, title: str = "",
+                    metrics: Sequence[str] = ("accuracy",)) -> Path:
+    """Loss and each of the task's metrics per epoch, train vs val: a gap that widens is overfitting."""
     epochs = [row["epoch"] for row in history]
-    fig = Figure(figsize=(10, 4))
-    for i, metric in enumerate(("loss", "accuracy")):
-        ax = fig.add_subplot(1, 2, i + 1)
+    panels = ["loss", *(m for m in metrics if f"val_{m}" in history[0])]
+    fig = Figure(figsize=(5 * len(panels), 4))
+    for i, metric in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), i + 1)
         ax.plot(epochs, [row[f"train_{metric}"] for row in history], "o-", label="train", markersize=3)
         ax.plot(epochs, [row[f"val_{metric}"] for row in history], "o-", label="val", markersize=3)
         ax.set_xlabel("epoch")

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # noqa: F401 - the return type
 
 from datakit.console import progress_bar
 from datakit.errors import DatakitError
@@ -29,7 +29,9 @@ def predict(
     Folders are searched for images recursively. An image that cannot be decoded gets an empty
     label and its reason in ``error`` instead of stopping the others. ``all_probabilities`` adds
     one ``p_<class>`` column per class. ``csv`` names a file to write the table to; it may not be
-    one of the inputs (checked before anything is read).
+    one of the inputs (checked before anything is read). ``run`` may be a sweep folder (its best
+    trial) or a pipeline folder (its last train or sweep step); ``table.attrs["run_source"]`` then
+    says which run.
     """
     if isinstance(images, (str, os.PathLike)):
         images = [images]
@@ -49,20 +51,11 @@ def predict(
                 errors[i] = str(exc)
             advance()
     good = [i for i, e in enumerate(errors) if e is None]
-    probabilities = np.full((len(paths), len(loaded.classes)), np.nan, dtype=np.float64)
+    outputs = np.full((len(paths), len(loaded.classes)), np.nan, dtype=np.float64)
     if good:
-        probabilities[good] = loaded.probabilities(decoded[good], batch_size)
-    best = np.nan_to_num(probabilities, nan=-1.0).argmax(1)
-    table = pd.DataFrame({
-        "path": [str(p) for p in paths],
-        "label": pd.array([loaded.classes[b] if e is None else None for b, e in zip(best, errors)], dtype="string"),
-        "probability": [float(probabilities[i, b]) if e is None else float("nan")
-                        for i, (b, e) in enumerate(zip(best, errors))],
-        "error": pd.array(errors, dtype="string"),
-    })
-    if all_probabilities:
-        for c, name in enumerate(loaded.classes):
-            table[f"p_{name}"] = probabilities[:, c]
+        outputs[good] = loaded.probabilities(decoded[good], batch_size)
+    table = loaded.task.to_rows([str(p) for p in paths], outputs, errors, loaded.classes, all_probabilities)
+    table.attrs["run_source"] = loaded.source  # which run a sweep or pipeline folder led to
     if csv is not None:
         table.to_csv(csv, index=False)
     return table

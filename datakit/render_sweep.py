@@ -9,7 +9,8 @@ import pandas as pd
 from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+
+from datakit.render import path_line, titled
 
 STATE_STYLE = {"complete": "green", "pruned": "yellow", "failed": "red", "interrupted": "magenta",
                "running": "cyan", "waiting": "dim", "duplicate": "dim"}
@@ -86,26 +87,24 @@ def short_names(keys: list[str]) -> dict[str, str]:
 def leaderboard(console: Console, result: Any, top: int = 10) -> None:
     """The best ``top`` complete trials by the validation metric, then counts and failures."""
     from datakit.sweep_storage import GRACE_SECONDS
-    from datakit.sweeping import SELECTION_NOTE, TIE_BREAK, rank, tie_break_note
 
     table = result.table
-    ranked = rank(table, result.metric).head(top)
+    ranked = result.ranked().head(top)
     counts = ", ".join(f"{n} {state}" for state, n in sorted(result.counts.items()))
     names = short_names(result.params)
-    metric, tie = result.metric, TIE_BREAK[result.metric][0]
-    view = Table(title=f"sweep {result.output}: top {len(ranked)} of {len(table)} trials by {metric} "
-                       f"({counts})",
-                 caption=f"val: at the best epoch; ep: epochs run; {tie_break_note(metric)}; {SELECTION_NOTE}",
+    metric, tie = result.metric, result.tie_break[0]
+    view = titled(f"sweep {result.output.name}: top {len(ranked)} of {len(table)} trials by {metric} ({counts})",
+                  caption=f"val: at the best epoch; ep: epochs run; {result.tie_break_note}; {result.note}",
                  box=box.SIMPLE_HEAD)
     # the ranking metric, then the column that breaks its ties
     heads = {"val_accuracy": "val\nacc", "val_loss": "val\nloss"}
-    for name in ("#", "trial", heads[metric], heads[tie], "test\nacc", "ep", "sec", "weights"):
+    for name in ("#", "trial", heads.get(metric, metric), heads.get(tie, tie), "test\nacc", "ep", "sec", "weights"):
         view.add_column(name, justify="right", no_wrap=True)
     # the searched values share one wrapping column, so many keys still fit an 80-column terminal
     view.add_column("configuration", ratio=1, min_width=14)
     for place, (_, row) in enumerate(ranked.iterrows(), start=1):
         configuration = "  ".join(f"{names[k]}={_short(row[k])}" for k in result.params)
-        view.add_row(str(place), str(row["trial"]), _fmt(row[metric]), _fmt(row[tie]), _fmt(row["test_accuracy"]),
+        view.add_row(str(place), str(row["trial"]), _fmt(row.get(metric, row["value"])), _fmt(row.get(tie)), _fmt(row["test_accuracy"]),
                      _fmt(row["epochs"]), _fmt(row["seconds"], 0),
                      f"{int(row['parameters']):,}" if not pd.isna(row["parameters"]) else "-", configuration)
     console.print(view)
@@ -121,7 +120,7 @@ def leaderboard(console: Console, result: Any, top: int = 10) -> None:
                       f"{GRACE_SECONDS} s without its heartbeat queues it again)", highlight=False, soft_wrap=True)
     if result.best:
         best = result.best
-        console.print(f"best: trial {best['trial']}, {result.metric} {_fmt(best['value'])}, test accuracy "
-                      f"{_fmt(best['test_accuracy'])} -> {best['run_dir']}", highlight=False)
+        path_line(console, f"best: trial {best['trial']}, {result.metric} {_fmt(best['value'])}, test accuracy "
+                           f"{_fmt(best['test_accuracy'])} -> {best['run_dir']}")
     plot = ", sweep.png" if (result.output / "sweep.png").is_file() else ""
-    console.print(f"wrote {result.output}/: results.csv, results.parquet, best.json{plot}, trials/", highlight=False)
+    path_line(console, f"wrote {result.output}/: results.csv, results.parquet, best.json{plot}, trials/")

@@ -4,7 +4,8 @@ A space is a YAML mapping (or the same dict in Python)::
 
     sampler: tpe              # grid, random or tpe
     trials: 12                # random/tpe: trials to run; grid: at most this many (default: all)
-    metric: val_accuracy      # val_accuracy (maximized) or val_loss (minimized), best epoch of a trial
+    metric: val_accuracy      # val_<metric> of the task (maximized) or val_loss (minimized), best epoch of a
+                              # trial; auto (default): train.monitor if set, else the task's first metric
     seed: 0                   # sampler seed (trial configs take theirs from `set`/`config`)
     pruner: median            # median, none, or {name: median, startup_trials: 3, warmup_epochs: 2}
     config: digits-cnn.yaml   # base train config, relative to this file (default: the defaults)
@@ -32,9 +33,9 @@ from typing import Any, Mapping
 
 from datakit import config as cfg
 from datakit.errors import DatakitError
+from datakit.tasks import AUTO, all_monitors, check_monitor, higher_is_better
 
 SAMPLERS = ("grid", "random", "tpe")
-METRICS = {"val_accuracy": "maximize", "val_loss": "minimize"}
 PRUNERS = ("median", "none")
 SPACE_KEYS = ("sampler", "trials", "metric", "seed", "pruner", "config", "set", "params")
 PARAM_KEYS = ("type", "low", "high", "log", "step", "choices")
@@ -109,7 +110,7 @@ class SearchSpace:
     params: list[Param]
     sampler: str = "tpe"
     trials: int | None = None
-    metric: str = "val_accuracy"
+    metric: str = AUTO  # resolved by the sweep once the manifest (and so the task) is known
     seed: int = 0
     pruner: dict[str, Any] = field(default_factory=lambda: {"name": "median"})
     base_config: cfg.TrainConfig = field(default_factory=cfg.TrainConfig)
@@ -117,7 +118,7 @@ class SearchSpace:
 
     @property
     def direction(self) -> str:
-        return METRICS[self.metric]
+        return "maximize" if higher_is_better(self.metric) else "minimize"
 
     @property
     def keys(self) -> list[str]:
@@ -246,9 +247,11 @@ def load_space(
     sampler = data.get("sampler", "tpe")
     if sampler not in SAMPLERS:
         raise DatakitError(f"{where}unknown sampler '{sampler}'{_closest(str(sampler), SAMPLERS)}")
-    metric = data.get("metric", "val_accuracy")
-    if metric not in METRICS:
-        raise DatakitError(f"{where}unknown metric '{metric}'{_closest(str(metric), list(METRICS))}")
+    metric = data.get("metric", AUTO)
+    choices = [AUTO, *all_monitors()]
+    if metric not in choices:
+        raise DatakitError(f"{where}unknown metric '{metric}'{_closest(str(metric), choices)} "
+                           f"(val_loss or val_<metric> of the task; auto: the task's first metric)")
     trials = data.get("trials")
     if trials is not None and (isinstance(trials, bool) or not isinstance(trials, int) or trials < 1):
         raise DatakitError(f"{where}trials must be a positive integer, got {trials!r}")
@@ -266,8 +269,15 @@ def load_space(
         base = cfg.resolve_config(source, {**shared, **(overrides or {})})
     except DatakitError as exc:
         raise DatakitError(exc if str(exc).startswith(where) else f"{where}{exc}") from None
-    # trials are ranked by this metric, so each run keeps the checkpoint that is best by it
-    base.train.monitor = metric
+    if metric == AUTO and base.train.monitor != AUTO:
+        metric = base.train.monitor
+    if metric != AUTO:
+        try:
+            check_monitor(base.task, metric, key="metric")
+        except DatakitError as exc:
+            raise DatakitError(f"{where}{exc}") from None
+        # trials are ranked by this metric, so each run keeps the checkpoint that is best by it
+        base.train.monitor = metric
 
     params_raw = data.get("params")
     if not isinstance(params_raw, Mapping) or not params_raw:

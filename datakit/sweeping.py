@@ -41,6 +41,7 @@ from datakit.atomic import write_atomic, write_json, write_text
 from datakit.engine.rundir import RunDir
 from datakit.errors import DatakitError
 from datakit.manifest import load_manifest
+from datakit.tasks import higher_is_better
 from datakit.sweep_space import SearchSpace, load_space
 from datakit.sweep_storage import Reclaimed, open_storage, owner, reclaim_dead_trials, storage_url as database_url
 
@@ -52,8 +53,15 @@ SELECTION_NOTE = "the best trial is chosen on validation only; test accuracy is 
 TIE_BREAK = {"val_accuracy": ("val_loss", "lower"), "val_loss": ("val_accuracy", "higher")}
 
 
+def tie_break(metric: str) -> tuple[str, str]:
+    """(column, "lower"/"higher") that breaks ties on ``metric``: the loss for a metric, accuracy for the loss."""
+    if metric in TIE_BREAK:
+        return TIE_BREAK[metric]
+    return ("val_loss", "lower") if higher_is_better(metric) else ("val_accuracy", "higher")
+
+
 def tie_break_note(metric: str) -> str:
-    other, better = TIE_BREAK[metric]
+    other, better = tie_break(metric)
     return f"ties on {metric} go to the {better} {other}, then to the earlier trial"
 
 
@@ -80,6 +88,20 @@ class SweepResult:
     params: list[str] = field(default_factory=list)
     recovered: list[str] = field(default_factory=list)  # trials left running by a dead process, run again
     running_elsewhere: list[str] = field(default_factory=list)  # trials other live processes still run
+
+    note: str = SELECTION_NOTE
+
+    @property
+    def tie_break(self) -> tuple[str, str]:
+        return tie_break(self.metric)
+
+    @property
+    def tie_break_note(self) -> str:
+        return tie_break_note(self.metric)
+
+    def ranked(self) -> pd.DataFrame:
+        """Complete trials, best first by the validation metric."""
+        return rank(self.table, self.metric)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -185,7 +207,7 @@ def count_parameters(run_dir: Path, config: cfg.TrainConfig) -> int | None:
 def _best_epoch_record(history: list[dict[str, float]], metric: str) -> dict[str, float] | None:
     if not history:
         return None
-    pick = max if metric == "val_accuracy" else min
+    pick = max if higher_is_better(metric) else min
     return pick(history, key=lambda r: r[metric])
 
 
@@ -223,7 +245,7 @@ class _Objective:
             trial.set_user_attr("epochs", len(history))
             trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
             if best is not None:
-                trial.set_user_attr("val_accuracy", best["val_accuracy"])
+                trial.set_user_attr("val_accuracy", best.get("val_accuracy"))
                 trial.set_user_attr("val_loss", best["val_loss"])
                 trial.set_user_attr("best_epoch", int(best["epoch"]))
             if config is not None:
@@ -329,8 +351,8 @@ def rank(table: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Complete trials, best first by the validation metric; ties go to the other validation metric
     (``TIE_BREAK``), then to the earlier trial."""
     done = table[table["state"] == "complete"]
-    other, better = TIE_BREAK[metric]
-    return done.sort_values(["value", other, "trial"], ascending=[metric == "val_loss", better == "lower", True],
+    other, better = tie_break(metric)
+    return done.sort_values(["value", other, "trial"], ascending=[not higher_is_better(metric), better == "lower", True],
                             kind="stable")
 
 
@@ -374,12 +396,8 @@ def write_results(output: Path, study: optuna.Study, space: SearchSpace,
 
         log_params = [p.key for p in space.params if p.log]
         title = f"sweep {output.name}: {len(table)} trials, {space.sampler} sampler"
-        tmp = output / f".sweep.{os.getpid()}.png"  # matplotlib takes the format from the suffix
-        try:
-            sweep_plot(table, space.metric, space.keys, tmp, title, log_params)
-            os.replace(tmp, output / "sweep.png")
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_atomic(output / "sweep.png", lambda tmp: sweep_plot(table, space.metric, space.keys, tmp, title,
+                                                                   log_params))
     return table, best
 
 
@@ -463,6 +481,17 @@ def _quiet_optuna() -> Iterator[None]:
         optuna.logging.set_verbosity(level)
 
 
+def _resolve_metric(space: SearchSpace, manifest: Any) -> None:
+    """The task's first metric for ``metric: auto``; the metric must be one of the task's."""
+    from datakit.tasks import AUTO, check_monitor, get_spec, resolve_task
+
+    task, _ = resolve_task(space.base_config.task, manifest)
+    if space.metric == AUTO:
+        space.metric = get_spec(task).default_monitor
+    check_monitor(task, space.metric, key="metric")
+    space.base_config.train.monitor = space.metric
+
+
 def sweep(
     manifest: str | os.PathLike[str],
     space: Mapping[str, Any] | str | os.PathLike[str],
@@ -490,7 +519,8 @@ def sweep(
         Path(space).stem if isinstance(space, (str, os.PathLike)) else "sweep")
     previous = _check_output(out)
     manifest_path = Path(manifest)
-    load_manifest(manifest_path)  # a missing or broken manifest fails before any trial
+    loaded = load_manifest(manifest_path)  # a missing or broken manifest fails before any trial
+    _resolve_metric(searched, loaded)
     storage_url = database_url(storage or (previous or {}).get("storage") or str(out / "sweep.db"))
     name = study_name or (previous or {}).get("study_name") or out.resolve().name
     out.mkdir(parents=True, exist_ok=True)

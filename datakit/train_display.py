@@ -7,7 +7,7 @@ nothing measurable next to the training step.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -15,12 +15,19 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from datakit.console import console as default_console
 
 REFRESH_SECONDS = 0.2
+SHORT = {"accuracy": "acc", "macro_f1": "f1"}
+
+
+def _short(metric: str) -> str:
+    return SHORT.get(metric, metric)
 
 
 class TrainingDisplay:
-    def __init__(self, enabled: bool, epochs: int, console: Console | None = None) -> None:
+    def __init__(self, enabled: bool, epochs: int, console: Console | None = None,
+                 metrics: Sequence[str] = ("accuracy",)) -> None:
         self.enabled = enabled
         self.epochs = epochs
+        self.metrics = tuple(metrics)  # the task's metric names; the first is shown on the live bar
         self.console = console or default_console
         self._progress: Progress | None = None
         self._task: Any = None
@@ -61,13 +68,16 @@ class TrainingDisplay:
         if self._progress is not None:
             self._progress.update(self._task, advance=steps)
 
-    def batch(self, loss: float, accuracy: float) -> None:
+    def batch(self, loss: float, metrics: Callable[[], dict[str, float]]) -> None:
+        """One batch done; ``metrics`` computes the running metrics, called only when the bar is redrawn."""
         if self._progress is None:
             return
         self._pending += 1
         now = time.perf_counter()
         if now - self._last_draw >= REFRESH_SECONDS:
-            self._progress.update(self._task, advance=self._pending, stats=f"loss {loss:.4f}  acc {accuracy:.3f}")
+            first = self.metrics[0]
+            stats = f"loss {loss:.4f}  {_short(first)} {metrics()[first]:.3f}"
+            self._progress.update(self._task, advance=self._pending, stats=stats)
             self._pending = 0
             self._last_draw = now
 
@@ -80,9 +90,11 @@ class TrainingDisplay:
         if not self.enabled:
             return
         mark = f"  [green]* best {monitor}[/]" if improved else ""
-        line = (f"epoch {int(record['epoch']):>3}/{self.epochs}  "
-                f"train loss {record['train_loss']:.4f} acc {record['train_accuracy']:.4f}  "
-                f"val loss {record['val_loss']:.4f} acc {record['val_accuracy']:.4f}  "
-                f"lr {record['lr']:.2e}  {record['seconds']:.1f}s{mark}")
+        parts = [f"epoch {int(record['epoch']):>3}/{self.epochs}"]
+        for split in ("train", "val"):
+            values = " ".join(f"{_short(m)} {record[f'{split}_{m}']:.4f}" for m in self.metrics
+                              if f"{split}_{m}" in record)
+            parts.append(f"{split} loss {record[f'{split}_loss']:.4f} {values}")
+        line = "  ".join(parts) + f"  lr {record['lr']:.2e}  {record['seconds']:.1f}s{mark}"
         target = self._progress.console if self._progress is not None else self.console
         target.print(line, highlight=False, soft_wrap=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ import datakit
 from datakit.errors import DatakitError
 from datakit.geometry import rle_to_mask
 from datakit.manifest import load_manifest, save_manifest
-from datakit.split import stratified_split
+from datakit.splitting import stratified_split
 from tests.augment_data import classes_manifest, shapes_manifest, with_splits
 
 
@@ -55,7 +56,7 @@ def test_lineage_of_every_derived_image(shapes_split: Path, augmented: Path) -> 
         assert row.split == "train" and row.seed is not pd.NA
         assert (augmented / "images" / row.path).is_file()
         applied = json.loads(row.applied)
-        assert isinstance(applied, list) and all(len(step) == 2 for step in applied)
+        assert isinstance(applied, list) and all(set(step) == {"index", "name", "params"} for step in applied)
         fates = json.loads(row.objects)
         n_parent = int((source.annotations["image_id"] == row.parent_id).sum())
         assert len(fates) == n_parent
@@ -89,13 +90,14 @@ def test_unsplit_manifest_stops_with_a_message_and_split_all_augments_everything
     assert result.derived == 6 and result.sources == 6
 
 
-def test_older_manifest_without_lineage_columns_still_loads(shapes_split: Path, tmp_path: Path) -> None:
+def test_older_manifest_without_lineage_columns_still_loads(shapes_split: Path, tmp_path: Path, allow_outside: None) -> None:
     m = load_manifest(shapes_split)
-    old = tmp_path / "old"
+    old = shapes_split.parent / "old"  # beside the manifest, so its image root climbs one folder as usual
     old.mkdir()
     legacy = [c for c in m.images.columns if c not in ("parent_sha256", "pipeline", "seed", "applied", "objects")]
     m.images[legacy].to_csv(old / "images.csv", index=False)
-    header = {"schema_version": 1, "tasks": m.tasks, "categories": m.categories, "image_root": str(m.root()),
+    header = {"schema_version": 1, "tasks": m.tasks, "categories": m.categories,
+              "image_root": os.path.relpath(m.root(), old),
               "tables": {"images": "images.csv"}}
     (old / "manifest.json").write_text(json.dumps(header))
     loaded = load_manifest(old)
@@ -276,3 +278,34 @@ def test_bad_usage_is_one_clear_error(shapes_split: Path, tmp_path: Path) -> Non
         datakit.augment(shapes_split, tmp_path / "full", show_progress=False)
     with pytest.raises(DatakitError, match="no derived images"):
         datakit.augment(verify=shapes_split, show_progress=False)
+
+
+def test_horizontal_flip_through_the_writer_moves_every_box_to_w_minus_x_minus_w(tmp_path: Path) -> None:
+    manifest = shapes_manifest(tmp_path, count=8, objects=(2, 3))
+    out = tmp_path / "out"
+    datakit.augment(manifest, out, spec=[{"HorizontalFlip": {"p": 1.0}}], split="all", show_progress=False)
+    m = load_manifest(out)
+    parent_ann = m.annotations.set_index("id")
+    checked = 0
+    for row in m.images[m.images["parent_id"].notna()].itertuples():
+        fates = json.loads(row.objects)
+        assert all(f["status"] == "kept" for f in fates)  # a flip cuts nothing off
+        for fate in fates:
+            before, after = parent_ann.loc[fate["annotation"]], parent_ann.loc[fate["id"]]
+            assert after["bbox_x"] == row.width - before["bbox_x"] - before["bbox_w"]
+            assert (after["bbox_y"], after["bbox_w"], after["bbox_h"]) == (before["bbox_y"], before["bbox_w"], before["bbox_h"])
+            assert after["category"] == before["category"]
+            checked += 1
+    assert checked >= 16
+
+
+def test_a_failed_run_leaves_no_half_made_output(shapes_split: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datakit.augmentation import offline
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(offline, "_carry_files", broken)
+    with pytest.raises(KeyboardInterrupt):
+        datakit.augment(shapes_split, tmp_path / "out", show_progress=False)
+    assert not (tmp_path / "out").exists()

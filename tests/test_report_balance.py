@@ -89,7 +89,7 @@ def test_fail_on_parse_and_evaluate():
     assert fail_on.evaluate([fail_on.parse("imbalance>3")], {"imbalance": float("inf")}) == ["imbalance = inf (imbalance>3)"]
 
 
-def test_splits_small_split_and_missing_class(imbalanced, tmp_path):
+def test_splits_small_split_and_missing_class(imbalanced, tmp_path, allow_outside):
     manifest, classes = imbalanced
     m = datakit.load_manifest(manifest)
     paths = sorted(m.images["path"])
@@ -108,7 +108,7 @@ def test_splits_small_split_and_missing_class(imbalanced, tmp_path):
     assert bal["missing_from_split"] == {"val": ["square", "star", "triangle"]}
 
 
-def test_class_missing_from_train_is_infinite_imbalance(imbalanced, tmp_path):
+def test_class_missing_from_train_is_infinite_imbalance(imbalanced, tmp_path, allow_outside):
     manifest, _ = imbalanced
     m = datakit.load_manifest(manifest)
     assign = {p: ("test" if p.startswith("star/") else "train") for p in m.images["path"]}

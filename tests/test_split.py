@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from datakit.errors import DatakitError
-from datakit.split import plan_splits, stratified_split
+from datakit.splitting import plan_splits, stratified_split
 
 
 def _images(per_class: dict[str, int], duplicates: int = 0) -> pd.DataFrame:

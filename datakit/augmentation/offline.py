@@ -34,6 +34,7 @@ import pandas as pd
 
 from datakit.atomic import write_json
 from datakit.augmentation import render as rendering
+from datakit.augmentation.balancing import Row
 from datakit.augmentation.specs import Pipeline
 from datakit.errors import DatakitError
 from datakit.manifest import Manifest
@@ -107,8 +108,7 @@ def _init_worker(serialized: dict[str, Any], encoding: dict[str, int], root: str
 
     from datakit.augmentation.specs import from_header
 
-    # Ctrl-C is the parent's to handle; parallelism comes from processes, not OpenCV threads
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # parallelism comes from processes, not OpenCV threads
     cv2.setNumThreads(1)
     _WORKER.update(compose=from_header({"pipeline": serialized}), encoding=encoding, root=root)
 
@@ -145,6 +145,13 @@ def _summary(done: rendering.Rendered, target: Path) -> dict[str, Any]:
     }
 
 
+def _pool_init(init: Callable[..., None], *args: Any) -> None:
+    # Ctrl-C is the parent's to handle: it terminates the pool. A worker that died of it mid-task
+    # would leave the parent waiting for a result that never comes.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    init(*args)
+
+
 def run_jobs(tasks: Sequence[Any], worker: Callable[[Any], Any], initargs: tuple, workers: int,
              on_done: Callable[[], None] | None = None, init: Callable[..., None] | None = None) -> list[Any]:
     """``worker`` over ``tasks`` in a process pool (or here for one worker); results in task order."""
@@ -155,10 +162,8 @@ def run_jobs(tasks: Sequence[Any], worker: Callable[[Any], Any], initargs: tuple
         return []
     if workers <= 1:
         previous = cv2.getNumThreads()
-        handler = signal.getsignal(signal.SIGINT)
         try:
             init(*initargs)
-            signal.signal(signal.SIGINT, handler)
             results = []
             for task in tasks:
                 results.append(worker(task))
@@ -167,10 +172,9 @@ def run_jobs(tasks: Sequence[Any], worker: Callable[[Any], Any], initargs: tuple
             return results
         finally:
             cv2.setNumThreads(previous)
-            signal.signal(signal.SIGINT, handler)
     ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
     chunksize = max(1, min(16, len(tasks) // (workers * 8) or 1))
-    pool = ctx.Pool(workers, initializer=init, initargs=initargs)
+    pool = ctx.Pool(workers, initializer=_pool_init, initargs=(init, *initargs))
     try:
         results = []
         for result in pool.imap(worker, tasks, chunksize=chunksize):
@@ -275,7 +279,7 @@ def _versions() -> dict[str, str]:
     return {"albumentations": albumentations.__version__, "opencv": cv2.__version__, "numpy": numpy.__version__}
 
 
-def _jobs_for(rows: Iterable[tuple[pd.Series, int]], manifest: Manifest, objects: dict[str, pd.DataFrame],
+def _jobs_for(rows: Iterable[tuple[Row, int]], manifest: Manifest, objects: dict[str, pd.DataFrame],
               pipeline_hash: str, seed: int, start: int) -> list[tuple[rendering.Job, str, str | None, str, int]]:
     root = manifest.root()
     ids = manifest.category_ids()
@@ -323,9 +327,7 @@ def augment_manifest(
     show_progress: bool = True,
     table_format: str = "parquet",
 ) -> AugmentResult:
-    from datakit.augmentation import balancing
-    from datakit.console import progress_bar
-    from datakit.manifest import load_manifest, save_manifest
+    from datakit.manifest import load_manifest
 
     started = time.perf_counter()
     if copies is not None and (balance or target is not None):
@@ -342,6 +344,30 @@ def augment_manifest(
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DatakitError(f"{out}: exists and is not an empty folder; choose a new output folder")
     sources = select_sources(manifest, split)
+    created = not out.exists()
+    try:
+        return _augment(manifest, out, sources, pipeline, task, copies, split, balance, target, seed, workers,
+                        show_progress, table_format, started)
+    except BaseException:
+        # OUT was new or empty: remove what this run wrote, so a failed run leaves nothing half-made
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        else:
+            for child in out.iterdir():
+                if child.is_dir():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
+        raise
+
+
+def _augment(manifest: Manifest, out: Path, sources: pd.DataFrame, pipeline: Pipeline, task: str,
+             copies: int | None, split: str, balance: bool, target: int | None, seed: int, workers: int,
+             show_progress: bool, table_format: str, started: float) -> AugmentResult:
+    from datakit.augmentation import balancing
+    from datakit.console import progress_bar
+    from datakit.manifest import save_manifest
+
     objects = _objects_by_image(manifest)
     serialized = pipeline.serialized()
     pipeline_hash = pipeline.hash()
@@ -355,7 +381,7 @@ def augment_manifest(
     all_jobs: list[tuple[rendering.Job, str, str | None, str, int]] = []
     results: list[dict[str, Any]] = []
 
-    def run(rows: list[tuple[pd.Series, int]], label: str) -> list[dict[str, Any]]:
+    def run(rows: list[tuple[Row, int]], label: str) -> list[dict[str, Any]]:
         jobs = _jobs_for(rows, manifest, objects, pipeline_hash, seed, len(all_jobs))
         all_jobs.extend(jobs)
         with progress_bar(label, len(jobs), show_progress) as advance:
@@ -392,7 +418,7 @@ def augment_manifest(
     else:
         mode = "copies"
         copies = copies or 1
-        plan = [(row, planner.take(str(row["id"]))) for _, row in sources.iterrows() for _ in range(copies)]
+        plan = [(row, planner.take(str(row["id"]))) for row in sources.to_dict("records") for _ in range(copies)]
         before = (balancing.image_counts(sources, manifest, require=False) if counted == "images"
                   else balancing.object_counts(sources, manifest, require=False))
         run(plan, "Augmenting")
@@ -444,14 +470,15 @@ def augment_manifest(
 def _derived_tables(jobs: list[tuple[rendering.Job, str, str | None, str, int]], results: list[dict[str, Any]],
                     manifest: Manifest, objects: dict[str, pd.DataFrame], pipeline: Pipeline,
                     pipeline_hash: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, int], dict[str, int]]:
-    parents = manifest.images.set_index("id", drop=False)
+    # one lookup table, not a DataFrame .loc per derived image (that alone cost ~1 ms an image)
+    parents = manifest.images.set_index("id")[["label", "split", "sha256"]].to_dict("index")
     names = {int(c["id"]): c["name"] for c in manifest.categories}
     rows: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
     fates: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
     for (job, path, mask_path, ident, _copy), done in zip(jobs, results):
-        parent = parents.loc[job.parent_id]
+        parent = parents[job.parent_id]
         group = objects.get(job.parent_id)
         parent_objects = [o for o in job.objects]
         parent_rows = {str(a.id): a for a in group.itertuples(index=False)} if group is not None else {}

@@ -10,8 +10,12 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from datakit.errors import DatakitError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from datakit.formats.base import ReadOptions, ReadResult
 
 # name -> module path; modules are imported on first use so start-up stays fast
 REGISTRY: dict[str, str] = {
@@ -45,3 +49,14 @@ def detect_format(src: str | Path) -> str | None:
         if get_format(name).detect(path):
             return name
     return None
+
+
+def read_source(src: str | Path, format: str | None, options: "ReadOptions") -> "ReadResult":
+    """Read ``src`` with the named format, or the one detected in it."""
+    path = Path(src)
+    if not path.exists():
+        raise DatakitError(f"{src}: does not exist")
+    name = format or detect_format(path)
+    if name is None:
+        raise DatakitError(f"{src}: no annotation format recognized; name one with --format ({', '.join(format_names())})")
+    return get_format(name).read(path, options)

@@ -44,7 +44,7 @@ def detect(src: Path) -> bool:
 
 
 def read(src: Path, options: ReadOptions) -> ReadResult:
-    from datakit.ingest import _assign_folder_labels, detect_layout, scan_images
+    from datakit.scan import assign_folder_labels, detect_layout, scan_images
 
     src = Path(src)
     if not src.is_dir():
@@ -56,7 +56,7 @@ def read(src: Path, options: ReadOptions) -> ReadResult:
     layout = detect_layout(files, has_labels_csv=False)
     if layout not in ("classes", "splits"):
         raise DatakitError(f"{src}: not an ImageFolder data set: images must be in <class>/ or <split>/<class>/ folders")
-    for note in _assign_folder_labels(files, layout):
+    for note in assign_folder_labels(files, layout):
         report.skip(note["path"], "", note["reason"])
     categories = CategoryTable(report)
     images = ImageTable()

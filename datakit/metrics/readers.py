@@ -93,6 +93,9 @@ def read_coco_results(path: Path, truth: Truth, lint: Lint) -> Detections:
                            f"score}} objects, found {type(data).__name__}")
     if not data:
         lint.add("predictions: the file is empty (no detections at all)", path.name)
+    fast = _clean_box_results(data, truth)
+    if fast is not None:
+        return fast
     category_of_id = truth.category_of_id
     has_zero = 0 in category_of_id
     first_box = next((d.get("bbox") for d in data if isinstance(d, dict)), None)
@@ -157,11 +160,10 @@ def read_coco_results(path: Path, truth: Truth, lint: Lint) -> Detections:
             lint.add("prediction(s) with neither a bbox nor a segmentation", where)
             continue
         rle = None
-        h, w = truth.size(image_id)
         if seg not in (None, [], {}):
-            rle = _result_rle(seg, h, w)
+            rle = _result_rle(seg, *truth.size(image_id))
             if isinstance(rle, str):
-                lint.add(f"prediction(s) with {rle}", f"{where} on {truth.images.at[image_id, 'path']}")
+                lint.add(f"prediction(s) with {rle}", f"{where} on {truth.paths[image_id]}")
                 continue
         elif any_mask:
             lint.add("prediction(s) without a segmentation in a file where others have one", where)
@@ -177,6 +179,43 @@ def read_coco_results(path: Path, truth: Truth, lint: Lint) -> Detections:
     matched = set(image)
     return Detections(image, category, box_array, np.asarray(scores, dtype=np.float64),
                       rles if any_mask else None, box_area=box_area, kind="coco",
+                      unmatched_images=sum(1 for i in truth.images.index if i not in matched))
+
+
+def _clean_box_results(data: list[Any], truth: Truth) -> Detections | None:
+    """The common case checked in bulk: box results whose every field is valid. None when any
+    entry needs a closer look (then the per-entry reader names each problem)."""
+    if not data or set(map(type, data)) != {dict}:
+        return None
+    if any(d.get("segmentation") for d in data):
+        return None
+    coco_ids, category_of_id = truth.coco_ids, truth.category_of_id
+    raw_images = [d.get("image_id") for d in data]
+    raw_cats = [d.get("category_id") for d in data]
+    raw_scores = [d.get("score") for d in data]
+    raw_boxes = [d.get("bbox") for d in data]
+    if set(map(type, raw_images)) != {int} or set(map(type, raw_cats)) != {int}:
+        return None
+    if not set(map(type, raw_scores)) <= {int, float} or set(map(type, raw_boxes)) != {list}:
+        return None
+    if set(map(len, raw_boxes)) != {4} or not set(map(type, (v for b in raw_boxes for v in b))) <= {int, float}:
+        return None
+    image = [coco_ids.get(i) for i in raw_images]
+    category = [category_of_id.get(c) for c in raw_cats]
+    if None in image or None in category:
+        return None
+    ids = [d["id"] for d in data if "id" in d]
+    try:
+        if len(set(ids)) != len(ids):
+            return None
+    except TypeError:
+        return None
+    boxes = np.asarray(raw_boxes, dtype=np.float64)
+    score = np.asarray(raw_scores, dtype=np.float64)
+    if not (np.isfinite(boxes).all() and np.isfinite(score).all() and (boxes[:, 2:] >= 0).all()):
+        return None
+    matched = set(image)
+    return Detections(image, category, boxes, score, None, box_area=True, kind="coco",
                       unmatched_images=sum(1 for i in truth.images.index if i not in matched))
 
 
@@ -268,7 +307,7 @@ def read_yolo(path: Path, truth: Truth, lint: Lint) -> Detections:
             rles.append(mask_utils.merge(mask_utils.frPyObjects([flat], h, w)))
     matched = set(image)
     return Detections(image, category, np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
-                      np.asarray(scores, dtype=np.float64), rles, box_area=True, kind="yolo",
+                      np.asarray(scores, dtype=np.float64), rles, box_area=not any_mask, kind="yolo",
                       unmatched_images=sum(1 for i in truth.images.index if i not in matched))
 
 

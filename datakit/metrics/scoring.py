@@ -10,7 +10,6 @@ seam's: localization ``accuracy``, ``box_iou``, ``acc_iou50``; detection ``map``
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from datakit.atomic import write_json
 from datakit.errors import DatakitError
 from datakit.manifest import load_manifest
 from datakit.metrics import coco
@@ -60,9 +60,15 @@ def _infer_task(predictions: Detections | MaskFolder, truth: Truth, task: str | 
         return "semantic"
     if task == "semantic":
         raise DatakitError("semantic scoring takes a folder of mask PNGs (pixel value = category id, 255 = ignore)")
+    ann = truth.manifest.annotations
+    gt_masks = bool(len(ann)) and bool(ann["segmentation_kind"].notna().any())
     if task is None:
         if "localization" in (truth.manifest.tasks or []):
             return "localization"
+        if predictions.rles is not None and not gt_masks:
+            truth.notes.append("the predictions hold masks but the ground truth has none: scored as boxes "
+                               "(detection); pass --task instance to score empty ground-truth masks anyway")
+            return "detection"
         return "instance" if predictions.rles is not None else "detection"
     if task == "instance" and predictions.rles is None:
         raise DatakitError("--task instance needs masks in the predictions (a 'segmentation' per result, or YOLO "
@@ -88,6 +94,7 @@ def score(
     output: str | os.PathLike[str] | None = None,
     plots: bool = True,
     max_worst: int = 20,
+    show_progress: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The metrics dict and the raw arrays (COCOeval precision/recall/scores, confusion matrices).
 
@@ -95,7 +102,8 @@ def score(
     semantic or localization (default from the predictions); ``max_dets``: detections kept per
     image (default 1, 10, 100); ``lenient``: skip predictions that fail the checks instead of
     stopping; ``output``: report folder (default ``<predictions>-eval`` beside them); ``plots``:
-    write PNG/CSV files; ``max_worst``: images listed in ``worst_images``.
+    write PNG/CSV files; ``max_worst``: images listed in ``worst_images``; ``show_progress``: a
+    progress bar while mask PNGs are read.
     """
     task = task_name(task)
     path = Path(predictions)
@@ -110,7 +118,7 @@ def score(
     if task == "semantic":
         from datakit.metrics import segmentation
 
-        checked = segmentation.lint_masks(read, truth, lint)  # type: ignore[arg-type]
+        checked = segmentation.lint_masks(read, truth, lint, show_progress)  # type: ignore[arg-type]
         skipped = lint.finish(lenient)
         result, extras = segmentation.score(checked, truth)
     else:
@@ -135,7 +143,7 @@ def score(
         files.update(figures.write_all(result, extras, out_dir))
     files["metrics.json"] = str(out_dir / "metrics.json")
     result["files"] = files
-    (out_dir / "metrics.json").write_text(json.dumps(result, indent=2, default=_json_default) + "\n", encoding="utf-8")
+    write_json(out_dir / "metrics.json", result, default=_json_default)
     return result, extras
 
 
@@ -190,7 +198,7 @@ def score_detections(dets: Detections, truth: Truth, task: str, max_dets: list[i
                          "protocol": coco.protocol(result, dets.box_area)}
         extras[iou_type] = result
     matrix = confusion.detection_confusion(gt, box_dt, category_ids, image_ids)
-    paths = {n: str(truth.images.at[m, "path"]) for n, m in manifest_of.items()}
+    paths = {n: truth.paths[m] for n, m in manifest_of.items()}
     labels = [names[c] for c in category_ids] + ["background"]
     extras["confusion"] = matrix
     return {

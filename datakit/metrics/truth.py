@@ -38,6 +38,8 @@ class Truth:
     category_ids: dict[str, int] = field(default_factory=dict)   # name -> COCO category id
     yolo_index: dict[str, int] = field(default_factory=dict)     # name -> YOLO class index
     notes: list[str] = field(default_factory=list)
+    sizes: dict[str, tuple[int, int]] = field(default_factory=dict)      # manifest image id -> (height, width)
+    paths: dict[str, str] = field(default_factory=dict)                  # manifest image id -> path
 
     @property
     def category_of_id(self) -> dict[int, str]:
@@ -48,8 +50,7 @@ class Truth:
         return {v: k for k, v in self.yolo_index.items()}
 
     def size(self, image_id: str) -> tuple[int, int]:
-        row = self.images.loc[image_id]
-        return int(row["height"]), int(row["width"])
+        return self.sizes[image_id]
 
 
 def load_truth(manifest: Manifest, split: str | None) -> Truth:
@@ -67,6 +68,9 @@ def load_truth(manifest: Manifest, split: str | None) -> Truth:
         raise DatakitError(f"{manifest.location}: {len(bad)} image(s) have no width/height (e.g. {bad[0]})")
     images = images.set_index(images["id"].astype(str), drop=False)
     truth = Truth(manifest, images, None if split == "all" else split)
+    ids = images.index.tolist()
+    truth.sizes = dict(zip(ids, zip(images["height"].astype(int).tolist(), images["width"].astype(int).tolist())))
+    truth.paths = dict(zip(ids, images["path"].astype(str).tolist()))
     _coco_image_ids(truth)
     report = Report()
     used = set(manifest.annotations["category"].dropna().astype(str)) if len(manifest.annotations) else set()
@@ -83,10 +87,11 @@ def load_truth(manifest: Manifest, split: str | None) -> Truth:
 def _coco_image_ids(truth: Truth) -> None:
     """The image ids and file names datakit's COCO export writes, per split file."""
     rows = truth.images
+    sources = rows["source_id"].tolist() if "source_id" in rows else [None] * len(rows)
     exported = [SimpleNamespace(id=i, path=p, split=None if pd.isna(s) else s,
                                 source_id=None if pd.isna(src) else str(src))
-                for i, p, s, src in zip(rows["id"].astype(str), rows["path"].astype(str), rows["split"],
-                                        rows["source_id"] if "source_id" in rows else [None] * len(rows))]
+                for i, p, s, src in zip(rows["id"].astype(str).tolist(), rows["path"].astype(str).tolist(),
+                                        rows["split"].tolist(), sources)]
     exported.sort(key=lambda e: e.path)
     clash: set[int] = set()
     for split, group in by_split(exported):  # type: ignore[arg-type]

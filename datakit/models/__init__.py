@@ -1,7 +1,8 @@
-"""Model families by name. Adding a family: one module with a ``build`` function, one entry here.
+"""Model families by (task, name), like timm's ``create_model(name)`` over a registry.
 
-A builder takes (model config, input channels, number of classes, (height, width)) and returns an
-``nn.Module`` mapping NxCxHxW float images to N x classes logits.
+Adding a family: one module with a ``build`` function, one entry in ``REGISTRY`` under the task it
+serves. A classification builder takes (model config, input channels, number of classes,
+(height, width)) and returns an ``nn.Module`` mapping NxCxHxW float images to N x classes logits.
 """
 
 from __future__ import annotations
@@ -25,22 +26,34 @@ class ModelFamily:
     channels: int | None  # input channels the family needs; None: any (grayscale stays 1 channel)
 
 
-MODELS: dict[str, ModelFamily] = {
-    "cnn": ModelFamily(cnn.build, channels=None),
-    **{name: ModelFamily(torchvision_models.builder(name), channels=3) for name in torchvision_models.NAMES},
+REGISTRY: dict[tuple[str, str], ModelFamily] = {
+    ("classification", "cnn"): ModelFamily(cnn.build, channels=None),
+    **{("classification", name): ModelFamily(torchvision_models.builder(name), channels=3)
+       for name in torchvision_models.NAMES},
 }
 
-
-def get_family(name: str) -> ModelFamily:
-    if name not in MODELS:
-        close = difflib.get_close_matches(name, list(MODELS), n=1, cutoff=0.5)
-        hint = f"; did you mean '{close[0]}'?" if close else f"; known models: {', '.join(MODELS)}"
-        raise DatakitError(f"unknown model '{name}'{hint}")
-    return MODELS[name]
+# the classification families by name (what `model.name` means for the default task)
+MODELS: dict[str, ModelFamily] = {name: family for (task, name), family in REGISTRY.items()
+                                  if task == "classification"}
 
 
-def build_model(config: ModelConfig, in_channels: int, num_classes: int, image_size: tuple[int, int]) -> nn.Module:
-    return get_family(config.name).build(config, in_channels, num_classes, image_size)
+def model_names(task: str = "classification") -> list[str]:
+    return [name for (t, name) in REGISTRY if t == task]
 
 
-__all__ = ["MODELS", "ModelFamily", "build_model", "get_family"]
+def get_family(name: str, task: str = "classification") -> ModelFamily:
+    if (task, name) not in REGISTRY:
+        known = model_names(task)
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+        hint = f"; did you mean '{close[0]}'?" if close else f"; known models: {', '.join(known) or 'none yet'}"
+        for_task = "" if task == "classification" else f" for task {task}"
+        raise DatakitError(f"unknown model '{name}'{for_task}{hint}")
+    return REGISTRY[(task, name)]
+
+
+def build_model(config: ModelConfig, in_channels: int, num_classes: int, image_size: tuple[int, int],
+                task: str = "classification") -> nn.Module:
+    return get_family(config.name, task).build(config, in_channels, num_classes, image_size)
+
+
+__all__ = ["MODELS", "REGISTRY", "ModelFamily", "build_model", "get_family", "model_names"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from datakit.augmentation.presets import Preset, flips, rotation
+from datakit.augmentation.presets.base import Preset, flips, rotation
 
 
 def build(task: str, orientation: str) -> list[Any]:

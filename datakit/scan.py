@@ -1,0 +1,248 @@
+"""Finding image files and reading their facts, in parallel: below both ``ingest`` and the formats.
+
+``scan_images`` walks a folder (symlinks that leave it, loops, FIFOs and devices are refused with a
+reason); ``inspect_paths`` reads hash, size, displayed width/height and status of named files
+through a process pool whose workers ignore Ctrl-C (the parent handles it and writes nothing);
+``detect_layout`` and ``assign_folder_labels`` read class and split folders (ingest and the
+imagefolder format share them).
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import multiprocessing
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+
+from datakit import imageinfo
+from datakit.console import progress_bar
+from datakit.manifest import IMAGE_COLUMNS
+
+SPLIT_ALIASES = {
+    "train": "train", "training": "train",
+    "val": "val", "valid": "val", "validation": "val", "dev": "val",
+    "test": "test", "testing": "test",
+}
+_CHUNK_ROWS = 5000
+
+
+@dataclass
+class ScannedFile:
+    path: str  # relative, posix
+    size: int
+    mtime_ns: int
+    label: str | None = None
+    split: str | None = None
+    # the name on disk is not valid UTF-8: ``path`` holds it percent-encoded (see escape_name)
+    bad_name: bool = False
+BAD_NAME_REASON = ("file name is not valid UTF-8; the path column holds its bytes percent-encoded "
+                   "(urllib.parse.unquote_to_bytes gives them back): rename the file to use it")
+
+
+def escape_name(relative_path: str) -> str:
+    """A path with undecodable bytes (Python's surrogate escapes) as text, reversibly.
+
+    Every byte that is not printable ASCII, and ``%`` itself, becomes ``%XX``, so
+    ``urllib.parse.unquote_to_bytes(escaped)`` returns exactly the bytes of the name on disk.
+    """
+    from urllib.parse import quote
+
+    raw = relative_path.encode("utf-8", "surrogateescape")
+    return quote(raw, safe="/ !\"#$&'()*+,-.:;<=>?@[]^_`{|}~")
+
+
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def image_id(relative_path: str) -> str:
+    """Stable id from the path inside the source, so a re-ingest gives every file the same id."""
+    return hashlib.sha1(relative_path.encode("utf-8")).hexdigest()[:16]
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.relative_to(root)
+        return True
+    except ValueError:
+        return False
+
+
+def scan_images(src: Path, allow_outside: bool = False) -> tuple[list[ScannedFile], list[dict[str, str]]]:
+    """Every file with an image extension under src, and the entries refused (with reasons).
+
+    Nothing but regular files is ever opened: FIFOs, sockets and devices are reported and
+    skipped (reading a FIFO blocks forever). Folder symlinks are not followed (their files are
+    read where they are, or are outside the source) and say so, loops included. A name that is
+    not valid UTF-8 is kept as a ``bad_name`` row, percent-encoded.
+    """
+    root = src.resolve()
+    found: list[ScannedFile] = []
+    refused: list[dict[str, str]] = []
+
+    def walk(directory: Path, rel_parts: tuple[str, ...]) -> None:
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except PermissionError as exc:
+            refused.append({"path": "/".join(rel_parts) or ".", "reason": f"cannot list folder: {exc.strerror}"})
+            return
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            rel = "/".join(rel_parts + (entry.name,))
+            shown = rel if _is_utf8(rel) else escape_name(rel)
+            if entry.is_symlink():
+                try:
+                    os.stat(entry.path)
+                except OSError as exc:
+                    if exc.errno == errno.ELOOP:
+                        refused.append({"path": shown, "reason": "symlink loop (it points back to itself): not followed"})
+                    else:
+                        refused.append({"path": shown, "reason": f"broken symlink ({exc.strerror}): skipped"})
+                    continue
+                target = Path(os.path.realpath(entry.path))
+                if not allow_outside and not _inside(target, root):
+                    refused.append({"path": shown, "reason": f"symlink resolves outside the source ({target})"})
+                    continue
+                if target.is_dir():
+                    # following a folder link risks loops; inside the source its files are read anyway
+                    loop = _inside(Path(os.path.realpath(directory)), target)
+                    reason = ("symlink loop (it points to a folder that contains it): not followed" if loop else
+                              "symlink to a folder: not followed (its files are read where they are)"
+                              if _inside(target, root) else "symlink to a folder outside the source: not followed")
+                    refused.append({"path": shown, "reason": reason})
+                    continue
+            if entry.is_dir(follow_symlinks=False):
+                walk(Path(entry.path), rel_parts + (entry.name,))
+                continue
+            try:
+                st = entry.stat()
+            except OSError as exc:
+                refused.append({"path": shown, "reason": f"cannot stat: {exc.strerror}"})
+                continue
+            kind = imageinfo.special_file_kind(st.st_mode)
+            if kind:
+                refused.append({"path": shown, "reason": f"not a regular file ({kind}): skipped, never opened"})
+                continue
+            if os.path.splitext(entry.name)[1].lower() not in imageinfo.IMAGE_EXTENSIONS:
+                continue
+            found.append(ScannedFile(shown, st.st_size, st.st_mtime_ns, bad_name=shown != rel))
+
+    walk(root, ())
+    return found, refused
+
+
+def detect_layout(files: list[ScannedFile], has_labels_csv: bool) -> str:
+    if has_labels_csv:
+        return "flat"
+    tops = {f.path.split("/")[0].lower() for f in files if "/" in f.path}
+    if tops and tops <= set(SPLIT_ALIASES):
+        return "splits"
+    if any("/" in f.path for f in files):
+        return "classes"
+    return "unlabeled"
+
+
+def assign_folder_labels(files: list[ScannedFile], layout: str) -> list[dict[str, str]]:
+    notes: list[dict[str, str]] = []
+    for f in files:
+        parts = f.path.split("/")
+        if layout == "classes":
+            f.label = parts[0] if len(parts) > 1 and not f.bad_name else None
+            if f.label is None and not f.bad_name:
+                notes.append({"path": f.path, "reason": "image at the top level of a class-folder layout: no label"})
+        elif layout == "splits":
+            split = SPLIT_ALIASES.get(parts[0].lower()) if len(parts) > 1 else None
+            if split is None:
+                notes.append({"path": f.path, "reason": "not inside a train/val/test folder: no split"})
+            f.split = split
+            f.label = parts[1] if len(parts) > 2 and not f.bad_name else None
+    return notes
+
+
+def _inspect_job(job: tuple[str, str, str, int | None]) -> tuple[str, dict[str, Any]]:
+    rel, absolute, verify, max_pixels = job
+    return rel, imageinfo.inspect_file(absolute, verify, max_pixels)
+
+
+def _ignore_sigint() -> None:
+    # Ctrl-C is the parent's to handle: it terminates the pool and writes nothing. A worker that
+    # died of it mid-task would leave the parent waiting for a result that never comes.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _inspect_all(
+    jobs: list[tuple[str, str, str, int | None]], workers: int, show_progress: bool
+) -> Iterable[tuple[str, dict[str, Any]]]:
+    with progress_bar("Reading images", len(jobs), show_progress) as advance:
+        if workers <= 1 or len(jobs) < 64:
+            for job in jobs:
+                yield _inspect_job(job)
+                advance()
+            return
+        chunksize = max(1, min(64, len(jobs) // (workers * 8) or 1))
+        ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
+        pool = ctx.Pool(workers, initializer=_ignore_sigint)
+        try:
+            for result in pool.imap(_inspect_job, jobs, chunksize=chunksize):
+                yield result
+                advance()
+            pool.close()
+        except BaseException:
+            pool.terminate()
+            raise
+        finally:
+            pool.join()
+
+
+def _rows_to_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame.from_records(rows, columns=list(IMAGE_COLUMNS))
+    for name, dtype in IMAGE_COLUMNS.items():
+        frame[name] = frame[name].astype(dtype)
+    return frame
+
+
+def inspect_paths(
+    root: str | os.PathLike[str],
+    relative_paths: list[str],
+    workers: int | None = None,
+    verify: str = "structure",
+    show_progress: bool = True,
+    max_pixels: int | None = None,
+) -> pd.DataFrame:
+    """Image rows (every IMAGE_COLUMNS column) for files named relative to ``root``.
+
+    For format readers: the annotation file names the images, this fills in hash, size,
+    displayed width/height, status and reason, in parallel. A file that does not exist gets
+    status ``missing``. Label and split are left empty for the caller to set.
+    """
+    root_path = Path(root)
+    rows: list[dict[str, Any]] = []
+    jobs: list[tuple[str, str, str, int | None]] = []
+    for rel in relative_paths:
+        absolute = root_path / rel
+        if not absolute.exists():
+            row = {name: None for name in IMAGE_COLUMNS}
+            row.update(id=image_id(rel), path=rel, status="missing", reason="file not found under the image root")
+            rows.append(row)
+        else:  # a FIFO or device is reported by inspect_file without being read
+            jobs.append((rel, str(absolute), verify, max_pixels))
+    for rel, facts in _inspect_all(jobs, workers or os.cpu_count() or 1, show_progress):
+        row = {name: None for name in IMAGE_COLUMNS}
+        row.update(facts)
+        row.update(id=image_id(rel), path=rel, mtime_ns=(root_path / rel).stat().st_mtime_ns)
+        rows.append(row)
+    order = {rel: i for i, rel in enumerate(relative_paths)}
+    frame = _rows_to_frame(rows)
+    position = frame["path"].map(order).to_numpy()
+    return frame.iloc[position.argsort(kind="stable")].reset_index(drop=True)

@@ -1,0 +1,71 @@
+"""The protocol between a task and the engine.
+
+The engine (``datakit.engine``, ``datakit.training``) creates one ``Task`` per run with the
+resolved config and calls, in this order::
+
+    data = task.prepare(manifest, fixed_splits, classes)   # usable rows per split, classes, notes
+    pre = task.preprocess(data)                             # how a file becomes a model input
+    sets = task.datasets(data, pre, display, ..., notes)    # split -> torch Dataset; skipped files noted
+    model = task.build_model(pre, data)                     # looked up by (task, model.name)
+    task.setup_loss(data, device)
+    per batch:  loss, parts, outputs, targets = task.step(model, batch, device, train=True)
+    per pass:   ev = task.evaluator(data); ev.update(outputs, targets); ev.reduce(ctx); ev.compute()
+
+and for a trained run: ``task.outputs_to_numpy`` / ``task.to_rows`` (``predict``) and
+``task.eval_artefacts`` (``eval``). A task module holds no loop code.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Protocol
+
+
+class Evaluator(Protocol):
+    """Accumulates a pass's outputs; ``compute`` returns {metric name: value}, the task's names."""
+
+    def update(self, outputs: Any, targets: Any) -> None: ...
+
+    def reduce(self, ctx: Any) -> None: ...
+
+    def compute(self) -> dict[str, float]: ...
+
+
+class Task:
+    """Base class: subclasses set ``name`` and ``metrics`` and implement the methods below."""
+
+    name: ClassVar[str]
+    metrics: ClassVar[tuple[str, ...]]
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+
+    # data
+    def prepare(self, manifest: Any, fixed_splits: Any = None, classes: list[str] | None = None) -> Any:
+        raise NotImplementedError
+
+    def preprocess(self, data: Any) -> Any:
+        raise NotImplementedError
+
+    def datasets(self, data: Any, preprocess: Any, display: Any, fill_normalization: bool,
+                 notes: list[str]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def sample_weights(self, data: Any) -> Any:
+        return None
+
+    def collate(self, batch: Any) -> Any:
+        return batch
+
+    # model, loss, metrics
+    def build_model(self, preprocess: Any, data: Any) -> Any:
+        raise NotImplementedError
+
+    def setup_loss(self, data: Any, device: Any) -> None:
+        raise NotImplementedError
+
+    def step(self, model: Any, batch: Any, device: Any, train: bool) -> tuple[Any, dict[str, Any], Any, Any]:
+        """(loss to minimize, its named parts, outputs, targets) for one batch."""
+        raise NotImplementedError
+
+    def evaluator(self, data: Any) -> Evaluator:
+        raise NotImplementedError

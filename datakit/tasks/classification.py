@@ -1,0 +1,211 @@
+"""Classification: one label per image; cross-entropy; accuracy and macro F1.
+
+The data side (decode, resize, cache, normalization statistics, augmentation) lives in
+``datakit.data``; this module ties it to the engine's protocol (``datakit.tasks.base``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from datakit import distributed
+from datakit.data import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    STATS_SAMPLE,
+    ImageClassificationDataset,
+    LabelledSplits,
+    Preprocess,
+    auto_channels,
+    balanced_class_weights,
+    balanced_sample_weights,
+    channel_stats,
+    decode_all,
+    fits_in_cache,
+    image_size,
+    prepare_classification,
+    screen_files,
+    skipped_note,
+)
+from datakit.errors import DatakitError
+from datakit.models import build_model, get_family
+from datakit.tasks.base import Task
+
+
+class ConfusionEvaluator:
+    """A confusion matrix over a pass; accuracy and macro F1 (scikit-learn's, zero_division=0)."""
+
+    def __init__(self, num_classes: int) -> None:
+        self.k = num_classes
+        self.matrix = torch.zeros(num_classes * num_classes, dtype=torch.int64)
+
+    def update(self, outputs: torch.Tensor, targets: torch.Tensor) -> None:
+        predicted = outputs.argmax(1)
+        cells = (targets.to(torch.int64) * self.k + predicted.to(torch.int64)).cpu()
+        self.matrix += torch.bincount(cells, minlength=self.k * self.k)
+
+    def reduce(self, ctx: distributed.Context) -> None:
+        if ctx.active:
+            summed = distributed.all_sum(ctx, [float(v) for v in self.matrix.tolist()])
+            self.matrix = torch.tensor([round(v) for v in summed], dtype=torch.int64)
+
+    def compute(self) -> dict[str, float]:
+        matrix = self.matrix.view(self.k, self.k).double()
+        total = float(matrix.sum())
+        correct = matrix.diagonal()
+        predicted, actual = matrix.sum(0), matrix.sum(1)
+        denominator = predicted + actual
+        f1 = torch.where(denominator > 0, 2 * correct / denominator.clamp(min=1), torch.zeros_like(correct))
+        return {"accuracy": float(correct.sum()) / max(total, 1.0), "macro_f1": float(f1.mean()) if self.k else 0.0}
+
+
+class ClassificationTask(Task):
+    name = "classification"
+    metrics = ("accuracy", "macro_f1")
+
+    # ---- data
+
+    def prepare(self, manifest: Any, fixed_splits: Any = None, classes: list[str] | None = None) -> LabelledSplits:
+        return prepare_classification(manifest, self.config.data, self.config.seed, fixed_splits, classes=classes)
+
+    def preprocess(self, data: LabelledSplits) -> Preprocess:
+        config = self.config
+        height, width = image_size(config.data)
+        family = get_family(config.model.name, self.name)
+        channels = config.data.channels
+        if channels == "auto":
+            channels = family.channels or auto_channels(data.frames["train"])
+        elif family.channels and channels != family.channels:
+            raise DatakitError(f"model '{config.model.name}' needs {family.channels}-channel input; "
+                               f"data.channels is {channels} (use auto)")
+        return Preprocess(height=height, width=width, channels=int(channels), resize=config.data.resize)
+
+    def _normalization(self, preprocess: Preprocess, train_images: Any, train_paths: list[Path]) -> None:
+        """Fill preprocess.mean/std: from the train split (all of it when cached, else a sample)."""
+        config = self.config
+        mode = config.data.normalize
+        if mode == "none":
+            preprocess.mean, preprocess.std = [], []
+        elif mode == "imagenet":
+            if preprocess.channels == 3:
+                preprocess.mean, preprocess.std = list(IMAGENET_MEAN), list(IMAGENET_STD)
+            else:
+                preprocess.mean = [sum(IMAGENET_MEAN) / 3]
+                preprocess.std = [sum(IMAGENET_STD) / 3]
+        else:
+            if train_images is None:
+                generator = torch.Generator().manual_seed(config.seed)
+                pick = torch.randperm(len(train_paths), generator=generator)[:STATS_SAMPLE].tolist()
+                failures: dict[int, str] = {}
+                train_images = decode_all([train_paths[i] for i in sorted(pick)], preprocess, config.data.workers,
+                                          failures=failures)
+                if failures:
+                    train_images = np.delete(train_images, sorted(failures), axis=0)
+            preprocess.mean, preprocess.std = channel_stats(train_images)
+
+    def datasets(self, data: LabelledSplits, preprocess: Preprocess, display: Any, fill_normalization: bool,
+                 notes: list[str]) -> dict[str, ImageClassificationDataset]:
+        """Decoded (and cached when it fits) images per split; augmentation on train only.
+
+        One bad file never stops a run: what cannot be decoded is left out of ``data.frames``,
+        counted, and reported in ``notes``."""
+        from datakit.online_augment import build_transform
+
+        config = self.config
+        paths = {name: [data.root / p for p in frame["path"]] for name, frame in data.frames.items()}
+        counts = {name: len(frame) for name, frame in data.frames.items()}
+        self.cache = fits_in_cache(sum(counts.values()), preprocess, config.data.cache)
+        images: dict[str, Any] = {name: None for name in paths}
+        failed: dict[str, dict[int, str]] = {name: {} for name in paths}
+        if self.cache:
+            display.start_task("loading images", sum(counts.values()))
+            for name in paths:
+                if counts[name]:
+                    images[name] = decode_all(paths[name], preprocess, config.data.workers, on_batch=display.advance,
+                                              failures=failed[name])
+        else:  # decoded batch by batch later: leave out what cannot be decoded now, from the headers
+            failed = {name: screen_files(paths[name]) for name in paths}
+        for name, failures in failed.items():
+            if not failures:
+                continue
+            keep = [i for i in range(len(paths[name])) if i not in failures]
+            data.frames[name] = data.frames[name].iloc[keep].reset_index(drop=True)
+            paths[name] = [paths[name][i] for i in keep]
+            images[name] = images[name][keep] if images[name] is not None else None
+            counts[name] = len(keep)
+            notes.append(skipped_note(failures, name))
+            display.note(f"[yellow]skipped:[/] {notes[-1]}")
+        for name in ("train", "val"):
+            if not counts[name]:
+                raise DatakitError(f"{data.where}: no image of split '{name}' could be decoded; see the notes above")
+        if fill_normalization:
+            self._normalization(preprocess, images["train"], paths["train"])
+        transform = build_transform(config.augment, seed=config.seed, task=self.name)
+        return {
+            name: ImageClassificationDataset(paths[name], data.frames[name]["target"].to_numpy(), preprocess,
+                                             transform if name == "train" else None, images[name])
+            for name in paths if counts[name]
+        }
+
+    def sample_weights(self, data: LabelledSplits) -> torch.Tensor | None:
+        if self.config.data.balance != "sampler":
+            return None
+        return balanced_sample_weights(data.frames["train"]["target"].to_numpy(), len(data.classes))
+
+    # ---- model, loss, metrics
+
+    def build_model(self, preprocess: Preprocess, data: LabelledSplits) -> nn.Module:
+        return build_model(self.config.model, preprocess.channels, len(data.classes),
+                           (preprocess.height, preprocess.width), task=self.name)
+
+    def setup_loss(self, data: LabelledSplits, device: torch.device) -> None:
+        weights = None
+        if self.config.data.balance == "weights":
+            weights = balanced_class_weights(data.frames["train"]["target"].to_numpy(), len(data.classes)).to(device)
+        self.train_loss = nn.CrossEntropyLoss(weight=weights, label_smoothing=self.config.train.label_smoothing)
+        self.eval_loss = nn.CrossEntropyLoss(weight=weights)
+
+    def step(self, model: nn.Module, batch: Any, device: torch.device,
+             train: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+        x, y = batch
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        logits = model(x)
+        loss = (self.train_loss if train else self.eval_loss)(logits.float(), y)
+        return loss, {"loss": loss}, logits, y
+
+    def evaluator(self, data: Any) -> ConfusionEvaluator:
+        return ConfusionEvaluator(len(data.classes))
+
+    # ---- a trained run
+
+    @staticmethod
+    def outputs_to_numpy(outputs: torch.Tensor) -> np.ndarray:
+        """Class probabilities (N x classes) from a batch of logits."""
+        return torch.softmax(outputs.float(), dim=1).cpu().numpy()
+
+    @staticmethod
+    def to_rows(paths: list[str], probabilities: np.ndarray, errors: list[str | None], classes: list[str],
+                all_probabilities: bool = False) -> Any:
+        """``predict``'s table: path, label (the most probable class), probability, error; p_<class> on request."""
+        import pandas as pd
+
+        best = np.nan_to_num(probabilities, nan=-1.0).argmax(1)
+        table = pd.DataFrame({
+            "path": paths,
+            "label": pd.array([classes[b] if e is None else None for b, e in zip(best, errors)], dtype="string"),
+            "probability": [float(probabilities[i, b]) if e is None else float("nan")
+                            for i, (b, e) in enumerate(zip(best, errors))],
+            "error": pd.array(errors, dtype="string"),
+        })
+        if all_probabilities:
+            for c, name in enumerate(classes):
+                table[f"p_{name}"] = probabilities[:, c]
+        return table
+
+
+TASK = ClassificationTask

@@ -1,0 +1,35 @@
+"""Contract over the whole model registry: every (task, family) builds from scratch and maps a batch to the right shape."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from datakit import config as cfg
+from datakit.models import REGISTRY, build_model
+from datakit.tasks import TASKS
+
+# the largest families take seconds each to build: tested under -m slow, one fast one by default
+HEAVY = {"resnet50", "densenet121", "convnext_tiny", "efficientnet_b1", "mobilenet_v3_large", "regnet_y_400mf",
+         "resnet34", "mobilenet_v2", "shufflenet_v2_x1_0", "efficientnet_b0", "mobilenet_v3_small"}
+
+
+def _cases() -> list:
+    return [pytest.param(task, name, marks=[pytest.mark.slow] if name in HEAVY else [], id=f"{task}-{name}")
+            for (task, name) in REGISTRY]
+
+
+@pytest.mark.parametrize(("task", "name"), _cases())
+def test_family_builds_and_maps_a_batch(task: str, name: str) -> None:
+    assert task in TASKS
+    family = REGISTRY[(task, name)]
+    config = cfg.resolve_config(None, {"model.name": name, "model.conv.filters": [8, 16]}).model
+    channels = family.channels or 1
+    model = build_model(config, channels, 3, (32, 32), task=task)
+    model.eval()
+    with torch.inference_mode():
+        out = model(torch.randn(2, channels, 32, 32))
+    if task == "classification":
+        assert out.shape == (2, 3)
+    if family.channels is None:  # any channel count: 3 works as well as 1
+        assert build_model(config, 3, 3, (32, 32), task=task)(torch.randn(1, 3, 32, 32)).shape[0] == 1

@@ -1,0 +1,215 @@
+"""`datakit split`: stratified, group-aware, deterministic, stable under appends; CLI, API, pipeline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import datakit
+from datakit.cli import app
+from datakit.errors import DatakitError
+from datakit.ingest import ingest
+from datakit.manifest import load_manifest, save_manifest
+from datakit.splitting import split
+
+
+def _write_images(root: Path, per_class: dict[str, int], seed: int = 0, start: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    for label, n in per_class.items():
+        folder = root / label
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(start, start + n):
+            cv2.imwrite(str(folder / f"{label}_{i:04d}.png"), rng.integers(0, 255, (8, 8, 3), dtype=np.uint8))
+
+
+def _manifest(tmp_path: Path, per_class: dict[str, int], name: str = "m") -> Path:
+    images = tmp_path / f"{name}-images"
+    _write_images(images, per_class)
+    ingest(images, tmp_path / name, workers=1, show_progress=False)
+    return tmp_path / name
+
+
+def _split_of(manifest: Path) -> dict[str, str]:
+    images = load_manifest(manifest).images
+    return dict(zip(images["id"].astype(str), images["split"].astype(str)))
+
+
+def test_stratified_within_two_points_and_counts_printed(tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path, {"cat": 100, "dog": 60, "fox": 40})
+    for seed in range(1, 5):
+        assert split(manifest, tmp_path / f"seed{seed}", ratios="0.6,0.3,0.1", seed=seed).worst_deviation_pp <= 2.0
+    result = split(manifest, tmp_path / "out", ratios="0.7,0.15,0.15", seed=0)
+    assert result.worst_deviation_pp <= 2.0
+    for label, row in result.by_class.items():
+        total = sum(row.values())
+        assert abs(row["train"] / total - 0.7) * 100 <= 2.0, label
+    assert result.counts == {s: int(v) for s, v in
+                             load_manifest(tmp_path / "out").images["split"].value_counts().items()}
+    assert sum(result.counts.values()) == 200 and result.assigned == 200 and result.kept == 0
+
+
+def test_deterministic_by_seed(tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path, {"a": 40, "b": 30})
+    first = split(manifest, tmp_path / "one", seed=3)
+    again = split(manifest, tmp_path / "two", seed=3)
+    other = split(manifest, tmp_path / "three", seed=4)
+    assert _split_of(tmp_path / "one") == _split_of(tmp_path / "two")
+    assert _split_of(tmp_path / "one") != _split_of(tmp_path / "three")
+    assert first.by_class == again.by_class and other.worst_deviation_pp <= 2.0
+
+
+def test_duplicates_lineage_and_user_groups_never_straddle(tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    _write_images(images, {"a": 30, "b": 30})
+    # exact copies of five images under other names: same sha256
+    for i in range(5):
+        (images / "a" / f"copy_{i}.png").write_bytes((images / "a" / f"a_{i:04d}.png").read_bytes())
+    ingest(images, tmp_path / "m", workers=1, show_progress=False)
+    m = load_manifest(tmp_path / "m")
+    ids = m.images["id"].astype(str).tolist()
+    by_path = dict(zip(m.images["path"].astype(str), ids))
+    # b_0001..b_0004 are "augmented from" b_0000; a user group joins a_0010..a_0019
+    m.images["parent_id"] = m.images["parent_id"].astype("string")
+    for i in range(1, 5):
+        m.images.loc[m.images["path"] == f"b/b_{i:04d}.png", "parent_id"] = by_path["b/b_0000.png"]
+    m.images["group"] = pd.array([("g1" if p.startswith("a/a_001") else None) for p in m.images["path"]],
+                                 dtype="string")
+    save_manifest(m, tmp_path / "m")
+    for seed in range(4):
+        split(tmp_path / "m", tmp_path / f"out{seed}", seed=seed, ratios=[0.5, 0.25, 0.25])
+        out = load_manifest(tmp_path / f"out{seed}").images.set_index("path")["split"].astype(str)
+        for i in range(5):
+            assert out[f"a/copy_{i}.png"] == out[f"a/a_{i:04d}.png"]
+        assert out[[f"b/b_{i:04d}.png" for i in range(5)]].nunique() == 1
+        assert out[[f"a/a_{i:04d}.png" for i in range(10, 20)]].nunique() == 1
+
+
+def test_group_by_hook_joins_images(tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path, {"a": 20, "b": 20})
+    # a hook like the near-duplicate clusters of the data-quality report: one key per row, null = alone
+    def clusters(images: pd.DataFrame) -> pd.Series:
+        return images["path"].map(lambda p: "pair" if p in ("a/a_0000.png", "b/b_0000.png") else None)
+
+    for seed in range(5):
+        split(manifest, tmp_path / f"o{seed}", seed=seed, group_by=clusters)
+        out = load_manifest(tmp_path / f"o{seed}").images.set_index("path")["split"]
+        assert out["a/a_0000.png"] == out["b/b_0000.png"]
+    with pytest.raises(DatakitError, match="no column 'cluster'"):
+        split(manifest, tmp_path / "bad", group_by="cluster")
+
+
+def test_appended_images_leave_existing_assignments_alone(tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    _write_images(images, {"a": 40, "b": 40})
+    ingest(images, tmp_path / "m", workers=1, show_progress=False)
+    split(tmp_path / "m", seed=1)  # in place
+    before = _split_of(tmp_path / "m")
+    _write_images(images, {"a": 20, "b": 10}, seed=9, start=100)
+    ingest(images, tmp_path / "m", workers=1, show_progress=False)  # incremental: keeps the split column
+    result = split(tmp_path / "m", seed=1)
+    after = _split_of(tmp_path / "m")
+    assert {k: after[k] for k in before} == before
+    assert result.moves == [] and result.kept == 80 and result.assigned == 30
+    assert result.worst_deviation_pp <= 2.0
+
+
+def test_a_group_straddling_splits_moves_the_fewest_images_and_reports_them(tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path, {"a": 30, "b": 30})
+    split(manifest, seed=0)
+    m = load_manifest(manifest)
+    images = m.images
+    train = images[images["split"] == "train"]["id"].astype(str).tolist()[:3]
+    test = images[images["split"] == "test"]["id"].astype(str).tolist()[:1]
+    # the user now says these four are one subject: three are in train, one in test
+    images["group"] = pd.array([("s1" if i in train + test else None) for i in images["id"].astype(str)],
+                               dtype="string")
+    save_manifest(m, manifest)
+    result = split(manifest, seed=0)
+    assert result.moves == [{"id": test[0], "from": "test", "to": "train", "reason": result.moves[0]["reason"]}]
+    assert _split_of(manifest)[test[0]] == "train"
+
+
+def test_in_place_changes_only_the_split_column_and_keeps_the_table_format(tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    _write_images(images, {"a": 12, "b": 12})
+    ingest(images, tmp_path / "m", workers=1, show_progress=False, table_format="csv")
+    before = load_manifest(tmp_path / "m")
+    result = split(tmp_path / "m", ratios="0.6,0.2,0.2", seed=0)
+    after = load_manifest(tmp_path / "m")
+    assert result.in_place and result.manifest == (tmp_path / "m")
+    header = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert header["tables"]["images"].endswith(".csv")
+    assert after.images["split"].notna().all()
+    others = [c for c in before.images.columns if c != "split"]
+    pd.testing.assert_frame_equal(before.images[others], after.images[others])
+    assert not [p for p in (tmp_path / "m").iterdir() if p.name.startswith(".")]  # no temporary file left
+
+
+def test_bad_ratios_are_one_clear_error(tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path, {"a": 5, "b": 5})
+    for ratios, message in (("0.7,0.2", "sum to 1"), ("0.5,0.6,-0.1", ">= 0"), ("a,b", "numbers"),
+                            ("0.2,0.2,0.2,0.4", "two or three")):
+        with pytest.raises(DatakitError, match=message):
+            split(manifest, ratios=ratios)
+
+
+def test_cli_and_api_are_the_same_function(tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path, {"a": 20, "b": 20})
+    assert datakit.split is split
+    run = CliRunner().invoke(app, ["split", str(manifest), "-o", str(tmp_path / "cli"), "--ratios", "0.7,0.15,0.15",
+                                   "--seed", "2", "--json"])
+    assert run.exit_code == 0, run.output
+    data = json.loads(run.stdout)
+    api = split(manifest, tmp_path / "api", ratios=(0.7, 0.15, 0.15), seed=2)
+    assert data["by_class"] == api.by_class and _split_of(tmp_path / "cli") == _split_of(tmp_path / "api")
+    shown = CliRunner().invoke(app, ["split", str(manifest), "--seed", "2"])
+    assert shown.exit_code == 0 and "worst class deviation" in shown.stdout
+    bad = CliRunner().invoke(app, ["split", str(manifest), "--ratios", "0.9,0.9"])
+    assert bad.exit_code == 2 and "sum to 1" in bad.output
+
+
+def test_pipeline_step_only_calls_split(tmp_path: Path) -> None:
+    from datakit.pipeline import run_pipeline
+
+    manifest = _manifest(tmp_path, {"a": 20, "b": 20})
+    # outputs beside the images' folder: an image root may climb at most one folder
+    result = run_pipeline({"name": "s", "seed": 5, "steps": [
+        {"split": {"manifest": str(manifest), "ratios": [0.6, 0.2, 0.2], "output": str(tmp_path / "s1")}},
+        {"id": "alias", "split": {"manifest": str(manifest), "val": 0.2, "test": 0.2, "output": str(tmp_path / "s2")}},
+    ]}, tmp_path / "pipe", show_progress=False)
+    direct = split(manifest, tmp_path / "direct", ratios="0.6,0.2,0.2", seed=5)
+    assert result.results("split")["splits"] == direct.counts == result.results("alias")["splits"]
+    assert _split_of(Path(result.results("split")["manifest"])) == _split_of(tmp_path / "direct")
+
+
+def test_an_output_whose_image_root_would_leave_the_data_set_is_refused_before_writing(tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path, {"a": 6, "b": 6})
+    with pytest.raises(DatakitError, match="climbs 2 folders"):
+        split(manifest, tmp_path / "deep" / "er")
+    assert not (tmp_path / "deep").exists()
+    split(manifest, tmp_path / "deep" / "er", allow_outside=True)
+    assert load_manifest(tmp_path / "deep" / "er", allow_outside=True).images["split"].notna().all()
+
+
+def test_object_manifests_are_stratified_by_object_categories(tmp_path: Path) -> None:
+    from datakit.samples import sample
+
+    sample("shapes", tmp_path / "shapes", count=200, seed=0, show_progress=False)
+    ingest(tmp_path / "shapes", tmp_path / "m", workers=1, show_progress=False)  # COCO boxes and masks
+    m = load_manifest(tmp_path / "m")
+    assert len(m.annotations) > len(m.images)
+    result = split(tmp_path / "m", seed=0)
+    assert set(result.objects_by_class) == set(m.annotations["category"].astype(str))
+    for name, row in result.objects_by_class.items():
+        total = sum(row.values())
+        for s, ratio in result.ratios.items():
+            assert abs(row[s] / total - ratio) <= 0.03, (name, s, row)
+    shown = CliRunner().invoke(app, ["split", str(tmp_path / "m"), "--seed", "0"])
+    assert shown.exit_code == 0 and "objects per category and split" in shown.stdout
+    assert split(tmp_path / "m", seed=0).moves == []  # run again: nothing moves
