@@ -34,13 +34,16 @@ def predict(
     Folders are searched for images recursively. An image that cannot be decoded gets an empty
     label and its reason in ``error`` instead of stopping the others. ``all_probabilities`` adds
     one ``p_<class>`` column per class. ``csv`` names a file to write the table to; it may not be
-    one of the inputs (checked before anything is read).
+    one of the inputs (checked before anything is read). ``run`` may be a sweep folder (its best
+    trial) or a pipeline folder (its last train or sweep step); ``table.attrs["run_source"]`` then
+    says which run.
 
     Box tasks (localization, detection) give one row per box: ``path``, ``label``, ``score``,
     ``x``, ``y``, ``w``, ``h`` (the image's own pixels), ``error``; ``output`` names a folder for
     ``predictions.json`` (COCO results), with ``yolo`` also ``labels/*.txt``, with ``draw``
     ``draw/*.png``. The table and the drawings keep boxes scoring at least ``min_score``; the COCO
-    and YOLO files keep every box (mAP needs the low-scoring ones too). ``task`` checks the run is of that task (a clear error otherwise).
+    and YOLO files keep every box (mAP needs the low-scoring ones too). ``task`` checks the run is
+    of that task (a clear error otherwise).
     """
     if isinstance(images, (str, os.PathLike)):
         images = [images]
@@ -64,6 +67,7 @@ def predict(
             found, errors = boxrun.detect_files(loaded, paths, min(batch_size, 64), on_image=advance, sizes=sizes)
         shown = [None if f is None else tuple(a[f[1] >= min_score] for a in f) for f in found]
         table = boxrun.rows([str(p) for p in paths], shown, errors, loaded.classes)
+        table.attrs["run_source"] = loaded.source
         if csv is not None:
             table.to_csv(csv, index=False)
         if output is not None:
@@ -88,6 +92,7 @@ def predict(
     if good:
         outputs[good] = loaded.probabilities(decoded[good], batch_size)
     table = loaded.task.to_rows([str(p) for p in paths], outputs, errors, loaded.classes, all_probabilities)
+    table.attrs["run_source"] = loaded.source  # which run a sweep or pipeline folder led to
     if csv is not None:
         table.to_csv(csv, index=False)
     return table

@@ -144,8 +144,10 @@ def evaluate_run(loaded: Any, manifest: str | os.PathLike[str] | None, split: st
     result = {"task": loaded.task.name, **result, "split": split, "split_source": source,
               "checkpoint": str(loaded.checkpoint), "epoch": loaded.epoch, "manifest": str(data.location),
               "classes": loaded.classes, "images": len(ids), "skipped": skipped, "notes": truth.notes,
-              "predictions": str(out_dir / "predictions.json"), "predictions_format": "coco", "output": str(out_dir)}
+              "predictions": str(out_dir / "predictions.json"), "predictions_format": "coco", "output": str(out_dir),
+              "run": str(loaded.run_dir or loaded.checkpoint), "run_source": loaded.source}
     files = figures.write_all(result, extras, out_dir)
+    files["detections.png"] = str(_grid(truth, paths, ids, found, loaded.classes, out_dir / "detections.png", split))
     names = truth.images["path"].astype(str).tolist()
     write_json(out_dir / "predictions.json", coco_results(names, found, [truth.category_ids[c] for c in loaded.classes]))
     files["predictions.json"] = str(out_dir / "predictions.json")
@@ -216,3 +218,24 @@ def draw_boxes(image: np.ndarray, found: Found, classes: list[str], min_score: f
         cv2.putText(image, f"{classes[int(c)]} {s:.2f}", (int(b[0]), max(8, int(b[1]) - 2)),
                     cv2.FONT_HERSHEY_SIMPLEX, 0.3, colour, 1, cv2.LINE_AA)
     return image
+
+
+def _grid(truth: Any, paths: list[Path], ids: list[str], found: list[Found | None], classes: list[str], path: Path,
+          split: str, limit: int = 16) -> Path:
+    """The first ``limit`` images of the split with predicted boxes (colour, score >= 0.25) and true ones (white)."""
+    from datakit import plots
+    from datakit.data import read_image
+    from datakit.tasks.boxdata import xywh_to_xyxy
+
+    ann = truth.manifest.annotations
+    index = {name: i for i, name in enumerate(classes)}
+    pictures, titles = [], []
+    for image_id, file, f in list(zip(ids, paths, found))[:limit]:
+        if f is None:
+            continue
+        rows = ann[ann["image_id"].astype(str) == image_id].dropna(subset=["bbox_w"])
+        true = (xywh_to_xyxy(rows[["bbox_x", "bbox_y", "bbox_w", "bbox_h"]].to_numpy(float)), np.ones(len(rows)),
+                rows["category"].astype(str).map(index).fillna(-1).to_numpy(np.int64))
+        pictures.append(draw_boxes(read_image(file, 3), f, classes, truth=true))
+        titles.append(f"{Path(str(file)).name}: {int((f[1] >= 0.25).sum())} found, {len(rows)} true")
+    return plots.image_grid(pictures, titles, path, title=f"{split}: predicted boxes (colour) and true boxes (white)")
