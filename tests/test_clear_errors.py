@@ -21,7 +21,7 @@ from datakit.config import resolve_config
 from datakit.errors import DatakitError
 from datakit.ingest import ingest
 from datakit.manifest import load_manifest
-from tests.conftest import REPO, write_png
+from tests.conftest import REPO, default_sigint, write_png
 from tests.formats_data import tiny_coco
 
 runner = CliRunner()
@@ -121,12 +121,14 @@ def test_config_errors_print_whole_from_the_cli(tmp_path: Path, assignment: str,
 def test_ctrl_c_during_start_up_is_one_line() -> None:
     code = ("import sys\nsys.argv[0] = '/venv/bin/datakit'\nimport datakit.cli, os, signal, time\n"
             "os.kill(os.getpid(), signal.SIGINT)\ntime.sleep(10)\n")
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
+                         preexec_fn=default_sigint)
     assert out.returncode == 130
     assert out.stderr.strip() == "interrupted: datakit was starting; nothing was done"
     # a program that merely imports the CLI keeps Python's own Ctrl-C behaviour
     library = code.replace("sys.argv[0] = '/venv/bin/datakit'", "pass")
-    out = subprocess.run([sys.executable, "-c", library], cwd=REPO, capture_output=True, text=True, timeout=60)
+    out = subprocess.run([sys.executable, "-c", library], cwd=REPO, capture_output=True, text=True, timeout=60,
+                         preexec_fn=default_sigint)
     assert "KeyboardInterrupt" in out.stderr
 
 
