@@ -221,13 +221,14 @@ def balance_report(
     workers: int = typer.Option(0, help="Worker processes for pixel statistics (0 = all cores)."),
     seed: int = typer.Option(0, help="Seed for --sample and the shortcut classifier's folds."),
     cache: bool = typer.Option(True, "--cache/--no-cache", help="Reuse pixel statistics cached by content hash."),
+    allow_outside: bool = typer.Option(False, "--allow-outside", help=_OUTSIDE_HELP),
 ) -> None:
     """Is this data set good enough? Balance, variance, shortcuts, duplicates, leakage, boxes."""
     from datakit.errors import CheckFailed
     from datakit.report.runner import balance_report as run_report
 
     result = run_report(manifest, html=html, fail_on=fail_on, sample=sample, workers=workers or None, seed=seed,
-                        cache=cache, show_progress=not as_json)
+                        cache=cache, show_progress=not as_json, allow_outside=allow_outside or None)
     if as_json:
         print_json(result.as_dict())
     else:
@@ -250,7 +251,7 @@ def train(
     model: Optional[str] = typer.Option(None, "--model", help="model.name: cnn, resnet18, mobilenet_v3_small, ..."),
     optimizer: Optional[str] = typer.Option(None, "--optimizer", help="optim.name: adamw, adam, sgd, rmsprop"),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="data.image_size"),
-    patience: Optional[int] = typer.Option(None, "--patience", help="train.patience (early stopping)"),
+    patience: Optional[int] = typer.Option(None, "--patience", help="train.patience: epochs without improvement before stopping early; 0 = early stopping off"),
     seed: Optional[int] = typer.Option(None, "--seed", help="seed"),
     device: Optional[str] = typer.Option(None, "--device", help="train.device: auto, cpu, cuda, mps"),
     workers: Optional[int] = typer.Option(None, "--workers", help="data.workers"),
@@ -295,7 +296,7 @@ def train(
 @app.command("eval")
 @handle_errors
 def eval_(
-    run: Optional[Path] = typer.Argument(None, help="Run directory (or a checkpoint file); optional with --predictions."),
+    run: Optional[Path] = typer.Argument(None, help="Run directory, checkpoint file, sweep folder (its best trial) or pipeline output (its last train/sweep step); optional with --predictions."),
     manifest: Optional[Path] = typer.Option(None, "--manifest", "-m", help="Manifest to score (default: the run's)."),
     split: Optional[str] = typer.Option(None, "--split", help="train, val, test or all (default: test for a run, all with --predictions)."),
     checkpoint: str = typer.Option("best", "--checkpoint", help="best or last."),
@@ -317,7 +318,7 @@ def eval_(
         if manifest is None:
             raise DatakitError("--predictions needs --manifest: the ground truth to score against")
         result = evaluate_predictions(predictions, manifest, split=split, task=task, max_dets=parse_max_dets(max_dets),
-                                      lenient=lenient, output=output, plots=plots)
+                                      lenient=lenient, output=output, plots=plots, show_progress=not as_json)
         if as_json:
             print_json(result)
         else:
@@ -338,7 +339,7 @@ def eval_(
 @app.command()
 @handle_errors
 def predict(
-    run: Path = typer.Argument(..., help="Run directory (or a checkpoint file)."),
+    run: Path = typer.Argument(..., help="Run directory, checkpoint file, sweep folder (its best trial) or pipeline output (its last train/sweep step)."),
     images: list[Path] = typer.Argument(..., help="Image files or folders (searched recursively)."),
     checkpoint: str = typer.Option("best", "--checkpoint", help="best or last."),
     csv: Optional[Path] = typer.Option(None, "--csv", help="Write the predictions to this CSV file."),
@@ -353,6 +354,8 @@ def predict(
 
     table = run_predict(run, images, checkpoint=checkpoint, all_probabilities=all_probs, show_progress=not as_json,
                         csv=csv)
+    if table.attrs.get("run_source"):  # a sweep or pipeline folder: say which run (stderr keeps --json clean)
+        err.print(f"using {table.attrs['run_source']}", highlight=False, soft_wrap=True)
     if as_json:
         print_json(json.loads(table.to_json(orient="records")))
     else:
@@ -506,8 +509,9 @@ def run_(
     if as_json:
         print_json(result.as_dict())
     else:
-        out.rule(f"pipeline '{result.name}' done in {result.seconds:.1f}s (seed {result.seed}); "
-                 f"outputs in {result.output}/")
+        from datakit.render import pipeline_done
+
+        pipeline_done(out, result)
 
 
 def main() -> None:

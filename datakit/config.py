@@ -126,7 +126,7 @@ class LoopConfig:
     batch_size: int = _opt(64, "images per batch (per process under torchrun)")
     monitor: str = _opt("auto", "metric that picks the best checkpoint: val_loss or val_<metric> of the task "
                                 "(classification: val_accuracy, val_macro_f1); auto: the task's first metric")
-    patience: Union[int, None] = _opt(5, "early stopping: epochs without improvement of monitor; null = off")
+    patience: Union[int, None] = _opt(5, "early stopping: epochs without improvement of monitor; 0 or null = off")
     min_delta: float = _opt(0.0, "early stopping: smallest change that counts as an improvement")
     label_smoothing: float = _opt(0.0, "cross-entropy label smoothing")
     grad_clip: Union[float, None] = _opt(None, "clip the gradient norm to this value; null = off")
@@ -349,10 +349,15 @@ def get_key(config: TrainConfig, key: str) -> Any:
     return node
 
 
+OFF_AT_ZERO = ("train.patience",)  # keys where 0 means "off", stored as null
+
+
 def set_key(config: TrainConfig, key: str, value: Any) -> None:
     """Set one dotted key (or alias) in place, type-checked."""
     key = resolve_key(key)
     value = check_value(key, value)
+    if key in OFF_AT_ZERO and value == 0:
+        value = None  # `--patience 0` switches early stopping off, the same as null
     node: Any = config
     parts = key.split(".")
     for part in parts[:-1]:
