@@ -24,7 +24,8 @@ def _interrupted_at_startup(signum: int, frame: Any) -> None:
 # as the `datakit` command (or `python -m datakit`), never for a program that imports this module;
 # each command's own handling (handle_errors) takes over when its body starts.
 _ARGV0 = sys.argv[0] if sys.argv else ""
-if os.path.basename(_ARGV0) == "datakit" or _ARGV0.endswith(os.path.join("datakit", "__main__.py")):
+if (os.path.basename(_ARGV0) == "datakit" or _ARGV0.endswith(os.path.join("datakit", "__main__.py"))) and \
+        signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not when started with Ctrl-C ignored
     signal.signal(signal.SIGINT, _interrupted_at_startup)
 
 import typer  # noqa: E402
