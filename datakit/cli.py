@@ -8,15 +8,31 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-import typer
-from rich.console import Console
 
-from datakit import render
-from datakit.errors import DatakitError
+def _interrupted_at_startup(signum: int, frame: Any) -> None:
+    sys.stderr.write("interrupted: datakit was starting; nothing was done\n")
+    os._exit(130)
+
+
+# Ctrl-C while the command starts (imports, parsing) is one line, not a traceback. Only when run
+# as the `datakit` command (or `python -m datakit`), never for a program that imports this module;
+# each command's own handling (handle_errors) takes over when its body starts.
+_ARGV0 = sys.argv[0] if sys.argv else ""
+if os.path.basename(_ARGV0) == "datakit" or _ARGV0.endswith(os.path.join("datakit", "__main__.py")):
+    signal.signal(signal.SIGINT, _interrupted_at_startup)
+
+import typer  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.markup import escape  # noqa: E402
+
+from datakit import render  # noqa: E402
+from datakit.errors import DatakitError  # noqa: E402
 
 app = typer.Typer(
     name="datakit",
@@ -48,10 +64,13 @@ def _main(
 def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if signal.getsignal(signal.SIGINT) is _interrupted_at_startup:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             return fn(*args, **kwargs)
         except DatakitError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            # escaped: a message such as "[height, width]" is text, not rich markup
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err.print("[bold yellow]interrupted:[/] nothing was written; the previous output is intact")
@@ -201,13 +220,14 @@ def balance_report(
     workers: int = typer.Option(0, help="Worker processes for pixel statistics (0 = all cores)."),
     seed: int = typer.Option(0, help="Seed for --sample and the shortcut classifier's folds."),
     cache: bool = typer.Option(True, "--cache/--no-cache", help="Reuse pixel statistics cached by content hash."),
+    allow_outside: bool = typer.Option(False, "--allow-outside", help=_OUTSIDE_HELP),
 ) -> None:
     """Is this data set good enough? Balance, variance, shortcuts, duplicates, leakage, boxes."""
     from datakit.errors import CheckFailed
     from datakit.report.runner import balance_report as run_report
 
     result = run_report(manifest, html=html, fail_on=fail_on, sample=sample, workers=workers or None, seed=seed,
-                        cache=cache, show_progress=not as_json)
+                        cache=cache, show_progress=not as_json, allow_outside=allow_outside or None)
     if as_json:
         print_json(result.as_dict())
     else:
@@ -297,7 +317,7 @@ def eval_(
         if manifest is None:
             raise DatakitError("--predictions needs --manifest: the ground truth to score against")
         result = evaluate_predictions(predictions, manifest, split=split, task=task, max_dets=parse_max_dets(max_dets),
-                                      lenient=lenient, output=output, plots=plots)
+                                      lenient=lenient, output=output, plots=plots, show_progress=not as_json)
         if as_json:
             print_json(result)
         else:
