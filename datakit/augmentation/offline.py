@@ -141,7 +141,9 @@ def _summary(done: rendering.Rendered, target: Path) -> dict[str, Any]:
         "width": done.width, "height": done.height, "channels": done.channels,
         "boxes": done.boxes.tolist(), "kept": done.kept.tolist(), "labels": done.labels.tolist(),
         "segmentations": segmentations,
-        "areas": areas, "objects": done.objects, "applied": done.applied,
+        "areas": areas, "objects": done.objects,
+        # JSON made here, in the worker, so the parent does not serialize every image's parameters
+        "applied": json.dumps(done.applied) if done.applied is not None else None,
     }
 
 
@@ -314,7 +316,7 @@ def _jobs_for(rows: Iterable[tuple[Row, int]], manifest: Manifest, objects: dict
 
 
 def augment_manifest(
-    manifest_path: str | os.PathLike[str],
+    manifest_path: str | os.PathLike[str] | Manifest,
     output: str | os.PathLike[str],
     pipeline: Pipeline,
     task: str,
@@ -339,7 +341,7 @@ def augment_manifest(
         raise DatakitError(f"--target must be at least 1, got {target}")
     if workers < 1:
         raise DatakitError(f"--workers must be at least 1, got {workers}")
-    manifest = load_manifest(manifest_path)
+    manifest = manifest_path if isinstance(manifest_path, Manifest) else load_manifest(manifest_path)
     out = Path(output)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DatakitError(f"{out}: exists and is not an empty folder; choose a new output folder")
@@ -511,7 +513,7 @@ def _derived_tables(jobs: list[tuple[rendering.Job, str, str | None, str, int]],
             "bit_depth": 8, "label": parent["label"], "split": parent["split"], "status": "ok", "reason": pd.NA,
             "parent_id": job.parent_id, "transform": pipeline.source, "semantic_mask": mask_path,
             "source_id": pd.NA, "parent_sha256": parent["sha256"], "pipeline": pipeline_hash, "seed": job.seed,
-            "applied": json.dumps(done["applied"]) if done["applied"] is not None else None,
+            "applied": done["applied"],
             "objects": json.dumps(fate_list),
         })
     return rows, annotations, dict(fates), dict(reasons)

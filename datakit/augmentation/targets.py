@@ -199,7 +199,11 @@ def encode_applied(applied: list[dict[str, Any]] | None) -> Any:
     """JSON-ready applied parameters: arrays and tuples tagged so :func:`decode_applied` restores them."""
     import hashlib
 
+    plain = (int, float, str, bool, type(None))
+
     def enc(value: Any) -> Any:
+        if type(value) in plain:
+            return value
         if isinstance(value, np.ndarray):
             if value.size <= _MAX_RECORDED_ARRAY:
                 return {"__ndarray__": value.tolist(), "dtype": str(value.dtype)}
