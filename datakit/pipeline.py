@@ -170,9 +170,10 @@ def train_step(ctx: StepContext, manifest: str | None = None, config: Any = None
     result = train(ctx.input_path(manifest, "manifest"), config, ctx.output_path(output),
                    show_progress=ctx.show_progress, **overrides)
     ctx.show(lambda c: render_training.train_summary(c, result))
-    return {"run": str(result.run_dir), "status": result.status, "monitor": result.monitor,
+    return {"run": str(result.run_dir), "task": result.task, "status": result.status, "monitor": result.monitor,
             "best_metric": result.best_metric, "best_epoch": result.best_epoch, "epochs": result.epochs_run,
-            "test_accuracy": result.test_accuracy, "seconds": round(result.seconds, 3)}
+            "test_accuracy": result.test_accuracy, "test_metrics": result.test_metrics,
+            "seconds": round(result.seconds, 3)}
 
 
 def eval_step(ctx: StepContext, run: str | None = None, manifest: str | None = None, split: str = "test",

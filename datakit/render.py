@@ -165,7 +165,8 @@ def split_summary(console: Console, result: Any) -> None:
     worst = f" ({result.worst[0]}, {result.worst[1]})" if result.worst else ""
     console.print(f"worst class deviation from the ratios: {result.worst_deviation_pp:.1f} pp{worst}; "
                   f"{result.kept} images kept their split, {result.assigned} were assigned; "
-                  f"{result.grouped_images} images in {result.groups} groups never straddle splits"
+                  + (f"{result.grouped_images} images that share content, lineage or a group were kept together"
+                     if result.grouped_images else "no two images share content, lineage or a group")
                   + (f"; {result.unused} unusable rows left unsplit" if result.unused else ""), highlight=False)
     for move in result.moves[:50]:
         console.print(f"[yellow]moved[/] {move['id']}: {move['from']} -> {move['to']} ({move['reason']})",

@@ -39,7 +39,10 @@ def _read_json(path: Path) -> Any:
 
 
 def _is_run(folder: Path) -> bool:
-    return (folder / "run.json").is_file() or (folder / "checkpoints").is_dir()
+    from datakit.engine.rundir import RunDir
+
+    run = RunDir(folder)
+    return run.is_run() or run.checkpoints.is_dir()
 
 
 def _rebase(recorded: str, old_root: str | None, new_root: Path) -> Path:
