@@ -8,15 +8,31 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-import typer
-from rich.console import Console
 
-from datakit import render
-from datakit.errors import DatakitError
+def _interrupted_at_startup(signum: int, frame: Any) -> None:
+    sys.stderr.write("interrupted: datakit was starting; nothing was done\n")
+    os._exit(130)
+
+
+# Ctrl-C while the command starts (imports, parsing) is one line, not a traceback. Only when run
+# as the `datakit` command (or `python -m datakit`), never for a program that imports this module;
+# each command's own handling (handle_errors) takes over when its body starts.
+_ARGV0 = sys.argv[0] if sys.argv else ""
+if os.path.basename(_ARGV0) == "datakit" or _ARGV0.endswith(os.path.join("datakit", "__main__.py")):
+    signal.signal(signal.SIGINT, _interrupted_at_startup)
+
+import typer  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.markup import escape  # noqa: E402
+
+from datakit import render  # noqa: E402
+from datakit.errors import DatakitError  # noqa: E402
 
 app = typer.Typer(
     name="datakit",
@@ -48,10 +64,13 @@ def _main(
 def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if signal.getsignal(signal.SIGINT) is _interrupted_at_startup:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             return fn(*args, **kwargs)
         except DatakitError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            # escaped: a message such as "[height, width]" is text, not rich markup
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err.print("[bold yellow]interrupted:[/] nothing was written; the previous output is intact")
@@ -201,13 +220,14 @@ def balance_report(
     workers: int = typer.Option(0, help="Worker processes for pixel statistics (0 = all cores)."),
     seed: int = typer.Option(0, help="Seed for --sample and the shortcut classifier's folds."),
     cache: bool = typer.Option(True, "--cache/--no-cache", help="Reuse pixel statistics cached by content hash."),
+    allow_outside: bool = typer.Option(False, "--allow-outside", help=_OUTSIDE_HELP),
 ) -> None:
     """Is this data set good enough? Balance, variance, shortcuts, duplicates, leakage, boxes."""
     from datakit.errors import CheckFailed
     from datakit.report.runner import balance_report as run_report
 
     result = run_report(manifest, html=html, fail_on=fail_on, sample=sample, workers=workers or None, seed=seed,
-                        cache=cache, show_progress=not as_json)
+                        cache=cache, show_progress=not as_json, allow_outside=allow_outside or None)
     if as_json:
         print_json(result.as_dict())
     else:
@@ -230,7 +250,7 @@ def train(
     model: Optional[str] = typer.Option(None, "--model", help="model.name: cnn, resnet18, mobilenet_v3_small, ..."),
     optimizer: Optional[str] = typer.Option(None, "--optimizer", help="optim.name: adamw, adam, sgd, rmsprop"),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="data.image_size"),
-    patience: Optional[int] = typer.Option(None, "--patience", help="train.patience (early stopping)"),
+    patience: Optional[int] = typer.Option(None, "--patience", help="train.patience: epochs without improvement before stopping early; 0 = early stopping off"),
     seed: Optional[int] = typer.Option(None, "--seed", help="seed"),
     device: Optional[str] = typer.Option(None, "--device", help="train.device: auto, cpu, cuda, mps"),
     workers: Optional[int] = typer.Option(None, "--workers", help="data.workers"),
@@ -275,7 +295,7 @@ def train(
 @app.command("eval")
 @handle_errors
 def eval_(
-    run: Optional[Path] = typer.Argument(None, help="Run directory (or a checkpoint file); optional with --predictions."),
+    run: Optional[Path] = typer.Argument(None, help="Run directory, checkpoint file, sweep folder (its best trial) or pipeline output (its last train/sweep step); optional with --predictions."),
     manifest: Optional[Path] = typer.Option(None, "--manifest", "-m", help="Manifest to score (default: the run's)."),
     split: Optional[str] = typer.Option(None, "--split", help="train, val, test or all (default: test for a run, all with --predictions)."),
     checkpoint: str = typer.Option("best", "--checkpoint", help="best or last."),
@@ -297,7 +317,7 @@ def eval_(
         if manifest is None:
             raise DatakitError("--predictions needs --manifest: the ground truth to score against")
         result = evaluate_predictions(predictions, manifest, split=split, task=task, max_dets=parse_max_dets(max_dets),
-                                      lenient=lenient, output=output, plots=plots)
+                                      lenient=lenient, output=output, plots=plots, show_progress=not as_json)
         if as_json:
             print_json(result)
         else:
@@ -318,7 +338,7 @@ def eval_(
 @app.command()
 @handle_errors
 def predict(
-    run: Path = typer.Argument(..., help="Run directory (or a checkpoint file)."),
+    run: Path = typer.Argument(..., help="Run directory, checkpoint file, sweep folder (its best trial) or pipeline output (its last train/sweep step)."),
     images: list[Path] = typer.Argument(..., help="Image files or folders (searched recursively)."),
     checkpoint: str = typer.Option("best", "--checkpoint", help="best or last."),
     csv: Optional[Path] = typer.Option(None, "--csv", help="Write the predictions to this CSV file."),
@@ -333,6 +353,8 @@ def predict(
 
     table = run_predict(run, images, checkpoint=checkpoint, all_probabilities=all_probs, show_progress=not as_json,
                         csv=csv)
+    if table.attrs.get("run_source"):  # a sweep or pipeline folder: say which run (stderr keeps --json clean)
+        err.print(f"using {table.attrs['run_source']}", highlight=False, soft_wrap=True)
     if as_json:
         print_json(json.loads(table.to_json(orient="records")))
     else:
@@ -486,8 +508,9 @@ def run_(
     if as_json:
         print_json(result.as_dict())
     else:
-        out.rule(f"pipeline '{result.name}' done in {result.seconds:.1f}s (seed {result.seed}); "
-                 f"outputs in {result.output}/")
+        from datakit.render import pipeline_done
+
+        pipeline_done(out, result)
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import types
 import typing
@@ -128,7 +129,7 @@ class LoopConfig:
     batch_size: int = _opt(64, "images per batch (per process under torchrun)")
     monitor: str = _opt("auto", "metric that picks the best checkpoint: val_loss or val_<metric> of the task "
                                 "(classification: val_accuracy, val_macro_f1); auto: the task's first metric")
-    patience: Union[int, None] = _opt(5, "early stopping: epochs without improvement of monitor; null = off")
+    patience: Union[int, None] = _opt(5, "early stopping: epochs without improvement of monitor; 0 or null = off")
     min_delta: float = _opt(0.0, "early stopping: smallest change that counts as an improvement")
     label_smoothing: float = _opt(0.0, "cross-entropy label smoothing")
     grad_clip: Union[float, None] = _opt(None, "clip the gradient norm to this value; null = off")
@@ -351,10 +352,15 @@ def get_key(config: TrainConfig, key: str) -> Any:
     return node
 
 
+OFF_AT_ZERO = ("train.patience",)  # keys where 0 means "off", stored as null
+
+
 def set_key(config: TrainConfig, key: str, value: Any) -> None:
     """Set one dotted key (or alias) in place, type-checked; the key counts as set by the user."""
     key = resolve_key(key)
     value = check_value(key, value)
+    if key in OFF_AT_ZERO and value == 0:
+        value = None  # `--patience 0` switches early stopping off, the same as null
     node: Any = config
     parts = key.split(".")
     for part in parts[:-1]:
@@ -459,16 +465,45 @@ def parse_assignment(text: str) -> tuple[str, Any]:
 
 
 def _positive(key: str, value: float, allow_zero: bool = False) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise DatakitError(f"config key '{key}' must be a finite number, got {value}")
     if value < 0 or (value == 0 and not allow_zero):
         raise DatakitError(f"config key '{key}' must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+
+
+# one 3-channel float image of 4096 x 4096 is 192 MiB on the device, a batch of 32 of them 6 GiB;
+# a larger side is a typo (data.image_size: 100000 asks for 112 GiB per image), not a wish
+MAX_IMAGE_SIDE = 4096
+
+
+def _non_finite(node: Any, prefix: str = "") -> tuple[str, float] | None:
+    """The first key (dotted) whose value is NaN or infinite, anywhere in the config."""
+    values = {f.name: getattr(node, f.name) for f in dataclasses.fields(node)} if dataclasses.is_dataclass(node) else {}
+    for name, value in values.items():
+        key = f"{prefix}{name}"
+        if isinstance(value, float) and not math.isfinite(value):
+            return key, value
+        if isinstance(value, list) and any(isinstance(v, float) and not math.isfinite(v) for v in value):
+            return key, next(v for v in value if isinstance(v, float) and not math.isfinite(v))
+        found = _non_finite(value, f"{key}.") if dataclasses.is_dataclass(value) else None
+        if found:
+            return found
+    return None
 
 
 def validate(config: TrainConfig) -> None:
     """Checks between keys and on ranges that types alone cannot express."""
     d, loop = config.data, config.train
+    bad = _non_finite(config)
+    if bad:
+        raise DatakitError(f"config key '{bad[0]}' must be a finite number, got {bad[1]}")
     size = d.image_size if isinstance(d.image_size, list) else [d.image_size]
     if len(size) not in (1, 2) or any(s < 1 for s in size):
         raise DatakitError(f"config key 'data.image_size' must be a positive side or [height, width], got {d.image_size}")
+    if any(s > MAX_IMAGE_SIDE for s in size):
+        gib = size[0] * size[-1] * 3 * 4 / 2**30
+        raise DatakitError(f"config key 'data.image_size' is at most {MAX_IMAGE_SIDE} pixels a side, got {d.image_size}: "
+                           f"one image at that size is {gib:,.0f} GiB as a float tensor")
     if d.channels not in ("auto", 1, 3):
         raise DatakitError(f"config key 'data.channels' must be 1, 3 or auto, got {d.channels!r}")
     for key, value in (("data.val_fraction", d.val_fraction), ("data.test_fraction", d.test_fraction)):

@@ -84,29 +84,12 @@ def read_image(path: str | os.PathLike[str], channels: int) -> np.ndarray:
 
 
 def resize_image(image: np.ndarray, height: int, width: int, policy: str) -> np.ndarray:
-    """Resize by policy: stretch, letterbox (fit inside, pad with black) or crop (cover, centre crop)."""
-    h, w = image.shape[:2]
-    if (h, w) == (height, width):
-        return image
-    channels = image.shape[2]
-    if policy == "stretch":
-        out_h, out_w = height, width
-    else:
-        scale = min(height / h, width / w) if policy == "letterbox" else max(height / h, width / w)
-        out_h, out_w = max(1, round(h * scale)), max(1, round(w * scale))
-    shrinking = out_h * out_w < h * w
-    resized = cv2.resize(image, (out_w, out_h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
-    if resized.ndim == 2:
-        resized = resized[:, :, None]
-    if policy == "stretch":
-        return resized
-    if policy == "crop":
-        top, left = (out_h - height) // 2, (out_w - width) // 2
-        return np.ascontiguousarray(resized[top:top + height, left:left + width])
-    canvas = np.zeros((height, width, channels), dtype=resized.dtype)
-    top, left = (height - out_h) // 2, (width - out_w) // 2
-    canvas[top:top + out_h, left:left + out_w] = resized
-    return canvas
+    """Resize by policy: stretch, letterbox (fit inside, pad with black) or crop (cover, centre crop).
+
+    The transforms live in ``datakit.augmentation.resize``, where boxes and masks follow them."""
+    from datakit.augmentation.resize import resize_image as resize
+
+    return resize(image, height, width, policy)
 
 
 @dataclass

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from datakit.console import progress_bar
@@ -19,48 +18,10 @@ from datakit.data import decode_all, labelled_images
 from datakit.engine.rundir import RunDir
 from datakit.errors import DatakitError
 from datakit.inference import LoadedRun, load_run
+from datakit.tasks.classification import classification_metrics  # noqa: F401 - the evaluation API
 from datakit.manifest import SPLITS, load_manifest
 
 EVAL_SPLITS = (*SPLITS, "all")
-
-
-def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, probabilities: np.ndarray | None,
-                           classes: Sequence[str]) -> dict[str, Any]:
-    """Accuracy; precision, recall, F1 per class, macro and weighted; confusion matrix; ROC-AUC."""
-    from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support, roc_auc_score
-
-    labels = list(range(len(classes)))
-    per_class = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
-    result: dict[str, Any] = {
-        "images": int(len(y_true)),
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "per_class": {
-            name: {"precision": float(per_class[0][i]), "recall": float(per_class[1][i]),
-                   "f1": float(per_class[2][i]), "support": int(per_class[3][i])}
-            for i, name in enumerate(classes)
-        },
-    }
-    for average in ("macro", "weighted"):
-        p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels, average=average, zero_division=0)
-        result[average] = {"precision": float(p), "recall": float(r), "f1": float(f)}
-    result["confusion_matrix"] = confusion_matrix(y_true, y_pred, labels=labels).tolist()
-    result["roc_auc"] = None
-    result["roc_auc_note"] = None
-    present = np.unique(y_true)
-    if probabilities is not None:
-        if len(classes) == 2:
-            if len(present) == 2:
-                result["roc_auc"] = float(roc_auc_score(y_true, probabilities[:, 1]))
-                result["roc_auc_note"] = f"binary, positive class '{classes[1]}'"
-            else:
-                result["roc_auc_note"] = "undefined: the split holds only one class"
-        elif len(present) == len(classes):
-            result["roc_auc"] = float(roc_auc_score(y_true, probabilities, multi_class="ovr", average="macro",
-                                                    labels=labels))
-            result["roc_auc_note"] = "one-vs-rest, macro average"
-        else:
-            result["roc_auc_note"] = "undefined: not every class occurs in the split"
-    return result
 
 
 def _select_rows(loaded: LoadedRun, manifest_path: Path, split: str) -> tuple[pd.DataFrame, str]:
@@ -111,8 +72,6 @@ def evaluate(
     """Score a run's checkpoint on a split of a manifest (default: the manifest it trained on), or,
     with ``predictions``, a predictions file against ``manifest`` (``datakit.metrics.scoring``:
     ``task``, ``max_dets``, ``lenient``, ``plots`` options)."""
-    from datakit import plots
-
     if predictions is not None:
         from datakit.metrics.scoring import evaluate_predictions
 
@@ -146,41 +105,16 @@ def evaluate(
             if not keep:
                 raise DatakitError(f"no image of split '{split}' could be decoded (first: {failures[min(failures)]})")
         probabilities = loaded.probabilities(images, batch_size, on_batch=advance)
-    target_of = {name: i for i, name in enumerate(loaded.classes)}
-    y_true = rows["label"].astype(str).map(target_of).to_numpy(dtype=np.int64)
-    y_pred = probabilities.argmax(1)
-    metrics = classification_metrics(y_true, y_pred, probabilities, loaded.classes)
-
     out_dir = Path(output) if output else RunDir(loaded.run_dir or loaded.checkpoint.parent).eval_dir(split)
     out_dir.mkdir(parents=True, exist_ok=True)
-    matrix = np.array(metrics["confusion_matrix"])
-    pd.DataFrame(matrix, index=pd.Index(loaded.classes, name="true"), columns=loaded.classes).to_csv(
-        out_dir / "confusion_matrix.csv")
-    plots.confusion_matrix(matrix, loaded.classes, out_dir / "confusion_matrix.png",
-                           title=f"{split}: accuracy {metrics['accuracy']:.4f} ({len(y_true)} images)")
-    confidence = probabilities[np.arange(len(y_pred)), y_pred]
-    predictions = pd.DataFrame({
-        "id": rows["id"].astype(str).to_numpy(), "path": rows["path"].astype(str).to_numpy(),
-        "label": rows["label"].astype(str).to_numpy(), "predicted": [loaded.classes[i] for i in y_pred],
-        "probability": confidence, "correct": y_true == y_pred,
-    })
-    predictions.to_csv(out_dir / "predictions.csv", index=False)
-    wrong = np.flatnonzero(y_true != y_pred)
-    wrong = wrong[np.argsort(-confidence[wrong], kind="stable")][:max_examples]
-    plots.image_grid(
-        [images[i] for i in wrong],
-        [f"{rows['path'].iloc[i].rsplit('/', 1)[-1]}\n{loaded.classes[y_true[i]]} -> {loaded.classes[y_pred[i]]}"
-         f" ({confidence[i]:.2f})" for i in wrong],
-        out_dir / "misclassified.png",
-        title=f"{split}: {int((y_true != y_pred).sum())} misclassified, most confident first",
-    )
+    # the task's metrics (bare names at the top level) and artefacts (confusion matrix, mistakes, ...)
+    metrics, files = loaded.task.eval_artefacts(rows, images, probabilities, loaded.classes, out_dir, split,
+                                                max_examples)
     metrics.update({
-        "task": loaded.task.name, "macro_f1": metrics["macro"]["f1"],
-        "split": split, "split_source": source, "checkpoint": str(loaded.checkpoint), "epoch": loaded.epoch,
-        "manifest": str(manifest), "classes": loaded.classes, "misclassified": int((y_true != y_pred).sum()),
-        "skipped": skipped,
-        "files": {name: str(out_dir / name) for name in (
-            "metrics.json", "confusion_matrix.csv", "confusion_matrix.png", "misclassified.png", "predictions.csv")},
+        "task": loaded.task.name, "split": split, "split_source": source, "checkpoint": str(loaded.checkpoint),
+        "epoch": loaded.epoch, "run": str(loaded.run_dir or loaded.checkpoint), "run_source": loaded.source,
+        "manifest": str(manifest), "classes": loaded.classes, "skipped": skipped,
+        "files": {"metrics.json": str(out_dir / "metrics.json"), **files},
     })
     write_json(out_dir / "metrics.json", metrics, default=None)
     return metrics

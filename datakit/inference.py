@@ -30,6 +30,7 @@ class LoadedRun:
     device: torch.device
     epoch: int
     task: Any = None  # the run's Task object (datakit.tasks)
+    source: str | None = None  # which run a sweep or pipeline folder led to (datakit.run_source)
 
     def probabilities(self, images: np.ndarray, batch_size: int = 256,
                       on_batch: Callable[[int], None] | None = None) -> np.ndarray:
@@ -45,10 +46,14 @@ class LoadedRun:
 
 
 def load_run(run: str | os.PathLike[str], checkpoint: str = "best", device: str = "auto") -> LoadedRun:
-    """Load a run directory's best/last checkpoint (or a checkpoint file) for inference."""
+    """Load a run directory's best/last checkpoint (or a checkpoint file) for inference; a sweep
+    folder means its best trial, a pipeline folder its last train or sweep step."""
     from datakit.engine.device import select_device
     from datakit.engine.rundir import RunDir
+    from datakit.run_source import find_run
 
+    found = find_run(run)
+    run = found.path
     path = checkpoint_path(run, checkpoint)
     data = read_checkpoint(path)
     try:
@@ -68,7 +73,8 @@ def load_run(run: str | os.PathLike[str], checkpoint: str = "best", device: str 
     model.to(target).eval()
     run_dir = Path(run) if Path(run).is_dir() else None
     info = RunDir(run_dir).read_info(missing_ok=True) if run_dir is not None else {}
-    return LoadedRun(path, run_dir, model, classes, preprocess, config, info, target, int(data["epoch"]), task)
+    return LoadedRun(path, run_dir, model, classes, preprocess, config, info, target, int(data["epoch"]), task,
+                     found.source)
 
 
 def collect_images(items: Iterable[str | os.PathLike[str]]) -> list[Path]:

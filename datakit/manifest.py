@@ -402,6 +402,8 @@ def load_manifest(path: str | os.PathLike[str], validate_schema: bool = True,
         raise ManifestError(f"{location}: not a manifest (no {HEADER_NAME} inside)")
     try:
         header = json.loads(header_path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise ManifestError(f"{header_path}: JSON nested too deeply to read; not a manifest header") from None
     except json.JSONDecodeError as exc:
         raise ManifestError(f"{header_path}: line {exc.lineno}, column {exc.colno}: invalid JSON ({exc.msg})") from None
     except UnicodeDecodeError:

@@ -106,8 +106,9 @@ def sample_step(ctx: StepContext, name: str, output: str | None = None, seed: in
     result = sample(name, ctx.output_path(output), seed=ctx.seed if seed is None else seed, count=count, size=size,
                     objects=tuple(objects or (1, 3)), imbalance=imbalance, noise=noise, image_format=image_format,
                     show_progress=ctx.show_progress)
-    ctx.show(lambda c: c.print(f"{result.images} images of {len(result.classes)} classes in {result.image_folder}",
-                               highlight=False))
+    from datakit.render import path_line
+
+    ctx.show(lambda c: path_line(c, f"{result.images} images of {len(result.classes)} classes in {result.image_folder}"))
     return {"images": str(result.image_folder), "output": str(result.output), "count": result.images,
             "classes": result.classes}
 
@@ -169,9 +170,10 @@ def train_step(ctx: StepContext, manifest: str | None = None, config: Any = None
     result = train(ctx.input_path(manifest, "manifest"), config, ctx.output_path(output),
                    show_progress=ctx.show_progress, **overrides)
     ctx.show(lambda c: render_training.train_summary(c, result))
-    return {"run": str(result.run_dir), "status": result.status, "monitor": result.monitor,
+    return {"run": str(result.run_dir), "task": result.task, "status": result.status, "monitor": result.monitor,
             "best_metric": result.best_metric, "best_epoch": result.best_epoch, "epochs": result.epochs_run,
-            "test_accuracy": result.test_accuracy, "seconds": round(result.seconds, 3)}
+            "test_accuracy": result.test_accuracy, "test_metrics": result.test_metrics,
+            "seconds": round(result.seconds, 3)}
 
 
 def eval_step(ctx: StepContext, run: str | None = None, manifest: str | None = None, split: str = "test",

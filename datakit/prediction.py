@@ -29,7 +29,9 @@ def predict(
     Folders are searched for images recursively. An image that cannot be decoded gets an empty
     label and its reason in ``error`` instead of stopping the others. ``all_probabilities`` adds
     one ``p_<class>`` column per class. ``csv`` names a file to write the table to; it may not be
-    one of the inputs (checked before anything is read).
+    one of the inputs (checked before anything is read). ``run`` may be a sweep folder (its best
+    trial) or a pipeline folder (its last train or sweep step); ``table.attrs["run_source"]`` then
+    says which run.
     """
     if isinstance(images, (str, os.PathLike)):
         images = [images]
@@ -53,6 +55,7 @@ def predict(
     if good:
         outputs[good] = loaded.probabilities(decoded[good], batch_size)
     table = loaded.task.to_rows([str(p) for p in paths], outputs, errors, loaded.classes, all_probabilities)
+    table.attrs["run_source"] = loaded.source  # which run a sweep or pipeline folder led to
     if csv is not None:
         table.to_csv(csv, index=False)
     return table

@@ -5,13 +5,26 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 MAX_LISTED = 20
 
 
+def titled(title: str, **options: Any) -> Table:
+    """A table at least as wide as its title, so a title wraps only when the terminal is narrower
+    than it, never mid-word inside a narrow table. Paths go on their own lines (``path_line``),
+    not in titles: a path longer than the terminal would be folded mid-name."""
+    return Table(title=title, min_width=len(title) + 2, **options)
+
+
+def path_line(console: Console, text: str) -> None:
+    """A line that names a path: never cut or folded by rich (the terminal wraps it, whole)."""
+    console.print(text, highlight=False, soft_wrap=True, markup=False)
+
+
 def _counts_table(title: str, counts: dict[str, int], first: str) -> Table:
-    table = Table(title=title)
+    table = titled(title)
     table.add_column(first)
     table.add_column("count", justify="right")
     for key, n in counts.items():
@@ -22,7 +35,7 @@ def _counts_table(title: str, counts: dict[str, int], first: str) -> Table:
 def _listing(console: Console, title: str, rows: list[dict[str, str]], style: str) -> None:
     if not rows:
         return
-    table = Table(title=f"{title} ({len(rows)})", title_style=style)
+    table = titled(f"{title} ({len(rows)})", title_style=style)
     table.add_column("path", overflow="fold")
     if "status" in rows[0]:
         table.add_column("status")
@@ -36,8 +49,8 @@ def _listing(console: Console, title: str, rows: list[dict[str, str]], style: st
 
 
 def sample_summary(console: Console, result: Any) -> None:
-    console.print(_counts_table(f"sample {result.name}: {result.images} images in {result.image_folder}",
-                                result.classes, "class"))
+    console.print(_counts_table(f"sample {result.name}: {result.images} images", result.classes, "class"))
+    path_line(console, f"images in {result.image_folder}")
 
 
 def ingest_summary(console: Console, result: Any) -> None:
@@ -63,15 +76,15 @@ def _folder_summary(console: Console, result: Any) -> None:
         )
         for path in result.deleted[:MAX_LISTED]:
             console.print(f"  deleted: {path}", highlight=False)
-    console.print(f"wrote {result.manifest_path} in {result.seconds:.1f}s", highlight=False)
+    path_line(console, f"wrote {result.manifest_path} in {result.seconds:.1f}s")
 
 
 def info_tables(console: Console, data: dict[str, Any]) -> None:
-    console.print(f"[bold]{data['manifest']}[/]  schema v{data['schema_version']}  tasks: "
+    console.print(f"[bold]{escape(str(data['manifest']))}[/]  schema v{data['schema_version']}  tasks: "
                   f"{', '.join(data['tasks']) or '-'}  images: {data['images']} ({data['ok_images']} ok)  "
-                  f"annotations: {data['annotations']}", highlight=False)
+                  f"annotations: {data['annotations']}", highlight=False, soft_wrap=True)  # the path whole
     splits = sorted({s for per in data["label_by_split"].values() for s in per})
-    table = Table(title="usable images per label and split")
+    table = titled("usable images per label and split")
     table.add_column("label")
     for split in splits:
         table.add_column(split, justify="right")
@@ -94,12 +107,18 @@ def info_tables(console: Console, data: dict[str, Any]) -> None:
 # annotation formats (ingest --format, export, convert)
 
 
+def pipeline_done(console: Console, result: Any) -> None:
+    """The end of `datakit run`: a rule, then where the outputs are, the path never cut."""
+    console.rule(f"pipeline '{result.name}' done in {result.seconds:.1f}s (seed {result.seed})")
+    path_line(console, f"outputs in {result.output}/")
+
+
 def format_report(console: Console, report: Any) -> None:
     """What a format reader or writer changed, remapped or could not represent (skips are listed
     by the caller's summary or here when there is none)."""
     _listing(console, "changed (clipped boxes, merged entries, ...)", report.changed, "bold yellow")
     if report.remapped:
-        table = Table(title=f"category ids remapped ({len(report.remapped)})", title_style="bold yellow")
+        table = titled(f"category ids remapped ({len(report.remapped)})", title_style="bold yellow")
         for column in ("category", "from", "to", "where"):
             table.add_column(column)
         for row in report.remapped[:MAX_LISTED]:
@@ -114,8 +133,8 @@ def export_summary(console: Console, result: Any, read_report: Any = None) -> No
         format_report(console, read_report)
     _listing(console, "skipped while writing", result.report.skipped, "bold yellow")
     format_report(console, result.report)
-    console.print(f"wrote {result.format}: {result.images} images, {result.annotations} objects, "
-                  f"{result.files} files in {result.output}", highlight=False)
+    path_line(console, f"wrote {result.format}: {result.images} images, {result.annotations} objects, "
+                       f"{result.files} files in {result.output}")
 
 
 def split_summary(console: Console, result: Any) -> None:
@@ -134,10 +153,20 @@ def split_summary(console: Console, result: Any) -> None:
     table.add_row("[bold]all[/]", *[f"{result.counts[s]} ({result.counts[s] / max(total, 1) * 100:.1f}%)"
                                      for s in ratios])
     console.print(table)
+    if result.objects_by_class:
+        objects = Table(title="objects per category and split")
+        objects.add_column("category")
+        for name in ratios:
+            objects.add_column(name, justify="right")
+        for name, row in result.objects_by_class.items():
+            total = max(sum(row.values()), 1)
+            objects.add_row(name, *[f"{row[s]} ({row[s] / total * 100:.1f}%)" for s in ratios])
+        console.print(objects)
     worst = f" ({result.worst[0]}, {result.worst[1]})" if result.worst else ""
     console.print(f"worst class deviation from the ratios: {result.worst_deviation_pp:.1f} pp{worst}; "
                   f"{result.kept} images kept their split, {result.assigned} were assigned; "
-                  f"{result.grouped_images} images in {result.groups} groups never straddle splits"
+                  + (f"{result.grouped_images} images that share content, lineage or a group were kept together"
+                     if result.grouped_images else "no two images share content, lineage or a group")
                   + (f"; {result.unused} unusable rows left unsplit" if result.unused else ""), highlight=False)
     for move in result.moves[:50]:
         console.print(f"[yellow]moved[/] {move['id']}: {move['from']} -> {move['to']} ({move['reason']})",

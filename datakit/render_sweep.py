@@ -9,7 +9,8 @@ import pandas as pd
 from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+
+from datakit.render import path_line, titled
 
 STATE_STYLE = {"complete": "green", "pruned": "yellow", "failed": "red", "interrupted": "magenta",
                "running": "cyan", "waiting": "dim", "duplicate": "dim"}
@@ -92,9 +93,8 @@ def leaderboard(console: Console, result: Any, top: int = 10) -> None:
     counts = ", ".join(f"{n} {state}" for state, n in sorted(result.counts.items()))
     names = short_names(result.params)
     metric, tie = result.metric, result.tie_break[0]
-    view = Table(title=f"sweep {result.output}: top {len(ranked)} of {len(table)} trials by {metric} "
-                       f"({counts})",
-                 caption=f"val: at the best epoch; ep: epochs run; {result.tie_break_note}; {result.note}",
+    view = titled(f"sweep {result.output.name}: top {len(ranked)} of {len(table)} trials by {metric} ({counts})",
+                  caption=f"val: at the best epoch; ep: epochs run; {result.tie_break_note}; {result.note}",
                  box=box.SIMPLE_HEAD)
     # the ranking metric, then the column that breaks its ties
     heads = {"val_accuracy": "val\nacc", "val_loss": "val\nloss"}
@@ -120,7 +120,7 @@ def leaderboard(console: Console, result: Any, top: int = 10) -> None:
                       f"{GRACE_SECONDS} s without its heartbeat queues it again)", highlight=False, soft_wrap=True)
     if result.best:
         best = result.best
-        console.print(f"best: trial {best['trial']}, {result.metric} {_fmt(best['value'])}, test accuracy "
-                      f"{_fmt(best['test_accuracy'])} -> {best['run_dir']}", highlight=False)
+        path_line(console, f"best: trial {best['trial']}, {result.metric} {_fmt(best['value'])}, test accuracy "
+                           f"{_fmt(best['test_accuracy'])} -> {best['run_dir']}")
     plot = ", sweep.png" if (result.output / "sweep.png").is_file() else ""
-    console.print(f"wrote {result.output}/: results.csv, results.parquet, best.json{plot}, trials/", highlight=False)
+    path_line(console, f"wrote {result.output}/: results.csv, results.parquet, best.json{plot}, trials/")

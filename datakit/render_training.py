@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
+
+from datakit.render import path_line, titled
 
 MAX_ROWS = 50
 
@@ -17,7 +20,7 @@ def _fmt(value: float | None, digits: int = 4) -> str:
 
 def train_summary(console: Console, result: Any) -> None:
     status = {"completed": "completed", "early_stopped": "stopped early"}.get(result.status, result.status)
-    table = Table(title=f"run {result.run_dir}: {status} after {result.epochs_run} epochs in {result.seconds:.1f}s")
+    table = titled(f"run {Path(result.run_dir).name}: {status} after {result.epochs_run} epochs in {result.seconds:.1f}s")
     table.add_column("")
     table.add_column("value", justify="right")
     table.add_row("task", f"{result.task} ({result.task_reason})" if result.task_reason else result.task)
@@ -40,8 +43,8 @@ def train_summary(console: Console, result: Any) -> None:
         span = f"epoch {epochs[0]}" if len(epochs) == 1 else f"{len(epochs)} epochs, {epochs[0]}-{epochs[-1]}"
         console.print(f"[bold yellow]not learning ({span}):[/] {problem['message']}", highlight=False,
                       soft_wrap=True)
-    console.print(f"wrote {result.run_dir}/: config.yaml, metrics.csv, curves.png, splits.csv, "
-                  f"checkpoints/best.pt, checkpoints/last.pt", highlight=False)
+    path_line(console, f"wrote {result.run_dir}/: config.yaml, metrics.csv, curves.png, splits.csv, "
+                       f"checkpoints/best.pt, checkpoints/last.pt")
 
 
 def derived_table(derivation: Any) -> Table:
@@ -62,17 +65,21 @@ def derived_table(derivation: Any) -> Table:
 
 
 def config_keys(console: Console, rows: list[tuple[str, Any, str, str]]) -> None:
-    table = Table(title="config keys (set in YAML, with --set KEY=VALUE, or as datakit.train(**{KEY: VALUE}))")
+    table = titled("config keys (set in YAML, with --set KEY=VALUE, or as datakit.train(**{KEY: VALUE}))")
     table.add_column("key", no_wrap=True)
     table.add_column("default")
     table.add_column("type")
     table.add_column("meaning")
-    for key, default, kind, help_text in rows:
-        table.add_row(key, repr(default), kind, help_text)
+    from rich.markup import escape
+
+    for key, default, kind, help_text in rows:  # "[height, width]" is text, not rich markup
+        table.add_row(*(escape(text) for text in (key, repr(default), kind, help_text)))
     console.print(table)
 
 
 def eval_tables(console: Console, metrics: dict[str, Any]) -> None:
+    if metrics.get("run_source"):
+        console.print(f"using {metrics['run_source']}", highlight=False, soft_wrap=True)
     head = (f"[bold]{metrics['split']}[/] split ({metrics['split_source']}): {metrics['images']} images, "
             f"accuracy [bold]{metrics['accuracy']:.4f}[/], {metrics['misclassified']} misclassified")
     if metrics.get("roc_auc") is not None:
@@ -94,18 +101,18 @@ def eval_tables(console: Console, metrics: dict[str, Any]) -> None:
     console.print(table)
     classes = metrics["classes"]
     if len(classes) <= 12:
-        matrix = Table(title="confusion matrix (rows: true, columns: predicted)")
+        matrix = titled("confusion matrix (rows: true, columns: predicted)")
         matrix.add_column("")
         for name in classes:
             matrix.add_column(name, justify="right")
         for name, row in zip(classes, metrics["confusion_matrix"]):
             matrix.add_row(name, *[str(v) for v in row])
         console.print(matrix)
-    console.print(f"wrote {', '.join(metrics['files'].values())}", highlight=False, soft_wrap=True)
+    path_line(console, f"wrote {', '.join(metrics['files'].values())}")
 
 
 def predictions_table(console: Console, table: pd.DataFrame) -> None:
-    out = Table(title=f"{len(table)} images")
+    out = titled(f"{len(table)} images")
     out.add_column("path", overflow="fold")
     out.add_column("class")
     out.add_column("probability", justify="right")

@@ -7,7 +7,9 @@ Two entry points:
   one another (``parent_id``), rows with the same user ``group`` value, and whatever the
   ``group_by`` hooks join (the data-quality report adds near-duplicate clusters this way).
   Stratified by class (the image label, or for object manifests the image's most frequent object
-  category), deterministic by seed, and stable: images that already have a split keep it, new
+  category) and, where there are objects, by the object counts of every category too (groups are
+  placed one at a time, in a seeded order, where their class and their objects are most short of
+  the ratios), deterministic by seed, and stable: images that already have a split keep it, new
   images fill each class's shortfall towards the ratios, and an image moves only when keeping it
   would leave its group straddling splits (the fewest move, and each move is reported).
 - ``stratified_split`` / ``plan_splits``: what training uses for a manifest without splits
@@ -133,6 +135,8 @@ GroupHook = Callable[[pd.DataFrame], pd.Series]
 GroupBy = Union[str, GroupHook, Sequence[Union[str, GroupHook]], None]
 DEFAULT_RATIOS = (0.7, 0.15, 0.15)
 NO_CLASS = "(no class)"
+# how much the object categories count next to the image classes when a group's split is chosen
+OBJECT_WEIGHT = 0.5
 
 
 @dataclass
@@ -151,6 +155,7 @@ class SplitResult:
     grouped_images: int = 0  # images in a group of two or more
     unused: int = 0  # rows not split (status not ok)
     in_place: bool = False
+    objects_by_class: dict[str, dict[str, int]] = field(default_factory=dict)  # category -> split -> objects
 
     def shares(self) -> dict[str, dict[str, float]]:
         out = {}
@@ -166,6 +171,7 @@ class SplitResult:
             "worst_deviation_pp": round(self.worst_deviation_pp, 3),
             "worst": list(self.worst) if self.worst else None, "kept": self.kept, "assigned": self.assigned,
             "moves": self.moves, "groups": self.groups, "grouped_images": self.grouped_images, "unused": self.unused,
+            "objects_by_class": self.objects_by_class,
         }
 
 
@@ -261,6 +267,16 @@ def _strata(manifest: Any, images: pd.DataFrame) -> pd.Series:
     return strata.fillna(NO_CLASS).astype(str)
 
 
+def _object_counts(manifest: Any, images: pd.DataFrame) -> tuple[np.ndarray | None, list[str]]:
+    """Objects per image row and category (rows x categories), or None for a manifest without objects."""
+    annotations = manifest.annotations
+    if not len(annotations):
+        return None, []
+    table = pd.crosstab(annotations["image_id"].astype(str), annotations["category"].astype(str))
+    table = table.reindex(images["id"].astype(str)).fillna(0)
+    return table.to_numpy(dtype=np.int64), [str(c) for c in table.columns]
+
+
 def _rank(keys: list[str], seed: int, salt: str) -> dict[str, int]:
     rng = np.random.default_rng([seed, zlib.crc32(salt.encode("utf-8"))])
     order = rng.permutation(len(keys))
@@ -273,11 +289,13 @@ def assign_splits(
     ratios: dict[str, float],
     seed: int,
     group_keys: list[pd.Series],
+    objects: np.ndarray | None = None,
 ) -> tuple[pd.Series, list[dict[str, str]], int, int]:
     """(split per row, moves, number of groups, images in groups of two or more) for ``images``.
 
     Existing values of ``images["split"]`` are kept unless their group straddles splits; then the
-    group goes to the split most of its images are in, and the others move.
+    group goes to the split most of its images are in, and the others move. ``objects`` (rows x
+    categories, object counts) makes new groups also fill each category's shortfall of objects.
     """
     n = len(images)
     ids = images["id"].astype(str).to_numpy()
@@ -320,20 +338,41 @@ def assign_splits(
     for p in range(n):
         if result[p] is not None:
             have[strata_values[p]][result[p]] += 1
-    group_class = {r: sorted(strata_values[p] for p in members[r])[0] for r in new_groups}
-    for c in sorted(set(group_class.values())):
-        mine = [r for r in new_groups if group_class[r] == c]
-        ranks = _rank(sorted(ids[r] for r in mine), seed, c)
-        mine.sort(key=lambda r: (-len(members[r]), ranks[ids[r]]))
-        for r in mine:
-            size = len(members[r])
-            target = {s: ratios[s] * total_by_class[c] for s in SPLITS}
-            # the split furthest below its share after taking this group; ties in train, val, test order
-            best = max((s for s in SPLITS if ratios[s] > 0),
-                       key=lambda s: (target[s] - have[c][s] - size / 2, -order[s]))
-            for p in members[r]:
-                result[p] = best
-                have[strata_values[p]][best] += 1
+    # a group of mixed classes is stratified by its most frequent one (ties: the first name)
+    group_class = {r: min(pd.Series(strata_values[members[r]]).value_counts().items(), key=lambda kv: (-kv[1], kv[0]))[0]
+                   for r in new_groups}
+    object_total = object_have = None
+    if objects is not None and objects.shape[1]:
+        object_total = objects.sum(0).astype(float)
+        object_have = {s: objects[result == s].sum(0).astype(float) for s in SPLITS}
+    have_total = {c: sum(v.values()) for c, v in have.items()}
+    # one seeded order over every new group, largest first: classes and object categories fill
+    # their shares side by side rather than one class after the other
+    ranks = _rank(sorted(ids[r] for r in new_groups), seed, "groups")
+    for r in sorted(new_groups, key=lambda r: (-len(members[r]), ranks[ids[r]])):
+        c = group_class[r]
+        size = len(members[r])
+        counts = objects[members[r]].sum(0) if object_total is not None else None
+        seen = have_total[c] + size
+
+        def shortfall(s: str) -> float:
+            """How far below its share split ``s`` is once it took the group (a fraction of the class so far)."""
+            value = (ratios[s] * seen - have[c][s] - size / 2) / seen
+            if counts is not None and counts.sum():
+                # and of each object category in the group, weighted by its objects there
+                placed = sum(object_have.values()) + counts
+                short = (ratios[s] * placed - object_have[s] - counts / 2) / np.maximum(placed, 1)
+                value += OBJECT_WEIGHT * float((short * counts).sum() / counts.sum())
+            return value
+
+        # the split furthest below its share; ties in train, val, test order
+        best = max((s for s in SPLITS if ratios[s] > 0), key=lambda s: (shortfall(s), -order[s]))
+        for p in members[r]:
+            result[p] = best
+            have[strata_values[p]][best] += 1
+            have_total[strata_values[p]] += 1
+        if counts is not None:
+            object_have[best] = object_have[best] + counts
     grouped = sum(len(rows) for rows in members.values() if len(rows) > 1)
     return pd.Series(result, index=images.index, dtype="string"), moves, len(members), grouped
 
@@ -382,7 +421,8 @@ def split(
         if not isinstance(k, pd.Series) or len(k) != len(usable):
             raise DatakitError(f"group_by hook {i}: must return a Series with one key per image row")
     before = usable["split"].astype("string")
-    splits, moves, groups, grouped = assign_splits(usable, strata, wanted, seed, keys)
+    objects, object_names = _object_counts(m, usable)
+    splits, moves, groups, grouped = assign_splits(usable, strata, wanted, seed, keys, objects)
     kept = int((before.notna() & (before == splits)).sum())
     assigned = int(before.isna().sum())
     updated = images.copy()
@@ -398,6 +438,10 @@ def split(
         check_image_root(m.image_root, str(output), allow_outside)
         out = save_manifest(m, target, table_format=_table_format(source))
     by_class = {c: {s: int(((strata == c) & (splits == s)).sum()) for s in SPLITS} for c in sorted(strata.unique())}
+    objects_by_class = {}
+    if objects is not None:
+        for k, name in enumerate(object_names):
+            objects_by_class[name] = {s: int(objects[(splits == s).to_numpy(), k].sum()) for s in SPLITS}
     worst, worst_at = 0.0, None
     for c, row in by_class.items():
         total = sum(row.values())
@@ -409,5 +453,5 @@ def split(
         manifest=Path(out), ratios=wanted, seed=seed,
         counts={s: int((splits == s).sum()) for s in SPLITS}, by_class=by_class, worst_deviation_pp=worst,
         worst=worst_at, kept=kept, assigned=assigned, moves=moves, groups=groups, grouped_images=grouped,
-        unused=int((~usable_mask).sum()), in_place=output is None,
+        unused=int((~usable_mask).sum()), in_place=output is None, objects_by_class=objects_by_class,
     )

@@ -46,6 +46,8 @@ def test_the_image_is_what_cv2_gave(policy: str, shape: tuple[int, int, int]) ->
         out = resize_image(image, *size, policy)
         assert out.shape == (*size, shape[2])
         np.testing.assert_array_equal(out, _reference(image, *size, policy))
+        # with targets (through targets.apply) the pixels are the same
+        np.testing.assert_array_equal(resize_sample(Sample(image=image), *size, policy).sample.image, out)
 
 
 def test_letterbox_moves_boxes_and_instance_masks_with_the_pixels() -> None:

@@ -127,3 +127,44 @@ def test_na_with_reason_instead_of_minus_one(tmp_path: Path) -> None:
     assert "no ground truth of this class" in result["bbox"]["per_class"]["class_3"]["note"]
     text = (tmp_path / "p-eval" / "metrics.json").read_text()
     assert "-1" not in json.loads(text)["metrics"].values()
+
+
+def test_split_renumbered_ids_and_category_zero_match_the_export(tmp_path: Path) -> None:
+    """No source ids (the export numbers each split file 1..N in path order) and a category with
+    id 0 (the export shifts ids by one): predictions written against the exported val file match."""
+    manifest, predictions = synthetic.detection_set(n_images=16, n_boxes=90, n_predictions=150, seed=11,
+                                                    n_categories=3)
+    manifest.categories = [{"id": i, "name": c["name"]} for i, c in enumerate(manifest.categories)]
+    manifest.images = manifest.images.drop(columns=["source_id"]).assign(
+        split=["train" if i % 2 else "val" for i in range(len(manifest.images))])
+    save_manifest(manifest, tmp_path / "m")
+    export(tmp_path / "m", "coco", tmp_path / "coco", images="none")
+    val = json.loads((tmp_path / "coco" / "annotations" / "instances_val.json").read_text())
+    assert [c["id"] for c in val["categories"]] == [1, 2, 3]
+    number_of = {im["file_name"]: im["id"] for im in val["images"]}
+    shift = {c: i + 1 for i, c in enumerate(synthetic.SPARSE_IDS[:3])}  # synthetic ids -> export ids
+    results = [{**p, "image_id": number_of[f"img{p['image_id']:06d}.png"], "category_id": shift[p["category_id"]]}
+               for p in predictions if f"img{p['image_id']:06d}.png" in number_of]
+    preds = tmp_path / "val.json"
+    preds.write_text(json.dumps(results))
+    ref = _pycocotools(tmp_path / "coco" / "annotations" / "instances_val.json", preds, "bbox")
+    result, extras = scoring.score(preds, tmp_path / "m", split="val", plots=False)
+    _same_arrays(ref, extras["bbox"])
+    np.testing.assert_allclose(result["bbox"]["stats"], ref.stats, atol=1e-6, rtol=0)
+    assert any("COCO id 1 (manifest id 0)" in note for note in result["notes"])
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_fuzz_many_seeds(tmp_path: Path, seed: int) -> None:
+    """Random sizes, category counts, crowd shares, overfull images, tie rates and maxDets."""
+    rng = np.random.default_rng(seed)
+    masks = seed % 8 == 0
+    manifest, gt_json, preds = _setup(
+        tmp_path, n_images=int(rng.integers(5, 40 if not masks else 10)), n_boxes=int(rng.integers(10, 300)),
+        n_predictions=int(rng.integers(1, 600 if not masks else 150)), seed=1000 + seed,
+        n_categories=int(rng.integers(1, 13)), crowd_fraction=float(rng.uniform(0, 0.2)),
+        overfull_images=int(rng.integers(0, 3)) if not masks else 0, tie_scores=bool(rng.integers(0, 2)), masks=masks)
+    max_dets = sorted({int(v) for v in rng.integers(1, 150, 3)}) if seed % 3 == 0 else None
+    _, extras = scoring.score(preds, manifest, max_dets=max_dets, plots=False)
+    for iou_type in ("bbox", "segm") if masks else ("bbox",):
+        _same_arrays(_pycocotools(gt_json, preds, iou_type, max_dets), extras[iou_type])

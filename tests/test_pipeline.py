@@ -148,3 +148,22 @@ def test_the_demo_runs_its_pipeline_end_to_end(tmp_path: Path) -> None:
     assert result.status == "completed" and [s.id for s in result.steps][-1] == "eval"
     assert result.results("eval")["accuracy"] > 0.9
     assert (tmp_path / "demo" / "pipeline.yaml").is_file()
+
+
+def test_cli_run_never_cuts_a_path_and_titles_wrap_only_between_words(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from datakit.cli import app
+
+    deep = tmp_path / "a-rather-long-folder-name-for-testing" / "another-long-nested-folder-name" / "outputs"
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text(yaml.safe_dump({"name": "paths", "steps": [
+        {"sample": {"name": "shapes", "count": 8, "size": 24, "objects": [1, 1]}}, {"ingest": {}}, {"info": {}}]}))
+    result = CliRunner().invoke(app, ["run", str(pipeline), "-o", str(deep), "-q"], terminal_width=80)
+    assert result.exit_code == 0, result.output
+    assert len(str(deep)) > 80 and "…" not in result.stdout
+    lines = result.stdout.splitlines()
+    assert f"outputs in {deep}/" in lines  # whole, on one line that the terminal wraps
+    assert any(line.startswith("wrote ") and str(deep / "ingest") in line for line in lines)
+    # a title that fits the terminal stays on one line, even over a narrow table
+    assert any(line.strip() == "usable images per label and split" for line in lines)

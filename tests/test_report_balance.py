@@ -89,7 +89,7 @@ def test_fail_on_parse_and_evaluate():
     assert fail_on.evaluate([fail_on.parse("imbalance>3")], {"imbalance": float("inf")}) == ["imbalance = inf (imbalance>3)"]
 
 
-def test_splits_small_split_and_missing_class(imbalanced, tmp_path):
+def test_splits_small_split_and_missing_class(imbalanced, tmp_path, allow_outside):
     manifest, classes = imbalanced
     m = datakit.load_manifest(manifest)
     paths = sorted(m.images["path"])
@@ -98,7 +98,7 @@ def test_splits_small_split_and_missing_class(imbalanced, tmp_path):
     assign = {p: "train" for p in paths}
     for p in circles[:3]:
         assign[p] = "val"
-    out = with_splits(manifest, tmp_path / "split", assign)
+    out = with_splits(manifest, f"split-{tmp_path.name}", assign)
     report = datakit.balance_report(out, sections=["balance"], show_progress=False)
     bal = report.sections["balance"]
     assert bal["basis"] == "train"
@@ -108,11 +108,11 @@ def test_splits_small_split_and_missing_class(imbalanced, tmp_path):
     assert bal["missing_from_split"] == {"val": ["square", "star", "triangle"]}
 
 
-def test_class_missing_from_train_is_infinite_imbalance(imbalanced, tmp_path):
+def test_class_missing_from_train_is_infinite_imbalance(imbalanced, tmp_path, allow_outside):
     manifest, _ = imbalanced
     m = datakit.load_manifest(manifest)
     assign = {p: ("test" if p.startswith("star/") else "train") for p in m.images["path"]}
-    out = with_splits(manifest, tmp_path / "split", assign)
+    out = with_splits(manifest, f"split-{tmp_path.name}", assign)
     code, data = _report(out, "--fail-on", "imbalance>100")
     assert code == 1
     assert data["metrics"]["imbalance"] == "inf"

@@ -42,6 +42,8 @@ def _split_of(manifest: Path) -> dict[str, str]:
 
 def test_stratified_within_two_points_and_counts_printed(tmp_path: Path) -> None:
     manifest = _manifest(tmp_path, {"cat": 100, "dog": 60, "fox": 40})
+    for seed in range(1, 5):
+        assert split(manifest, tmp_path / f"seed{seed}", ratios="0.6,0.3,0.1", seed=seed).worst_deviation_pp <= 2.0
     result = split(manifest, tmp_path / "out", ratios="0.7,0.15,0.15", seed=0)
     assert result.worst_deviation_pp <= 2.0
     for label, row in result.by_class.items():
@@ -193,3 +195,21 @@ def test_an_output_whose_image_root_would_leave_the_data_set_is_refused_before_w
     assert not (tmp_path / "deep").exists()
     split(manifest, tmp_path / "deep" / "er", allow_outside=True)
     assert load_manifest(tmp_path / "deep" / "er", allow_outside=True).images["split"].notna().all()
+
+
+def test_object_manifests_are_stratified_by_object_categories(tmp_path: Path) -> None:
+    from datakit.samples import sample
+
+    sample("shapes", tmp_path / "shapes", count=200, seed=0, show_progress=False)
+    ingest(tmp_path / "shapes", tmp_path / "m", workers=1, show_progress=False)  # COCO boxes and masks
+    m = load_manifest(tmp_path / "m")
+    assert len(m.annotations) > len(m.images)
+    result = split(tmp_path / "m", seed=0)
+    assert set(result.objects_by_class) == set(m.annotations["category"].astype(str))
+    for name, row in result.objects_by_class.items():
+        total = sum(row.values())
+        for s, ratio in result.ratios.items():
+            assert abs(row[s] / total - ratio) <= 0.03, (name, s, row)
+    shown = CliRunner().invoke(app, ["split", str(tmp_path / "m"), "--seed", "0"])
+    assert shown.exit_code == 0 and "objects per category and split" in shown.stdout
+    assert split(tmp_path / "m", seed=0).moves == []  # run again: nothing moves

@@ -141,7 +141,8 @@ def test_ctrl_c_saves_a_checkpoint_exits_130_and_resume_finishes(digits_small: P
     run = tmp_path / "run"
     sets = [a for k, v in TINY_TRAIN.items() for a in ("--set", f"{k}={json.dumps(v)}")]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen(_cli("train", str(digits_small), "-o", str(run), "--epochs", "500", *sets),
+    # early stopping off: on a loaded machine a run that stops early can end before the signal is sent
+    process = subprocess.Popen(_cli("train", str(digits_small), "-o", str(run), "--epochs", "500", "--patience", "0", *sets),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:

@@ -104,3 +104,44 @@ def test_command_line_assignments_are_read_as_yaml() -> None:
 def test_shipped_train_configs_are_valid(name: str) -> None:
     config = cfg.resolve_config(REPO / "configs" / name)
     assert config.model.name == "cnn"
+
+
+def test_patience_zero_switches_early_stopping_off(digits_small: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from datakit.cli import app
+    from datakit.training import train
+    from tests.conftest import TINY_TRAIN
+
+    assert cfg.resolve_config(None, {"patience": 0}).train.patience is None
+    assert cfg.resolve_config(None, {"train.patience": 3}).train.patience == 3
+    with pytest.raises(DatakitError, match="train.patience"):
+        cfg.resolve_config(None, {"train.patience": -1})
+    shown = CliRunner().invoke(app, ["train", "--print-config", "--patience", "0"])
+    assert shown.exit_code == 0, shown.output
+    assert "patience: null" in shown.stdout
+    # no epoch can beat the first by 10 in val loss: with patience 2 this stops after epoch 3 (test_train);
+    # with patience 0 every epoch runs
+    result = train(digits_small, output=tmp_path / "run", show_progress=False,
+                   **{**TINY_TRAIN, "epochs": 4, "train.monitor": "val_loss", "train.min_delta": 10.0, "patience": 0})
+    assert result.status == "completed" and result.epochs_run == 4
+
+
+def test_list_keys_prints_brackets_as_text() -> None:
+    import io
+
+    from rich.console import Console
+    from typer.testing import CliRunner
+
+    from datakit.cli import app
+    from datakit.render_training import config_keys
+
+    listed = CliRunner().invoke(app, ["train", "--list-keys"])
+    assert listed.exit_code == 0, listed.output
+    assert "[height," in listed.stdout  # rich markup would have swallowed the bracketed words
+    wide = Console(file=io.StringIO(), width=250)
+    config_keys(wide, cfg.describe())
+    lines = wide.file.getvalue().splitlines()
+    line = next(row for row in lines if "data.image_size" in row)
+    assert "or [height, width]" in line and "int or list[int]" in line
+    assert "0 or null = off" in next(row for row in lines if "train.patience" in row)

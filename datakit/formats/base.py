@@ -161,6 +161,17 @@ class WriteResult:
 # paths
 
 
+def read_text(path: Path, shown: str | None = None) -> str:
+    """A text file of a data set, as UTF-8 (a BOM is dropped); anything else is one clear line."""
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DatakitError(f"{shown or path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+                           "save it as UTF-8") from None
+    except OSError as exc:
+        raise DatakitError(f"{shown or path}: cannot read ({exc.strerror or exc})") from None
+
+
 def safe_relative(name: str, base: str = "") -> tuple[str, str | None]:
     """``name`` (relative to folder ``base`` inside the data set) as a path from the data set root.
 

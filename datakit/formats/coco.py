@@ -47,20 +47,36 @@ DESCRIPTION = "COCO instances JSON (boxes, polygons, RLE)"
 _SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
                   "minival": "val", "test": "test", "testing": "test", "test-dev": "test"}
 _PEEK_BYTES = 65536
+_MAX_SIDE = 2**31 - 1  # larger sides do not fit the manifest's integer columns (and no image has them)
 
 
 # ---------------------------------------------------------------------------------------------
 # detection
 
 
+_COCO_KEY = re.compile(rb'"(?:images|annotations)"\s*:\s*\[')
+
+
 def _looks_like_coco(path: Path) -> bool:
     try:
         with open(path, "rb") as fh:
             head = fh.read(_PEEK_BYTES).decode("utf-8", "ignore").lstrip()
+            if not head.startswith("{") or '"shapes"' in head:
+                # LabelMe files are JSON objects too; they have "shapes" and no "images" list
+                return False
+            if '"images"' in head or '"annotations"' in head:
+                return True
+            # a large "info" or "licenses" block can push the lists past the peek (a 50 MB file
+            # was missed): stream the rest in chunks, overlapping so a key split across two is seen
+            fh.seek(0)
+            tail = b""
+            while chunk := fh.read(1 << 22):
+                if _COCO_KEY.search(tail + chunk):
+                    return True
+                tail = chunk[-64:]
     except OSError:
         return False
-    # LabelMe files are JSON objects too; they have "shapes" and no "images" list
-    return head.startswith("{") and ('"images"' in head or '"annotations"' in head) and '"shapes"' not in head
+    return False
 
 
 def annotation_files(src: Path) -> list[Path]:
@@ -86,6 +102,8 @@ def load_json(path: Path, shown: str) -> Any:
     """Parse a JSON file; a syntax error names file, line and column."""
     try:
         return json.loads(path.read_bytes())
+    except RecursionError:
+        raise DatakitError(f"{shown}: JSON nested too deeply to read (over ~1000 levels); not an annotation file") from None
     except json.JSONDecodeError as exc:
         raise DatakitError(f"{shown}: line {exc.lineno}, column {exc.colno}: invalid JSON ({exc.msg})") from None
     except UnicodeDecodeError:
@@ -212,8 +230,11 @@ def _read_file(data: Any, shown: str, subset: str, root: Path, options: ReadOpti
             refused.add(image_id)
             continue
         width, height = im.get("width"), im.get("height")
-        width = width if _is_int(width) and width > 0 else None
-        height = height if _is_int(height) and height > 0 else None
+        for name, value in (("width", width), ("height", height)):
+            if _is_int(value) and value > _MAX_SIDE:
+                report.change(shown, where, f"{name} {value} is not a plausible image size; the file's own size is used")
+        width = width if _is_int(width) and 0 < width <= _MAX_SIDE else None
+        height = height if _is_int(height) and 0 < height <= _MAX_SIDE else None
         image_paths[image_id] = path
         image_sizes[image_id] = (width, height)
         images.add(path, width, height, split=split, where=f"{shown}: {where}", source_id=str(image_id))

@@ -25,6 +25,7 @@ from datakit import geometry
 from datakit.errors import DatakitError
 from datakit.formats import label_maps
 from datakit.formats.base import (
+    read_text,
     AnnotationTable,
     CategoryTable,
     ImageTable,
@@ -62,7 +63,7 @@ def _classes(src: Path) -> dict[int, str] | None:
     path = src / "classes.txt"
     if not path.is_file():
         return None
-    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    lines = [line.strip() for line in read_text(path).splitlines()]
     lines = [line for line in lines if line and not line.startswith("#")]
     numbered = [re.match(r"^(\d+)\s+(.+)$", line) for line in lines]
     if lines and all(numbered):

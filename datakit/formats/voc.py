@@ -25,6 +25,7 @@ from datakit import geometry
 from datakit.errors import DatakitError
 from datakit.formats import label_maps
 from datakit.formats.base import (
+    read_text,
     AnnotationTable,
     CategoryTable,
     ExportImage,
@@ -71,7 +72,7 @@ def _class_list(src: Path) -> tuple[list[str] | None, np.ndarray | None, str | N
     if labelmap.is_file():
         names: list[str] = []
         colours: list[list[int]] = []
-        for number, line in enumerate(labelmap.read_text(encoding="utf-8").splitlines(), start=1):
+        for number, line in enumerate(read_text(labelmap).splitlines(), start=1):
             line = line.strip()
             if not line or line.startswith("#"):
                 continue
@@ -92,7 +93,7 @@ def _class_list(src: Path) -> tuple[list[str] | None, np.ndarray | None, str | N
         return names, palette, "labelmap.txt"
     class_names = src / "class_names.txt"
     if class_names.is_file():
-        names = [line.strip() for line in class_names.read_text(encoding="utf-8").splitlines() if line.strip()]
+        names = [line.strip() for line in read_text(class_names).splitlines() if line.strip()]
         return names, None, "class_names.txt"
     return None, None, None
 
@@ -108,7 +109,7 @@ def _split_lists(src: Path, report: Report) -> dict[str, str]:
             if not path.is_file():
                 continue
             shown = f"ImageSets/{folder.name}/{split}.txt"
-            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            for number, line in enumerate(read_text(path).splitlines(), start=1):
                 stem = line.split()[0] if line.split() else ""
                 if not stem:
                     continue

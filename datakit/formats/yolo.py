@@ -25,6 +25,7 @@ import yaml
 from datakit import geometry
 from datakit.errors import DatakitError
 from datakit.formats.base import (
+    read_text,
     AnnotationTable,
     CategoryTable,
     ImageTable,
@@ -74,7 +75,7 @@ def detect(src: Path) -> bool:
 
 def load_yaml(path: Path, shown: str) -> Any:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(read_text(path))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
@@ -86,7 +87,7 @@ def load_yaml(path: Path, shown: str) -> Any:
 
 def _darknet_config(path: Path) -> dict[str, str]:
     config: dict[str, str] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -132,7 +133,7 @@ def _split_sources(config_path: Path, root: Path, report: Report) -> tuple[list[
         names_file = _in_root(root, config.get("names", "obj.names"), shown, report)
         if names_file is None or not (root / names_file).is_file():
             raise DatakitError(f"{shown}: names file {config.get('names', 'obj.names')!r} not found")
-        names = [line.strip() for line in (root / names_file).read_text(encoding="utf-8").splitlines() if line.strip()]
+        names = [line.strip() for line in read_text(root / names_file).splitlines() if line.strip()]
         for key, split in _SPLIT_KEYS.items():
             if key in config:
                 sources.setdefault(split, []).append(config[key])
@@ -176,7 +177,7 @@ def _images_of(root: Path, source: str, report: Report) -> list[str]:
                       if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file() and not p.name.startswith("."))
     if target.is_file():
         out = []
-        for number, line in enumerate(target.read_text(encoding="utf-8").splitlines(), start=1):
+        for number, line in enumerate(read_text(target).splitlines(), start=1):
             line = line.strip()
             if line:
                 path = _in_root(root, line, f"{source}: line {number}", report)
@@ -236,7 +237,7 @@ def read(src: Path, options: ReadOptions) -> ReadResult:
 
 def _read_labels(path: Path, shown: str, image: str, size: tuple[int, int] | None, names: list[str],
                  annotations: AnnotationTable, report: Report) -> None:
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = read_text(path).splitlines()
     if size is None:
         if any(line.strip() for line in lines):
             report.skip(shown, "", "image size unknown (file missing or unreadable); its normalized objects cannot be placed")

@@ -60,9 +60,15 @@ def _infer_task(predictions: Detections | MaskFolder, truth: Truth, task: str | 
         return "semantic"
     if task == "semantic":
         raise DatakitError("semantic scoring takes a folder of mask PNGs (pixel value = category id, 255 = ignore)")
+    ann = truth.manifest.annotations
+    gt_masks = bool(len(ann)) and bool(ann["segmentation_kind"].notna().any())
     if task is None:
         if "localization" in (truth.manifest.tasks or []):
             return "localization"
+        if predictions.rles is not None and not gt_masks:
+            truth.notes.append("the predictions hold masks but the ground truth has none: scored as boxes "
+                               "(detection); pass --task instance to score empty ground-truth masks anyway")
+            return "detection"
         return "instance" if predictions.rles is not None else "detection"
     if task == "instance" and predictions.rles is None:
         raise DatakitError("--task instance needs masks in the predictions (a 'segmentation' per result, or YOLO "
@@ -88,6 +94,7 @@ def score(
     output: str | os.PathLike[str] | None = None,
     plots: bool = True,
     max_worst: int = 20,
+    show_progress: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The metrics dict and the raw arrays (COCOeval precision/recall/scores, confusion matrices).
 
@@ -95,7 +102,8 @@ def score(
     semantic or localization (default from the predictions); ``max_dets``: detections kept per
     image (default 1, 10, 100); ``lenient``: skip predictions that fail the checks instead of
     stopping; ``output``: report folder (default ``<predictions>-eval`` beside them); ``plots``:
-    write PNG/CSV files; ``max_worst``: images listed in ``worst_images``.
+    write PNG/CSV files; ``max_worst``: images listed in ``worst_images``; ``show_progress``: a
+    progress bar while mask PNGs are read.
     """
     task = task_name(task)
     path = Path(predictions)
@@ -110,7 +118,7 @@ def score(
     if task == "semantic":
         from datakit.metrics import segmentation
 
-        checked = segmentation.lint_masks(read, truth, lint)  # type: ignore[arg-type]
+        checked = segmentation.lint_masks(read, truth, lint, show_progress)  # type: ignore[arg-type]
         skipped = lint.finish(lenient)
         result, extras = segmentation.score(checked, truth)
     else:

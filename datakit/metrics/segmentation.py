@@ -12,12 +12,14 @@ and predictions has no IoU (NaN) and is left out of the means (``nanmean``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from datakit import geometry
+from datakit.console import progress_bar
 from datakit.metrics.lint import Lint
 from datakit.metrics.readers import MaskFolder
 from datakit.metrics.truth import Truth
@@ -45,7 +47,7 @@ def classes(truth: Truth) -> tuple[list[int], list[str]]:
     return values, labels
 
 
-def lint_masks(folder: MaskFolder, truth: Truth, lint: Lint) -> Checked:
+def lint_masks(folder: MaskFolder, truth: Truth, lint: Lint, show_progress: bool = False) -> Checked:
     """Read every pair and count its pixels; wrong sizes, unknown values and missing predictions
     go to the lint (those images are not counted)."""
     values, labels = classes(truth)
@@ -56,31 +58,38 @@ def lint_masks(folder: MaskFolder, truth: Truth, lint: Lint) -> Checked:
     root = truth.manifest.root()
     column = truth.images["semantic_mask"] if "semantic_mask" in truth.images else None
     masks = dict(zip(truth.images.index, column.tolist())) if column is not None else {}
-    for image_id in truth.images.index.tolist():
-        relative = masks.get(image_id)
-        if relative is None or relative is pd.NA or (isinstance(relative, float) and np.isnan(relative)):
-            checked.no_truth += 1
-            continue
-        path = folder.files.get(image_id)
-        if path is None:
-            lint.add("image(s) with a ground-truth class map but no predicted mask", truth.paths[image_id])
-            continue
-        gt = geometry.read_label_png(root / str(relative))
-        pred = geometry.read_label_png(path)
-        if pred.ndim != 2 or pred.shape != gt.shape:
-            lint.add("predicted mask(s) of the wrong size", f"{path.name} {'x'.join(map(str, pred.shape[:2]))} "
-                     f"for {'x'.join(map(str, gt.shape))}")
-            continue
-        bad = ~allowed[pred.astype(np.int64)]
-        if bad.any():
-            lint.add("predicted mask(s) with pixel values that are no category id (nor 255 = ignore)",
-                     f"{path.name}: {int(np.unique(pred[bad])[0])}")
-            continue
-        checked.matrix += confusion([(gt, pred)], values)
-        checked.scored += 1
+    with progress_bar("Scoring masks", len(truth.images), show_progress) as advance:
+        for image_id in truth.images.index.tolist():
+            _check_one(image_id, masks.get(image_id), folder, truth, lint, checked, root, allowed)
+            advance(1)
     if not checked.scored and not lint:
         lint.add("images with both a ground-truth class map and a predicted mask: none to score", str(len(truth.images)))
     return checked
+
+
+def _check_one(image_id: str, relative: Any, folder: MaskFolder, truth: Truth, lint: Lint, checked: Checked,
+               root: Path, allowed: np.ndarray) -> None:
+    """Add one image's pixels to the confusion, or its problem to the lint."""
+    if relative is None or relative is pd.NA or (isinstance(relative, float) and np.isnan(relative)):
+        checked.no_truth += 1
+        return
+    path = folder.files.get(image_id)
+    if path is None:
+        lint.add("image(s) with a ground-truth class map but no predicted mask", truth.paths[image_id])
+        return
+    gt = geometry.read_label_png(root / str(relative))
+    pred = geometry.read_label_png(path)
+    if pred.ndim != 2 or pred.shape != gt.shape:
+        lint.add("predicted mask(s) of the wrong size", f"{path.name} {'x'.join(map(str, pred.shape[:2]))} "
+                 f"for {'x'.join(map(str, gt.shape))}")
+        return
+    bad = ~allowed[pred.astype(np.int64)]
+    if bad.any():
+        lint.add("predicted mask(s) with pixel values that are no category id (nor 255 = ignore)",
+                 f"{path.name}: {int(np.unique(pred[bad])[0])}")
+        return
+    checked.matrix += confusion([(gt, pred)], checked.values)
+    checked.scored += 1
 
 
 def confusion(pairs: list[tuple[np.ndarray, np.ndarray]], values: list[int]) -> np.ndarray:

@@ -11,8 +11,10 @@ resolved config and calls, in this order::
     per batch:  loss, parts, outputs, targets = task.step(model, batch, device, train=True)
     per pass:   ev = task.evaluator(data); ev.update(outputs, targets); ev.reduce(ctx); ev.compute()
 
-and for a trained run: ``task.outputs_to_numpy`` / ``task.to_rows`` (``predict``) and
-``task.eval_artefacts`` (``eval``). A task module holds no loop code.
+and for a trained run: ``task.outputs_to_numpy`` (a batch of model outputs as arrays),
+``task.to_rows`` (``predict``'s table) and ``task.eval_artefacts`` (``eval``: the task's metrics
+under their bare names, and the files it writes: confusion matrix today; PR curves and overlays
+for the object tasks). A task module holds no loop code.
 """
 
 from __future__ import annotations
@@ -74,3 +76,18 @@ class Task:
         """Signs that training is not learning, after an epoch past the warm-up: {kind: what, likely
         causes, the keys to change}. The engine says each one during the run and in the summary."""
         return {}
+
+    # a trained run
+    @staticmethod
+    def outputs_to_numpy(outputs: Any) -> Any:
+        raise NotImplementedError
+
+    @staticmethod
+    def to_rows(paths: list[str], outputs: Any, errors: list[str | None], classes: list[str],
+                all_probabilities: bool = False) -> Any:
+        raise NotImplementedError
+
+    @staticmethod
+    def eval_artefacts(rows: Any, images: Any, outputs: Any, classes: list[str], out_dir: Any, split: str,
+                       max_examples: int = 36) -> tuple[dict[str, Any], dict[str, str]]:
+        raise NotImplementedError

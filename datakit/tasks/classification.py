@@ -7,7 +7,7 @@ The data side (decode, resize, cache, normalization statistics, augmentation) li
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -35,6 +35,45 @@ from datakit.data import (
 from datakit.errors import DatakitError
 from datakit.models import build_model, get_family
 from datakit.tasks.base import Task
+
+
+def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, probabilities: np.ndarray | None,
+                           classes: Sequence[str]) -> dict[str, Any]:
+    """Accuracy; precision, recall, F1 per class, macro and weighted; confusion matrix; ROC-AUC."""
+    from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support, roc_auc_score
+
+    labels = list(range(len(classes)))
+    per_class = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    result: dict[str, Any] = {
+        "images": int(len(y_true)),
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "per_class": {
+            name: {"precision": float(per_class[0][i]), "recall": float(per_class[1][i]),
+                   "f1": float(per_class[2][i]), "support": int(per_class[3][i])}
+            for i, name in enumerate(classes)
+        },
+    }
+    for average in ("macro", "weighted"):
+        p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels, average=average, zero_division=0)
+        result[average] = {"precision": float(p), "recall": float(r), "f1": float(f)}
+    result["confusion_matrix"] = confusion_matrix(y_true, y_pred, labels=labels).tolist()
+    result["roc_auc"] = None
+    result["roc_auc_note"] = None
+    present = np.unique(y_true)
+    if probabilities is not None:
+        if len(classes) == 2:
+            if len(present) == 2:
+                result["roc_auc"] = float(roc_auc_score(y_true, probabilities[:, 1]))
+                result["roc_auc_note"] = f"binary, positive class '{classes[1]}'"
+            else:
+                result["roc_auc_note"] = "undefined: the split holds only one class"
+        elif len(present) == len(classes):
+            result["roc_auc"] = float(roc_auc_score(y_true, probabilities, multi_class="ovr", average="macro",
+                                                    labels=labels))
+            result["roc_auc_note"] = "one-vs-rest, macro average"
+        else:
+            result["roc_auc_note"] = "undefined: not every class occurs in the split"
+    return result
 
 
 class ConfusionEvaluator:
@@ -221,6 +260,46 @@ class ClassificationTask(Task):
     def outputs_to_numpy(outputs: torch.Tensor) -> np.ndarray:
         """Class probabilities (N x classes) from a batch of logits."""
         return torch.softmax(outputs.float(), dim=1).cpu().numpy()
+
+    @staticmethod
+    def eval_artefacts(rows: Any, images: np.ndarray, probabilities: np.ndarray, classes: list[str], out_dir: Path,
+                       split: str, max_examples: int = 36) -> tuple[dict[str, Any], dict[str, str]]:
+        """Metrics (accuracy, macro_f1, per class, confusion matrix, ROC-AUC) and the files ``eval`` writes:
+        confusion matrix (CSV and PNG), predictions.csv, the most confident mistakes (PNG)."""
+        import pandas as pd
+
+        from datakit import plots
+
+        target_of = {name: i for i, name in enumerate(classes)}
+        y_true = rows["label"].astype(str).map(target_of).to_numpy(dtype=np.int64)
+        y_pred = probabilities.argmax(1)
+        metrics = classification_metrics(y_true, y_pred, probabilities, classes)
+        metrics["macro_f1"] = metrics["macro"]["f1"]
+        metrics["misclassified"] = int((y_true != y_pred).sum())
+        matrix = np.array(metrics["confusion_matrix"])
+        pd.DataFrame(matrix, index=pd.Index(classes, name="true"), columns=classes).to_csv(
+            out_dir / "confusion_matrix.csv")
+        plots.confusion_matrix(matrix, classes, out_dir / "confusion_matrix.png",
+                               title=f"{split}: accuracy {metrics['accuracy']:.4f} ({len(y_true)} images)")
+        confidence = probabilities[np.arange(len(y_pred)), y_pred]
+        predictions = pd.DataFrame({
+            "id": rows["id"].astype(str).to_numpy(), "path": rows["path"].astype(str).to_numpy(),
+            "label": rows["label"].astype(str).to_numpy(), "predicted": [classes[i] for i in y_pred],
+            "probability": confidence, "correct": y_true == y_pred,
+        })
+        predictions.to_csv(out_dir / "predictions.csv", index=False)
+        wrong = np.flatnonzero(y_true != y_pred)
+        wrong = wrong[np.argsort(-confidence[wrong], kind="stable")][:max_examples]
+        plots.image_grid(
+            [images[i] for i in wrong],
+            [f"{rows['path'].iloc[i].rsplit('/', 1)[-1]}\n{classes[y_true[i]]} -> {classes[y_pred[i]]}"
+             f" ({confidence[i]:.2f})" for i in wrong],
+            out_dir / "misclassified.png",
+            title=f"{split}: {metrics['misclassified']} misclassified, most confident first",
+        )
+        files = {name: str(out_dir / name) for name in (
+            "confusion_matrix.csv", "confusion_matrix.png", "misclassified.png", "predictions.csv")}
+        return metrics, files
 
     @staticmethod
     def to_rows(paths: list[str], probabilities: np.ndarray, errors: list[str | None], classes: list[str],
