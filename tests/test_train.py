@@ -37,7 +37,10 @@ def test_a_small_cnn_learns_digits_far_above_chance(digits_run) -> None:
 def test_run_directory_holds_config_metrics_curves_splits_and_statistics(digits_run, digits_small: Path) -> None:
     run = digits_run.run_dir
     saved = cfg.resolve_config(run / "config.yaml")
-    assert saved == cfg.resolve_config(None, {"epochs": 6, **TINY_TRAIN})
+    # the keys not set were derived from the data (engine/defaults.py); run.json says which and why
+    derived = {d["key"]: d["value"] for d in json.loads((run / "run.json").read_text())["defaults"]["derived"]}
+    assert not set(derived) & {cfg.resolve_key(k) for k in ("epochs", *TINY_TRAIN)}
+    assert saved == cfg.resolve_config(None, {"epochs": 6, **TINY_TRAIN, **derived})
     metrics = pd.read_csv(run / "metrics.csv")
     # the task's metric names (classification: accuracy, macro_f1) flow into metrics.csv
     assert list(metrics.columns) == ["epoch", "train_loss", "train_accuracy", "train_macro_f1", "val_loss",
