@@ -220,13 +220,14 @@ def balance_report(
     workers: int = typer.Option(0, help="Worker processes for pixel statistics (0 = all cores)."),
     seed: int = typer.Option(0, help="Seed for --sample and the shortcut classifier's folds."),
     cache: bool = typer.Option(True, "--cache/--no-cache", help="Reuse pixel statistics cached by content hash."),
+    allow_outside: bool = typer.Option(False, "--allow-outside", help=_OUTSIDE_HELP),
 ) -> None:
     """Is this data set good enough? Balance, variance, shortcuts, duplicates, leakage, boxes."""
     from datakit.errors import CheckFailed
     from datakit.report.runner import balance_report as run_report
 
     result = run_report(manifest, html=html, fail_on=fail_on, sample=sample, workers=workers or None, seed=seed,
-                        cache=cache, show_progress=not as_json)
+                        cache=cache, show_progress=not as_json, allow_outside=allow_outside or None)
     if as_json:
         print_json(result.as_dict())
     else:

@@ -19,9 +19,19 @@ def shapes_manifest(root: Path, count: int = 200, imbalance: float = 1.0, seed: 
     return root / "manifest", dict(result.classes)
 
 
-def with_splits(manifest: Path, out: Path, assign: dict[str, str] | None = None, fractions=(0.7, 0.15, 0.15),
+def copy_beside(m, manifest: Path, name: str) -> Path:
+    """Save ``m`` as a sibling of ``manifest`` (its image root stays relative and inside the data set)."""
+    import os
+
+    out = manifest.parent / name
+    m.image_root = os.path.relpath(m.root(), out)
+    save_manifest(m, out)
+    return out
+
+
+def with_splits(manifest: Path, name: str, assign: dict[str, str] | None = None, fractions=(0.7, 0.15, 0.15),
                 seed: int = 0) -> Path:
-    """A copy of ``manifest`` with a split column: explicit per image path, or random by fractions."""
+    """A copy of ``manifest`` (a sibling called ``name``) with a split column: per image path, or random."""
     m = load_manifest(manifest)
     images = m.images.copy()
     if assign is not None:
@@ -31,9 +41,7 @@ def with_splits(manifest: Path, out: Path, assign: dict[str, str] | None = None,
         images["split"] = pd.Series(rng.choice(["train", "val", "test"], size=len(images), p=list(fractions)),
                                     dtype="string")
     m.images = images
-    m.image_root = str(m.root())
-    save_manifest(m, out)
-    return out
+    return copy_beside(m, manifest, name)
 
 
 def write_rgb(path: Path, pixels: np.ndarray, quality: int | None = None) -> Path:
@@ -45,3 +53,43 @@ def write_rgb(path: Path, pixels: np.ndarray, quality: int | None = None) -> Pat
     params = [cv2.IMWRITE_JPEG_QUALITY, quality] if quality is not None else []
     assert cv2.imwrite(str(path), bgr, params)
     return path
+
+
+def smooth_picture(rng: np.random.Generator, side: int = 96) -> np.ndarray:
+    """A distinct colour picture: random blobs at several scales plus fine grain (no two alike, not blurry)."""
+    import cv2
+
+    image = np.zeros((side, side, 3), np.float32)
+    for cells, weight in ((3, 1.0), (6, 0.6), (12, 0.35), (24, 0.2)):
+        coarse = rng.normal(size=(cells, cells, 3)).astype(np.float32)
+        image += weight * cv2.resize(coarse, (side, side), interpolation=cv2.INTER_CUBIC)
+    image = (image - image.mean()) / (image.std() + 1e-6) * 45 + 128
+    image += rng.normal(0, 10, image.shape).astype(np.float32)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def full_manifest(root: Path) -> Path:
+    """Labels, train/val splits, boxes and masks, an exact duplicate that leaks into val, a broken file.
+
+    Every report section has something to say about it.
+    """
+    import shutil
+
+    sample("shapes", root / "data", count=80, seed=5, imbalance=0.4, show_progress=False)
+    images = root / "data" / "images"
+    first = sorted(images.rglob("*.png"))[0]
+    shutil.copyfile(first, first.parent / "copy_of_first.png")
+    (images / "broken.png").write_bytes(first.read_bytes()[:200])
+    ingest(images, root / "m", workers=1, show_progress=False)
+    ingest(root / "data", root / "coco", format="coco", workers=1, show_progress=False)
+    m, coco = load_manifest(root / "m"), load_manifest(root / "coco")
+    m.images["split"] = pd.Series(["val" if p.endswith("copy_of_first.png") or i % 5 == 0 else "train"
+                                   for i, p in enumerate(m.images["path"])], dtype="string")
+    # the COCO ingest has its own image ids: map them to ours by file name
+    ours = dict(zip(m.images["path"].map(lambda p: Path(p).name), m.images["id"]))
+    theirs = dict(zip(coco.images["id"], coco.images["path"].map(lambda p: Path(p).name)))
+    ann = coco.annotations.copy()
+    ann["image_id"] = ann["image_id"].map(lambda i: ours.get(theirs.get(i))).astype("string")
+    m.annotations = ann[ann["image_id"].notna()].reset_index(drop=True)
+    m.tasks = ["classification", "detection"]
+    return copy_beside(m, root / "m", "full")

@@ -56,7 +56,7 @@ def test_lineage_of_every_derived_image(shapes_split: Path, augmented: Path) -> 
         assert row.split == "train" and row.seed is not pd.NA
         assert (augmented / "images" / row.path).is_file()
         applied = json.loads(row.applied)
-        assert isinstance(applied, list) and all(len(step) == 2 for step in applied)
+        assert isinstance(applied, list) and all(set(step) == {"index", "name", "params"} for step in applied)
         fates = json.loads(row.objects)
         n_parent = int((source.annotations["image_id"] == row.parent_id).sum())
         assert len(fates) == n_parent

@@ -132,3 +132,43 @@ def test_cli_writes_report_files_and_prints_protocol(data, tmp_path: Path) -> No
     assert saved["worst_images"][0]["errors"] >= saved["worst_images"][-1]["errors"]
     assert runner.invoke(app, ["eval", "--predictions", str(path)]).exit_code == 2  # no manifest
     assert runner.invoke(app, ["eval"]).exit_code == 2
+
+
+def test_mask_predictions_against_box_only_truth_are_scored_as_boxes(tmp_path: Path) -> None:
+    manifest, predictions = synthetic.detection_set(n_images=5, n_boxes=20, n_predictions=25, seed=4, masks=True)
+    manifest.annotations = manifest.annotations.drop(columns=["segmentation_kind", "segmentation"])
+    save_manifest(manifest, tmp_path / "m")
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(predictions))
+    result = scoring.evaluate_predictions(path, tmp_path / "m", plots=False)
+    assert result["task"] == "detection" and "mask_map" not in result
+    assert any("ground truth has none" in note for note in result["notes"])
+    forced = scoring.evaluate_predictions(path, tmp_path / "m", plots=False, task="instance")
+    assert forced["mask_map"] == 0.0
+
+
+def test_yolo_polygons_score_as_instance_masks(tmp_path: Path) -> None:
+    manifest, predictions = synthetic.detection_set(n_images=6, n_boxes=30, n_predictions=40, seed=8, masks=True,
+                                                    n_categories=3)
+    save_manifest(manifest, tmp_path / "m")
+    w, h = 160, 120
+    index = {cid: i for i, cid in enumerate(synthetic.SPARSE_IDS[:3])}
+    folder = tmp_path / "labels"
+    folder.mkdir()
+    results = []
+    for p in predictions:
+        x, y, bw, bh = p["bbox"]
+        poly = [x, y, x + bw, y, x + bw / 2, y + bh]          # a triangle in the box, in pixels
+        norm = [v / (w if i % 2 == 0 else h) for i, v in enumerate(poly)]
+        with open(folder / f"img{p['image_id']:06d}.txt", "a") as fh:
+            fh.write(" ".join(str(v) for v in [index[p["category_id"]], *norm, p["score"]]) + "\n")
+        back = [v * (w if i % 2 == 0 else h) for i, v in enumerate(norm)]
+        results.append({"image_id": p["image_id"], "category_id": p["category_id"], "score": p["score"],
+                        "segmentation": [back]})
+    coco_path = tmp_path / "r.json"
+    coco_path.write_text(json.dumps(results))
+    yolo = scoring.evaluate_predictions(folder, tmp_path / "m", plots=False)
+    coco = scoring.evaluate_predictions(coco_path, tmp_path / "m", plots=False)
+    assert yolo["task"] == coco["task"] == "instance"
+    assert yolo["mask_map"] == pytest.approx(coco["mask_map"], abs=1e-9)
+    assert yolo["map"] == pytest.approx(coco["map"], abs=1e-9)

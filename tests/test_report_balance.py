@@ -98,7 +98,7 @@ def test_splits_small_split_and_missing_class(imbalanced, tmp_path, allow_outsid
     assign = {p: "train" for p in paths}
     for p in circles[:3]:
         assign[p] = "val"
-    out = with_splits(manifest, tmp_path / "split", assign)
+    out = with_splits(manifest, f"split-{tmp_path.name}", assign)
     report = datakit.balance_report(out, sections=["balance"], show_progress=False)
     bal = report.sections["balance"]
     assert bal["basis"] == "train"
@@ -112,7 +112,7 @@ def test_class_missing_from_train_is_infinite_imbalance(imbalanced, tmp_path, al
     manifest, _ = imbalanced
     m = datakit.load_manifest(manifest)
     assign = {p: ("test" if p.startswith("star/") else "train") for p in m.images["path"]}
-    out = with_splits(manifest, tmp_path / "split", assign)
+    out = with_splits(manifest, f"split-{tmp_path.name}", assign)
     code, data = _report(out, "--fail-on", "imbalance>100")
     assert code == 1
     assert data["metrics"]["imbalance"] == "inf"

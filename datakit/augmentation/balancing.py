@@ -21,6 +21,9 @@ import pandas as pd
 from datakit.errors import DatakitError
 from datakit.manifest import Manifest
 
+# an image row: a pandas Series or a records dict (both read as row["column"])
+Row = Any
+
 MAX_ROUNDS = 8
 
 
@@ -48,11 +51,11 @@ def object_counts(sources: pd.DataFrame, manifest: Manifest, require: bool = Tru
     return counts
 
 
-def plan_images(sources: pd.DataFrame, counts: dict[str, int], goal: int, planner: Any) -> list[tuple[pd.Series, int]]:
+def plan_images(sources: pd.DataFrame, counts: dict[str, int], goal: int, planner: Any) -> list[tuple[Row, int]]:
     plan = []
     for label in sorted(counts):
         need = goal - counts[label]
-        rows = [row for _, row in sources[sources["label"] == label].iterrows()]
+        rows = sources[sources["label"] == label].to_dict("records")
         if need <= 0 or not rows:
             continue
         for i in range(need):
@@ -62,11 +65,11 @@ def plan_images(sources: pd.DataFrame, counts: dict[str, int], goal: int, planne
 
 
 def plan_objects(sources: pd.DataFrame, objects: dict[str, pd.DataFrame], counts: dict[str, int], goal: int,
-                 planner: Any, manifest: Manifest) -> list[tuple[pd.Series, int]]:
+                 planner: Any, manifest: Manifest) -> list[tuple[Row, int]]:
     """One round: images to augment so every class's projected object count reaches ``goal``."""
     holders: dict[str, list[pd.Series]] = {}
     per_image: dict[str, dict[str, int]] = {}
-    for _, row in sources.iterrows():
+    for row in sources.to_dict("records"):
         group = objects.get(str(row["id"]))
         if group is None:
             continue

@@ -69,7 +69,7 @@ def augment(
 
         preview_result = make_preview(loaded, pipeline, split, seed, preview, count=preview_count)
     if output is not None:
-        result = augment_manifest(manifest, output, pipeline, chosen_task, copies=copies, split=split,
+        result = augment_manifest(loaded, output, pipeline, chosen_task, copies=copies, split=split,
                                   balance=balance, target=target, seed=seed, workers=workers,
                                   show_progress=show_progress, table_format=table_format)
         result.preview = preview_result

@@ -34,6 +34,7 @@ import pandas as pd
 
 from datakit.atomic import write_json
 from datakit.augmentation import render as rendering
+from datakit.augmentation.balancing import Row
 from datakit.augmentation.specs import Pipeline
 from datakit.errors import DatakitError
 from datakit.manifest import Manifest
@@ -140,7 +141,9 @@ def _summary(done: rendering.Rendered, target: Path) -> dict[str, Any]:
         "width": done.width, "height": done.height, "channels": done.channels,
         "boxes": done.boxes.tolist(), "kept": done.kept.tolist(), "labels": done.labels.tolist(),
         "segmentations": segmentations,
-        "areas": areas, "objects": done.objects, "applied": done.applied,
+        "areas": areas, "objects": done.objects,
+        # JSON made here, in the worker, so the parent does not serialize every image's parameters
+        "applied": json.dumps(done.applied) if done.applied is not None else None,
     }
 
 
@@ -278,7 +281,7 @@ def _versions() -> dict[str, str]:
     return {"albumentations": albumentations.__version__, "opencv": cv2.__version__, "numpy": numpy.__version__}
 
 
-def _jobs_for(rows: Iterable[tuple[pd.Series, int]], manifest: Manifest, objects: dict[str, pd.DataFrame],
+def _jobs_for(rows: Iterable[tuple[Row, int]], manifest: Manifest, objects: dict[str, pd.DataFrame],
               pipeline_hash: str, seed: int, start: int) -> list[tuple[rendering.Job, str, str | None, str, int]]:
     root = manifest.root()
     ids = manifest.category_ids()
@@ -313,7 +316,7 @@ def _jobs_for(rows: Iterable[tuple[pd.Series, int]], manifest: Manifest, objects
 
 
 def augment_manifest(
-    manifest_path: str | os.PathLike[str],
+    manifest_path: str | os.PathLike[str] | Manifest,
     output: str | os.PathLike[str],
     pipeline: Pipeline,
     task: str,
@@ -338,7 +341,7 @@ def augment_manifest(
         raise DatakitError(f"--target must be at least 1, got {target}")
     if workers < 1:
         raise DatakitError(f"--workers must be at least 1, got {workers}")
-    manifest = load_manifest(manifest_path)
+    manifest = manifest_path if isinstance(manifest_path, Manifest) else load_manifest(manifest_path)
     out = Path(output)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DatakitError(f"{out}: exists and is not an empty folder; choose a new output folder")
@@ -380,7 +383,7 @@ def _augment(manifest: Manifest, out: Path, sources: pd.DataFrame, pipeline: Pip
     all_jobs: list[tuple[rendering.Job, str, str | None, str, int]] = []
     results: list[dict[str, Any]] = []
 
-    def run(rows: list[tuple[pd.Series, int]], label: str) -> list[dict[str, Any]]:
+    def run(rows: list[tuple[Row, int]], label: str) -> list[dict[str, Any]]:
         jobs = _jobs_for(rows, manifest, objects, pipeline_hash, seed, len(all_jobs))
         all_jobs.extend(jobs)
         with progress_bar(label, len(jobs), show_progress) as advance:
@@ -417,7 +420,7 @@ def _augment(manifest: Manifest, out: Path, sources: pd.DataFrame, pipeline: Pip
     else:
         mode = "copies"
         copies = copies or 1
-        plan = [(row, planner.take(str(row["id"]))) for _, row in sources.iterrows() for _ in range(copies)]
+        plan = [(row, planner.take(str(row["id"]))) for row in sources.to_dict("records") for _ in range(copies)]
         before = (balancing.image_counts(sources, manifest, require=False) if counted == "images"
                   else balancing.object_counts(sources, manifest, require=False))
         run(plan, "Augmenting")
@@ -469,14 +472,15 @@ def _augment(manifest: Manifest, out: Path, sources: pd.DataFrame, pipeline: Pip
 def _derived_tables(jobs: list[tuple[rendering.Job, str, str | None, str, int]], results: list[dict[str, Any]],
                     manifest: Manifest, objects: dict[str, pd.DataFrame], pipeline: Pipeline,
                     pipeline_hash: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, int], dict[str, int]]:
-    parents = manifest.images.set_index("id", drop=False)
+    # one lookup table, not a DataFrame .loc per derived image (that alone cost ~1 ms an image)
+    parents = manifest.images.set_index("id")[["label", "split", "sha256"]].to_dict("index")
     names = {int(c["id"]): c["name"] for c in manifest.categories}
     rows: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
     fates: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
     for (job, path, mask_path, ident, _copy), done in zip(jobs, results):
-        parent = parents.loc[job.parent_id]
+        parent = parents[job.parent_id]
         group = objects.get(job.parent_id)
         parent_objects = [o for o in job.objects]
         parent_rows = {str(a.id): a for a in group.itertuples(index=False)} if group is not None else {}
@@ -509,7 +513,7 @@ def _derived_tables(jobs: list[tuple[rendering.Job, str, str | None, str, int]],
             "bit_depth": 8, "label": parent["label"], "split": parent["split"], "status": "ok", "reason": pd.NA,
             "parent_id": job.parent_id, "transform": pipeline.source, "semantic_mask": mask_path,
             "source_id": pd.NA, "parent_sha256": parent["sha256"], "pipeline": pipeline_hash, "seed": job.seed,
-            "applied": json.dumps(done["applied"]) if done["applied"] is not None else None,
+            "applied": done["applied"],
             "objects": json.dumps(fate_list),
         })
     return rows, annotations, dict(fates), dict(reasons)

@@ -129,10 +129,14 @@ def _instance_masks(job: Job, height: int, width: int) -> tuple[np.ndarray | Non
     return masks, has
 
 
-def render(compose: Any, job: Job, encoding: dict[str, int] | None = None) -> Rendered:
-    """Run the pipeline with ``job.seed`` on the parent and everything attached to it."""
+def render(compose: Any, job: Job, encoding: dict[str, int] | None = None,
+           replay: list[dict[str, Any]] | None = None) -> Rendered:
+    """Run the pipeline with ``job.seed`` on the parent and everything attached to it.
+
+    With ``replay`` (decoded applied parameters of an earlier run), the transforms apply those
+    parameters instead of drawing from the seed.
+    """
     from datakit.augmentation import targets
-    from datakit.augmentation.specs import json_clean
     from datakit.geometry import read_label_png
 
     image = decode(job.parent_path, job.channels)
@@ -142,7 +146,7 @@ def render(compose: Any, job: Job, encoding: dict[str, int] | None = None) -> Re
     sample = targets.Sample(image=image, boxes=np.array([o.box for o in job.objects], dtype=np.float64).reshape(-1, 4),
                             labels=[o.label for o in job.objects], masks=masks, semantic_mask=semantic)
     compose.set_random_seed(job.seed)
-    result = targets.apply(compose, sample)
+    result = targets.apply(compose, sample, replay=replay)
     out = result.sample
     pixels = np.ascontiguousarray(out.image)
     semantic_bytes = None
@@ -160,7 +164,7 @@ def render(compose: Any, job: Job, encoding: dict[str, int] | None = None) -> Re
         has_segmentation=[has[i] for i in kept.tolist()],
         objects=result.objects(len(job.objects)),
         kept=kept,
-        applied=json_clean(result.applied) if result.applied is not None else None,
+        applied=targets.encode_applied(result.applied),
         semantic_mask=semantic_bytes,
         pixels=pixels,
         semantic_values=out.semantic_mask,

@@ -228,11 +228,6 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def json_clean(value: Any) -> Any:
-    """``value`` with numpy arrays and scalars, tuples and enums made plain JSON."""
-    return json.loads(json.dumps(value, default=_json_default))
-
-
 # ---------------------------------------------------------------------------------------------
 # spec files
 

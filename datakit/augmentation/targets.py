@@ -15,7 +15,11 @@ Rules applied here and nowhere else:
 - albumentations decides which objects survive (``min_visibility``, ``min_area``); objects it drops
   are reported with the reason, never silently lost;
 - when a mask exists, the box of a surviving object is recomputed from its transformed mask, and an
-  object whose mask has left the image is dropped with that reason.
+  object whose mask has left the image is dropped with that reason;
+- a surviving object cut by the image border is marked clipped (``Result.clipped``,
+  ``Result.objects``);
+- the parameters each transform applied are recorded (``Result.applied``) and can be applied again
+  (``apply(..., replay=...)``), independently of any seed.
 """
 
 from __future__ import annotations
@@ -80,8 +84,10 @@ class Result:
     kept: np.ndarray
     """Input positions of the surviving objects, in output order."""
     dropped: list[DroppedObject]
-    applied: Any = None
-    """albumentations' applied parameters, when the pipeline records them (``save_applied_params``)."""
+    applied: list[dict[str, Any]] | None = None
+    """The parameters each transform applied: ``[{"index", "name", "params"}]``, ``index`` being the
+    transform's position in the pipeline's flattened list (:func:`leaves`); :func:`encode_applied`
+    makes it JSON and :func:`apply` with ``replay=`` applies it again."""
     clipped: np.ndarray = field(default_factory=lambda: np.zeros((0,), dtype=bool))
     """Per kept object (output order): True when the transform cut part of it off at the image border.
 
@@ -171,9 +177,116 @@ def _touches_border(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
             | (boxes[:, 1] + boxes[:, 3] >= height - t))
 
 
-def apply(transform: Any, sample: Sample) -> Result:
-    """Run ``transform`` on the image and every target of ``sample`` in one call."""
+def leaves(transform: Any) -> list[Any]:
+    """The transforms of a pipeline in call order, compositions (OneOf, Sequential) opened up."""
+    import albumentations as A
+
+    out = []
+    for t in getattr(transform, "transforms", []):
+        if isinstance(t, A.BaseCompose):
+            out += leaves(t)
+        else:
+            out.append(t)
+    return out
+
+
+# arrays up to this many values are recorded whole (matrices, kernels); larger ones (a noise map the
+# size of the image) by shape, dtype and hash only: those transforms replay from the seed alone
+_MAX_RECORDED_ARRAY = 256
+
+
+def encode_applied(applied: list[dict[str, Any]] | None) -> Any:
+    """JSON-ready applied parameters: arrays and tuples tagged so :func:`decode_applied` restores them."""
+    import hashlib
+
+    plain = (int, float, str, bool, type(None))
+
+    def enc(value: Any) -> Any:
+        if type(value) in plain:
+            return value
+        if isinstance(value, np.ndarray):
+            if value.size <= _MAX_RECORDED_ARRAY:
+                return {"__ndarray__": value.tolist(), "dtype": str(value.dtype)}
+            return {"__ndarray__": None, "dtype": str(value.dtype), "shape": list(value.shape),
+                    "sha256": hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest()}
+        if isinstance(value, np.generic):
+            return value.item()
+        if isinstance(value, tuple):
+            return {"__tuple__": [enc(v) for v in value]}
+        if isinstance(value, list):
+            return [enc(v) for v in value]
+        if isinstance(value, dict):
+            return {str(k): enc(v) for k, v in value.items()}
+        if hasattr(value, "value") and not isinstance(value, (int, float, str, bool)):
+            return value.value  # enums
+        return value
+
+    return None if applied is None else enc(applied)
+
+
+def decode_applied(data: Any) -> list[dict[str, Any]]:
+    """The applied parameters :func:`encode_applied` wrote; a transform whose array was not recorded
+    (too large) raises, naming it."""
+
+    def dec(value: Any, where: str) -> Any:
+        if isinstance(value, dict):
+            if "__ndarray__" in value:
+                if value["__ndarray__"] is None:
+                    raise DatakitError(f"{where}: array of shape {value.get('shape')} was not recorded (too large); "
+                                       "this transform is replayed from the seed only")
+                return np.asarray(value["__ndarray__"], dtype=value["dtype"])
+            if "__tuple__" in value:
+                return tuple(dec(v, where) for v in value["__tuple__"])
+            return {k: dec(v, f"{where}.{k}") for k, v in value.items()}
+        if isinstance(value, list):
+            return [dec(v, where) for v in value]
+        return value
+
+    return [{**step, "params": dec(step["params"], f"{step['name']}.params")} for step in data]
+
+
+def apply(transform: Any, sample: Sample, replay: list[dict[str, Any]] | None = None) -> Result:
+    """Run ``transform`` on the image and every target of ``sample`` in one call.
+
+    With ``replay`` (a result's ``applied``, or :func:`decode_applied` of its JSON), the transforms
+    apply exactly those parameters instead of drawing new ones.
+    """
     transform = target_aware(transform)
+    steps = leaves(transform)
+    if replay is None:
+        for step in steps:
+            step.params = {}  # a transform a OneOf did not choose keeps its old params otherwise
+    else:
+        by_index = {int(r["index"]): r for r in replay}
+        for index, step in enumerate(steps):
+            recorded = by_index.get(index)
+            if recorded is not None and recorded["name"] != type(step).__name__:
+                raise DatakitError(f"replay: transform {index} is {type(step).__name__} but the parameters were "
+                                   f"recorded for {recorded['name']}; not the same pipeline")
+            step.replay_mode = True
+            step.applied_in_replay = recorded is not None
+            step.params = dict(recorded["params"]) if recorded is not None else {}
+        for compose in _compositions(transform):
+            compose.replay_mode = True
+    try:
+        return _apply(transform, sample, steps)
+    finally:
+        if replay is not None:
+            for step in [*steps, *_compositions(transform)]:
+                step.replay_mode = False
+
+
+def _compositions(transform: Any) -> list[Any]:
+    import albumentations as A
+
+    out = []
+    for t in getattr(transform, "transforms", []):
+        if isinstance(t, A.BaseCompose):
+            out += [t, *_compositions(t)]
+    return out
+
+
+def _apply(transform: Any, sample: Sample, steps: list[Any]) -> Result:
     height, width = sample.image.shape[:2]
     boxes = _clip_to_image(sample.boxes, width, height)
     valid = (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
@@ -214,5 +327,6 @@ def apply(transform: Any, sample: Sample) -> Result:
     out_height, out_width = result_sample.image.shape[:2]
     clipped = (_touches_border(result_sample.boxes, out_width, out_height)
                & ~_touches_border(boxes[kept], width, height)) if len(kept) else np.zeros((0,), dtype=bool)
-    return Result(sample=result_sample, kept=kept, dropped=dropped, applied=out.get("applied_transforms"),
-                  clipped=clipped)
+    applied = [{"index": i, "name": type(step).__name__, "params": dict(step.params)}
+               for i, step in enumerate(steps) if step.params]
+    return Result(sample=result_sample, kept=kept, dropped=dropped, applied=applied, clipped=clipped)

@@ -307,7 +307,7 @@ def read_yolo(path: Path, truth: Truth, lint: Lint) -> Detections:
             rles.append(mask_utils.merge(mask_utils.frPyObjects([flat], h, w)))
     matched = set(image)
     return Detections(image, category, np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
-                      np.asarray(scores, dtype=np.float64), rles, box_area=True, kind="yolo",
+                      np.asarray(scores, dtype=np.float64), rles, box_area=not any_mask, kind="yolo",
                       unmatched_images=sum(1 for i in truth.images.index if i not in matched))
 
 

@@ -60,9 +60,15 @@ def _infer_task(predictions: Detections | MaskFolder, truth: Truth, task: str | 
         return "semantic"
     if task == "semantic":
         raise DatakitError("semantic scoring takes a folder of mask PNGs (pixel value = category id, 255 = ignore)")
+    ann = truth.manifest.annotations
+    gt_masks = bool(len(ann)) and bool(ann["segmentation_kind"].notna().any())
     if task is None:
         if "localization" in (truth.manifest.tasks or []):
             return "localization"
+        if predictions.rles is not None and not gt_masks:
+            truth.notes.append("the predictions hold masks but the ground truth has none: scored as boxes "
+                               "(detection); pass --task instance to score empty ground-truth masks anyway")
+            return "detection"
         return "instance" if predictions.rles is not None else "detection"
     if task == "instance" and predictions.rles is None:
         raise DatakitError("--task instance needs masks in the predictions (a 'segmentation' per result, or YOLO "

@@ -6,13 +6,17 @@ computes every section that applies, evaluates ``--fail-on`` and writes the HTML
 
 from __future__ import annotations
 
-from datakit.report import balance, overview
+from datakit.report import balance, duplicates, objects, overview, shortcuts, variance
 from datakit.report.base import ReportContext, Section
 
 SECTIONS: dict[str, Section] = {
     s.name: s for s in (
         overview.SECTION,
         balance.SECTION,
+        variance.SECTION,
+        shortcuts.SECTION,
+        duplicates.SECTION,
+        objects.SECTION,
     )
 }
 

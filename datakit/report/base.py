@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from rich.console import Console
 
@@ -67,6 +68,16 @@ class ReportContext:
 
     def note(self, text: str) -> None:
         self._notes.append(text)
+
+
+def summary(values: pd.Series) -> dict[str, float] | None:
+    """5th percentile, median, 95th percentile, mean and std of the finite values; None when there are none."""
+    values = values.astype("float64").replace([np.inf, -np.inf], np.nan).dropna()
+    if values.empty:
+        return None
+    p5, p50, p95 = np.percentile(values, [5, 50, 95])
+    return {"p5": float(p5), "median": float(p50), "p95": float(p95), "mean": float(values.mean()),
+            "std": float(values.std(ddof=0))}
 
 
 class Section:

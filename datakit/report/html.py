@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import html as _html
 import io
-from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -25,7 +24,7 @@ h3{font-size:1rem;margin:1em 0 .3em}
 .meta{color:#5b6577;font-size:.9rem}
 .scroll{max-width:100%;overflow-x:auto;margin:.4em 0}
 table{border-collapse:collapse;font-size:.85rem;background:#fff}
-th,td{border:1px solid #dde3ea;padding:3px 6px;text-align:right;vertical-align:top}
+th,td{border:1px solid #dde3ea;padding:3px 6px;text-align:right;vertical-align:top;overflow-wrap:normal}
 th:first-child,td:first-child{text-align:left}
 th{background:#eef2f6}
 figure{margin:.6em 0} figure img{max-width:100%;height:auto;display:block}
@@ -108,10 +107,3 @@ def page(title: str, subtitle: str, sections: list[tuple[str, str, str]], failed
         f'<body><main><h1>{esc(title)}</h1><p class="meta">{esc(subtitle)}</p><nav class="meta">{nav}</nav>'
         f"{fail}{body}</main></body></html>\n"
     )
-
-
-def write_atomic(path: Path, text: str) -> Path:
-    """Write next to the target and rename, so a crash never leaves half a page."""
-    from datakit.atomic import write_text
-
-    return write_text(path, text)

@@ -11,6 +11,7 @@ from typing import Any
 
 from rich.console import Console
 
+from datakit.atomic import write_text
 from datakit.errors import DatakitError
 from datakit.manifest import load_manifest, resolve_location
 from datakit.report import SECTIONS
@@ -70,6 +71,7 @@ def balance_report(
     cache: bool = True,
     sections: list[str] | tuple[str, ...] | None = None,
     show_progress: bool = True,
+    allow_outside: bool | None = None,
 ) -> Report:
     """Balance, variance, shortcuts, duplicates, leakage and box statistics of a manifest.
 
@@ -77,6 +79,7 @@ def balance_report(
     are listed in ``Report.failed`` (the CLI then exits 1). ``sample`` reads the pixels of at
     most that many images (counts always cover the whole set). Pixel statistics are cached by
     content hash beside the manifest (or in the user cache folder) unless ``cache`` is False.
+    ``allow_outside`` trusts an image root outside the data set (as ``--allow-outside``).
     """
     start = time.perf_counter()
     conditions = _parse(fail_on)
@@ -89,7 +92,7 @@ def balance_report(
     if unknown:
         raise DatakitError(f"unknown report section(s) {', '.join(unknown)}; known: {', '.join(SECTIONS)}")
     location = resolve_location(manifest)
-    m = load_manifest(location)
+    m = load_manifest(location, allow_outside=allow_outside)
     ctx = ReportContext(m, Path(manifest), workers=workers or None, sample=sample, seed=seed,
                         show_progress=show_progress, cache=cache)
     data: dict[str, dict[str, Any]] = {}
@@ -103,7 +106,7 @@ def balance_report(
     report = Report(Path(manifest), data, metrics, checks.evaluate(conditions, metrics), notes=list(ctx._notes))
     report.seconds = time.perf_counter() - start
     if html is not None:
-        report.html = html_page.write_atomic(Path(html), report.to_html())
+        report.html = write_text(Path(html), report.to_html())
     return report
 
 
