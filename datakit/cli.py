@@ -430,7 +430,7 @@ def split_(
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write a new manifest here (default: update MANIFEST in place, atomically)."),
     ratios: str = typer.Option("0.7,0.15,0.15", "--ratios", help="train,val[,test] fractions that sum to 1."),
     seed: int = typer.Option(0, "--seed", help="Seed; the same seed and manifest give the same split."),
-    group_by: Optional[list[str]] = typer.Option(None, "--group-by", help="Images-table column whose equal values must share a split (besides sha256, parent_id and a `group` column); repeatable."),
+    group_by: Optional[list[str]] = typer.Option(None, "--group-by", help="Images-table column whose equal values must share a split (besides sha256, parent_id and a `group` column), or near-duplicates (clusters of near-duplicate images); repeatable."),
     allow_outside: bool = typer.Option(False, "--allow-outside", help="Trust a manifest whose image_root leaves its data set."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:

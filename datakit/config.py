@@ -95,6 +95,9 @@ class ModelConfig:
                             "family (resnet18, mobilenet_v3_small, efficientnet_b0, ...), from scratch")
     weights: Union[str, None] = _opt(None, "local file with initial weights (a state dict or datakit "
                                            "checkpoint); never downloaded")
+    stem: Literal["auto", "imagenet", "small"] = _opt(
+        "auto", "torchvision families: imagenet (their stride-2 stem and max-pool) or small (CIFAR-style: "
+                "3x3 stride-1 first convolution, no max-pool); auto: small for inputs under 128 px")
     conv: ConvConfig = _section(ConvConfig, "cnn: convolution blocks")
     pool: PoolConfig = _section(PoolConfig, "cnn: pooling after each block")
     head: HeadConfig = _section(HeadConfig, "cnn: classifier head")
@@ -353,7 +356,7 @@ OFF_AT_ZERO = ("train.patience",)  # keys where 0 means "off", stored as null
 
 
 def set_key(config: TrainConfig, key: str, value: Any) -> None:
-    """Set one dotted key (or alias) in place, type-checked."""
+    """Set one dotted key (or alias) in place, type-checked; the key counts as set by the user."""
     key = resolve_key(key)
     value = check_value(key, value)
     if key in OFF_AT_ZERO and value == 0:
@@ -363,6 +366,22 @@ def set_key(config: TrainConfig, key: str, value: Any) -> None:
     for part in parts[:-1]:
         node = getattr(node, part)
     setattr(node, parts[-1], value)
+    # kept on the instance (not a field): it survives copies but is never a config key
+    config.__dict__.setdefault(_USER_SET, set()).add(key)
+
+
+_USER_SET = "_datakit_user_set"
+
+
+def user_set_keys(config: TrainConfig) -> set[str]:
+    """Keys the user chose: set through a config file, ``--set``, a flag, an override or a sweep's
+    parameters, plus any key whose value differs from its default (a config built by hand in
+    Python). Data-aware defaults (``datakit.engine.defaults``) never change these."""
+    chosen = set(config.__dict__.get(_USER_SET, ()))
+    for key, default, _, _ in describe():
+        if key not in chosen and get_key(config, key) != default:
+            chosen.add(key)
+    return chosen
 
 
 def _flatten(data: Mapping[str, Any], prefix: str, where: str) -> dict[str, Any]:

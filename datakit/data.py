@@ -399,6 +399,9 @@ def _passthrough(batch: Any) -> Any:
 
 def _seed_worker(worker_id: int) -> None:
     info = torch.utils.data.get_worker_info()
+    # a worker augments one batch at a time: one thread each, or workers x threads fight for the cores
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
     if info is not None and isinstance(info.dataset, ImageClassificationDataset):
         # each worker gets its own augmentation stream, derived from DataLoader's per-worker seed
         info.dataset.reseed(info.seed % 2**32)

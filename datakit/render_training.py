@@ -38,8 +38,30 @@ def train_summary(console: Console, result: Any) -> None:
     else:
         table.add_row("test (best checkpoint)", "- (no test split)")
     console.print(table)
+    for problem in getattr(result, "warnings", None) or []:
+        epochs = problem["epochs"]
+        span = f"epoch {epochs[0]}" if len(epochs) == 1 else f"{len(epochs)} epochs, {epochs[0]}-{epochs[-1]}"
+        console.print(f"[bold yellow]not learning ({span}):[/] {problem['message']}", highlight=False,
+                      soft_wrap=True)
     path_line(console, f"wrote {result.run_dir}/: config.yaml, metrics.csv, curves.png, splits.csv, "
                        f"checkpoints/best.pt, checkpoints/last.pt")
+
+
+def derived_table(derivation: Any) -> Table:
+    """What the data-aware defaults chose for keys the user did not set, and why."""
+    stats = derivation.stats
+    title = "defaults derived from the data"
+    if stats is not None:
+        title += (f" ({stats.images} images, {stats.train_images} for training, {stats.classes} classes, "
+                  f"{stats.channels} channel{'s' if stats.channels > 1 else ''})")
+    table = Table(title=title, title_justify="left")
+    table.add_column("key", no_wrap=True)
+    table.add_column("value")
+    table.add_column("why")
+    for d in derivation.derived:
+        table.add_row(d.key, str(d.value), d.reason)
+    table.caption = "keys you set are never derived; set any of these with --set KEY=VALUE"
+    return table
 
 
 def config_keys(console: Console, rows: list[tuple[str, Any, str, str]]) -> None:

@@ -198,6 +198,9 @@ def count_parameters(run_dir: Path, config: cfg.TrainConfig) -> int | None:
     try:
         info = RunDir(run_dir).read_info()
         pre = info["preprocess"]
+        recorded = RunDir(run_dir).read_config()  # with the data-aware defaults the run derived
+        if recorded:
+            config = cfg.from_dict(recorded)
         model = build_model(config.model, int(pre["channels"]), len(info["classes"]), (int(pre["height"]), int(pre["width"])))
     except (OSError, KeyError, ValueError, DatakitError):
         return None

@@ -53,6 +53,12 @@ class TrainingDisplay:
         if self.enabled:
             self.console.print(text, highlight=False, soft_wrap=True)
 
+    def show(self, renderable: Any) -> None:
+        """A rich renderable (a table) above the live bar."""
+        if self.enabled:
+            target = self._progress.console if self._progress is not None else self.console
+            target.print(renderable)
+
     def start_task(self, description: str, total: int) -> None:
         if self._progress is None:
             return

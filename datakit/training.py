@@ -87,6 +87,8 @@ class TrainResult:
     task: str = "classification"
     task_reason: str = ""
     test_metrics: dict[str, float] | None = None  # the task's metrics on test, best checkpoint
+    derived: list[dict[str, Any]] = field(default_factory=list)  # data-aware defaults: key, value, reason
+    warnings: list[dict[str, Any]] = field(default_factory=list)  # not learning: kind, message, epochs
 
     @property
     def best_checkpoint(self) -> Path:
@@ -102,7 +104,8 @@ class TrainResult:
             "monitor": self.monitor, "best_metric": self.best_metric, "best_epoch": self.best_epoch,
             "epochs_run": self.epochs_run, "test_accuracy": self.test_accuracy, "test_metrics": self.test_metrics,
             "classes": self.classes, "seconds": round(self.seconds, 3),
-            "best_checkpoint": str(self.best_checkpoint), "notes": self.notes, "history": self.history,
+            "best_checkpoint": str(self.best_checkpoint), "notes": self.notes, "derived": self.derived, "warnings": self.warnings,
+            "history": self.history,
         }
 
 
@@ -170,6 +173,11 @@ def train(
         config_used = cfg.resolve_config(config, overrides)
     loaded = load_manifest(manifest)
     task_name, task_reason = resolve_task(config_used.task, loaded)
+    derivation = None
+    if not resume:  # a resumed run keeps the values it was started with (its config.yaml has them all)
+        from datakit.engine.defaults import derive_config
+
+        config_used, derivation = derive_config(loaded, config_used, task_name)
     task_class = get_task(task_name)
     monitor = config_used.train.monitor
     if monitor == AUTO:
@@ -180,15 +188,22 @@ def train(
     device = select_device(config_used.train.device, int(os.environ.get("LOCAL_RANK", "0")))
     ctx = distributed.setup(device.type)
     threads = torch.get_num_threads()  # train.threads applies to this run only, not to the caller after
+    import cv2
+
+    cv2_threads = cv2.getNumThreads()
+    if config_used.augment and config_used.data.workers == 0:
+        # augmentation in this process: OpenCV's thread pool would fight torch's for the same cores
+        cv2.setNumThreads(1)
     try:
         # every process has checked the output folder before the first one writes into it
         distributed.barrier(ctx)
         with _sigterm_as_interrupt():
             return _train(loaded, task_class(config_used), task_reason, monitor, config_used, run, device, ctx,
                           resume_state,
-                          fixed_splits, show_progress and ctx.is_main, callback, started)
+                          fixed_splits, show_progress and ctx.is_main, callback, started, derivation)
     finally:
         torch.set_num_threads(threads)
+        cv2.setNumThreads(cv2_threads)
         distributed.teardown(ctx)
 
 
@@ -206,6 +221,7 @@ def _train(
     show: bool,
     callback: Callable[[dict[str, float]], None] | None,
     started: float,
+    derivation: Any = None,
 ) -> TrainResult:
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
@@ -226,6 +242,10 @@ def _train(
 
     with display:
         display.note(f"[cyan]task:[/] {task.name} ({task_reason})")
+        if derivation is not None and derivation.derived:
+            from datakit.render_training import derived_table
+
+            display.show(derived_table(derivation))
         for note in notes:
             display.note(f"[cyan]note:[/] {note}")
         datasets = task.datasets(data, preprocess, display, fill_normalization=not resume_state, notes=notes)
@@ -287,6 +307,10 @@ def _train(
             "images": counts, "device": str(device), "processes": ctx.world, "monitor": monitor,
             "cache": getattr(task, "cache", False), "notes": notes, "status": "running",
         }
+        if derivation is not None:
+            info["defaults"] = derivation.as_dict()
+        elif resume_state:
+            info["defaults"] = run.read_info().get("defaults")
         if ctx.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
             run.write_config(cfg.dump_yaml(config))
@@ -313,10 +337,11 @@ def _train(
 
                 training_curves(history, run.curves, title=run_dir.name, metrics=task.metrics)
             info.update(status=status, epochs_run=len(history), best_epoch=best_epoch, best_metric=best_metric,
-                        seconds=round(time.perf_counter() - started, 3), **extra)
+                        seconds=round(time.perf_counter() - started, 3), warnings=list(problems.values()), **extra)
             run.write_info(info)
 
         higher = higher_is_better(monitor)
+        problems: dict[str, dict[str, Any]] = {}  # signs of not learning, by kind (task.diagnose)
         status = "completed"
         stopped_by_callback: str | None = None
         epoch = start_epoch - 1
@@ -356,6 +381,13 @@ def _train(
                     finish("diverged", diverged_at={"epoch": epoch, "batch": None})
                     raise TrainingDiverged(f"validation {monitor} became {value} at epoch {epoch}: training stopped; "
                                            f"best checkpoint (epoch {best_epoch}) kept")
+                if epoch > config.schedule.warmup_epochs and epoch > 1:  # not while it warms up
+                    for kind, message in task.diagnose(train_metrics, val_metrics, data).items():
+                        if kind not in problems:
+                            problems[kind] = {"kind": kind, "message": message, "epochs": []}
+                            display.note(f"[bold yellow]not learning (epoch {epoch}):[/] {message}")
+                        problems[kind]["epochs"].append(epoch)
+                        problems[kind]["message"] = message  # the latest numbers
                 delta = config.train.min_delta
                 improved = best_metric is None or (
                     value > best_metric + delta if higher else value < best_metric - delta)
@@ -428,4 +460,5 @@ def _train(
         epochs_run=len(history), history=history, test_accuracy=test_accuracy, status=status,
         classes=data.classes, notes=notes, seconds=time.perf_counter() - started,
         task=task.name, task_reason=task_reason, test_metrics=test_metrics,
+        derived=(info.get("defaults") or {}).get("derived", []), warnings=list(problems.values()),
     )

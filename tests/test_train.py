@@ -20,7 +20,7 @@ from datakit.checkpoint import read_checkpoint
 from datakit.data import Preprocess, channel_stats, decode_all
 from datakit.models import build_model
 from datakit.training import TrainingDiverged, train
-from tests.conftest import REPO, TINY_TRAIN
+from tests.conftest import REPO, TINY_TRAIN, default_sigint
 
 
 def test_a_small_cnn_learns_digits_far_above_chance(digits_run) -> None:
@@ -37,7 +37,10 @@ def test_a_small_cnn_learns_digits_far_above_chance(digits_run) -> None:
 def test_run_directory_holds_config_metrics_curves_splits_and_statistics(digits_run, digits_small: Path) -> None:
     run = digits_run.run_dir
     saved = cfg.resolve_config(run / "config.yaml")
-    assert saved == cfg.resolve_config(None, {"epochs": 6, **TINY_TRAIN})
+    # the keys not set were derived from the data (engine/defaults.py); run.json says which and why
+    derived = {d["key"]: d["value"] for d in json.loads((run / "run.json").read_text())["defaults"]["derived"]}
+    assert not set(derived) & {cfg.resolve_key(k) for k in ("epochs", *TINY_TRAIN)}
+    assert saved == cfg.resolve_config(None, {"epochs": 6, **TINY_TRAIN, **derived})
     metrics = pd.read_csv(run / "metrics.csv")
     # the task's metric names (classification: accuracy, macro_f1) flow into metrics.csv
     assert list(metrics.columns) == ["epoch", "train_loss", "train_accuracy", "train_macro_f1", "val_loss",
@@ -140,7 +143,8 @@ def test_ctrl_c_saves_a_checkpoint_exits_130_and_resume_finishes(digits_small: P
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     # early stopping off: on a loaded machine a run that stops early can end before the signal is sent
     process = subprocess.Popen(_cli("train", str(digits_small), "-o", str(run), "--epochs", "500", "--patience", "0", *sets),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               preexec_fn=default_sigint)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
         metrics = run / "metrics.csv"

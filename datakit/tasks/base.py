@@ -72,6 +72,11 @@ class Task:
     def evaluator(self, data: Any) -> Evaluator:
         raise NotImplementedError
 
+    def diagnose(self, train: Evaluator, val: Evaluator, data: Any) -> dict[str, str]:
+        """Signs that training is not learning, after an epoch past the warm-up: {kind: what, likely
+        causes, the keys to change}. The engine says each one during the run and in the summary."""
+        return {}
+
     # a trained run
     @staticmethod
     def outputs_to_numpy(outputs: Any) -> Any:

@@ -103,6 +103,37 @@ class ConfusionEvaluator:
         return {"accuracy": float(correct.sum()) / max(total, 1.0), "macro_f1": float(f1.mean()) if self.k else 0.0}
 
 
+NEAR_CHANCE = 0.1  # train accuracy within 10% of the way from chance to 1.0 counts as "near chance"
+
+
+def not_learning(train: ConfusionEvaluator, val: ConfusionEvaluator, classes: list[str], config: Any) -> dict[str, str]:
+    """Validation predicting one class, or training accuracy near chance (the majority class's share)."""
+    found: dict[str, str] = {}
+    lr, batch = config.optim.lr, config.train.batch_size
+    val_matrix = val.matrix.view(val.k, val.k)
+    predicted, actual = val_matrix.sum(0), val_matrix.sum(1)
+    if int((actual > 0).sum()) >= 2 and int((predicted > 0).sum()) == 1:
+        only = classes[int(predicted.argmax())]
+        found["single_class"] = (
+            f"validation predicts one class only ('{only}') for all {int(actual.sum())} images: the model has "
+            f"not learnt to tell the classes apart. Likely causes: a learning rate too high or too low (optim.lr, "
+            f"now {lr:g}), too few optimizer steps (train.epochs, train.batch_size now {batch}), imbalanced "
+            "classes (data.balance=weights or sampler), early stopping before it learnt (train.patience), "
+            "or images too small to show the difference (data.image_size)")
+    train_matrix = train.matrix.view(train.k, train.k).double()
+    total = float(train_matrix.sum())
+    if total:
+        chance = float(train_matrix.sum(1).max()) / total
+        accuracy = float(train_matrix.diagonal().sum()) / total
+        if accuracy < chance + NEAR_CHANCE * (1 - chance):
+            found["near_chance"] = (
+                f"training accuracy {accuracy:.3f} is near chance ({chance:.3f}, always the largest class): the "
+                f"model does not fit even the training images. Likely causes: optim.lr (now {lr:g}) too high or "
+                f"too low, augmentation too strong (augment), labels that do not match the images (check the "
+                f"manifest), or a model too small for the data (model.conv.filters)")
+    return found
+
+
 class ClassificationTask(Task):
     name = "classification"
     metrics = ("accuracy", "macro_f1")
@@ -219,6 +250,9 @@ class ClassificationTask(Task):
 
     def evaluator(self, data: Any) -> ConfusionEvaluator:
         return ConfusionEvaluator(len(data.classes))
+
+    def diagnose(self, train: ConfusionEvaluator, val: ConfusionEvaluator, data: LabelledSplits) -> dict[str, str]:
+        return not_learning(train, val, data.classes, self.config)
 
     # ---- a trained run
 

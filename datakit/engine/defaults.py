@@ -1,0 +1,295 @@
+"""Data-aware defaults: values for the keys the user did not set, derived from the manifest.
+
+A fixed default cannot suit 40 images and 100,000 alike: 20 epochs of batch 64 are a few dozen
+optimizer steps on a small set, and early stopping from epoch 1 ends such a run before it has
+learnt anything. So when a key is not set (by a config file, ``--set``, a flag, an override or a
+sweep's parameters: ``config.user_set_keys``), ``derive`` chooses it from the data's statistics
+(``DataStats``), and every choice is printed at the start of the run and saved in ``run.json``
+with the reason. What the user set is never changed.
+
+``derive`` is a pure function of (statistics, config, set keys): the rules below, in one place.
+
+- input size: the images' median side, to a multiple of 8 in [16, 128] (tiny images are
+  upscaled so a few conv blocks fit);
+- batch size: about 1/25 of the training images, a power of two in [8, 64];
+- training length: a budget of optimizer steps (at least ``MIN_STEPS``, at least ``MIN_EPOCHS``
+  passes over the data), expressed as ``train.epochs``;
+- warm-up: about 5% of the step budget (``schedule.warmup_epochs``), only when the length is derived;
+- early stopping: ``train.patience`` so that it cannot fire before ``PATIENCE_SHARE`` of the
+  steps have run;
+- augmentation: the ``light`` preset with orientation ``fixed`` (no flips: a flip can change a
+  class, as with digits; flips are opted into with ``augment: light``);
+- a torchvision family's stem: CIFAR-style (``model.stem: small``) under 128 px;
+- threads and workers (``threads_and_workers``): torch threads from the work of one step, worker
+  processes for augmentation when there are cores to spare;
+- the cnn's depth (one block per halving the input affords) and width (by class count), only when
+  no ``model.conv``/``model.pool``/``model.head`` key is set.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from datakit import config as cfg
+
+MIN_SIDE, MAX_SIDE = 16, 128
+TORCHVISION_MIN_SIDE = 32
+MIN_BATCH, MAX_BATCH = 8, 64
+IMAGES_PER_BATCH = 25  # batch ~ train images / 25: a small set still gets 20+ steps per epoch
+MIN_STEPS = 1000  # optimizer steps a run gets at least
+MIN_EPOCHS, MAX_EPOCHS = 12, 300
+WARMUP_SHARE = 0.05
+PATIENCE_SHARE = 0.3  # early stopping cannot fire before this share of the step budget has run
+MIN_PATIENCE = 5
+AUGMENT = "light:fixed"
+MODEL_SECTIONS = ("model.conv.", "model.pool.", "model.head.")
+
+
+@dataclass(frozen=True)
+class DataStats:
+    """What the derivation looks at: the usable, labelled images of a manifest."""
+
+    images: int
+    train_images: int  # images the training split will hold
+    class_counts: dict[str, int]
+    median_side: float  # median of sqrt(width * height), as displayed
+    side_range: tuple[float, float]  # 10th and 90th percentile of that side
+    channels: int  # 1 when every image is single-channel, else 3
+    total_bytes: int
+
+    @property
+    def classes(self) -> int:
+        return len(self.class_counts)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"images": self.images, "train_images": self.train_images, "classes": self.classes,
+                "class_counts": dict(self.class_counts), "median_side": round(self.median_side, 1),
+                "side_p10_p90": [round(v, 1) for v in self.side_range], "channels": self.channels,
+                "total_bytes": self.total_bytes}
+
+
+@dataclass(frozen=True)
+class Derived:
+    key: str
+    value: Any
+    reason: str
+
+
+@dataclass
+class Derivation:
+    """The derived values, the statistics they came from, and the config with them applied."""
+
+    stats: DataStats | None
+    derived: list[Derived] = field(default_factory=list)
+    user_set: list[str] = field(default_factory=list)
+
+    def apply(self, config: cfg.TrainConfig) -> cfg.TrainConfig:
+        """A copy of ``config`` with the derived values; the user's set keys stay marked as set."""
+        out = copy.deepcopy(config)
+        marked = set(out.__dict__.get(cfg._USER_SET, ()))
+        for d in self.derived:
+            cfg.set_key(out, d.key, d.value)
+        out.__dict__[cfg._USER_SET] = marked  # derived keys are not the user's
+        cfg.validate(out)
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"stats": self.stats.as_dict() if self.stats else None,
+                "derived": [{"key": d.key, "value": d.value, "reason": d.reason} for d in self.derived],
+                "user_set": sorted(self.user_set)}
+
+
+# ---------------------------------------------------------------------------------------------
+# statistics
+
+
+def data_stats(manifest: Any, config: cfg.TrainConfig) -> DataStats | None:
+    """Statistics of the usable labelled images (None when there are none: training says why)."""
+    images = manifest.images
+    rows = images[(images["status"] == "ok") & images["label"].notna()]
+    if rows.empty:
+        return None
+    import numpy as np
+
+    width = rows["width"].astype("float64").to_numpy()
+    height = rows["height"].astype("float64").to_numpy()
+    side = np.sqrt(width * height)
+    side = side[np.isfinite(side) & (side > 0)]
+    if not len(side):
+        side = np.array([float(cfg.DataConfig().image_size)])
+    split = rows["split"] if "split" in rows.columns else None
+    if split is not None and (split == "train").any():
+        train = int((split == "train").sum())
+    else:
+        train = int(round(len(rows) * (1 - config.data.val_fraction - config.data.test_fraction)))
+    channels = rows["channels"].fillna(3).astype(int)
+    size = rows["file_size"] if "file_size" in rows.columns else None
+    return DataStats(
+        images=len(rows), train_images=max(1, train),
+        class_counts={str(k): int(v) for k, v in rows["label"].astype(str).value_counts().sort_index().items()},
+        median_side=float(np.median(side)), side_range=(float(np.percentile(side, 10)), float(np.percentile(side, 90))),
+        channels=1 if (channels == 1).all() else 3,
+        total_bytes=int(size.fillna(0).sum()) if size is not None else 0,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# the rules
+
+
+def input_side(median_side: float) -> int:
+    return int(min(MAX_SIDE, max(MIN_SIDE, 8 * round(median_side / 8))))
+
+
+def cnn_blocks(side: int) -> int:
+    """Conv blocks (each halves the map): leave a 2x2 map on tiny inputs, 4x4 from 32 px on, 2 to 5 blocks."""
+    last = 2 if side < 32 else 4
+    return max(2, min(5, int(math.floor(math.log2(side / last)))))
+
+
+def batch_size(train_images: int) -> int:
+    target = train_images / IMAGES_PER_BATCH
+    power = 2 ** int(math.floor(math.log2(max(target, 1))))
+    return int(min(MAX_BATCH, max(MIN_BATCH, power)))
+
+
+def _side_of(value: Any) -> int:
+    return int(min(value)) if isinstance(value, list) else int(value)
+
+
+def threads_and_workers(cores: int, side: int, batch: int, augmenting: bool) -> tuple[int, int]:
+    """(torch threads, DataLoader workers) for a machine with ``cores`` cores.
+
+    Workers only pay when there is augmentation to move out of the training process and cores to
+    spare for it (4 or more); torch's threads follow the work of one step (pixels x batch): a small
+    step gains nothing from many threads and loses to their synchronisation (the issue measured
+    16 threads 5x slower than 2 on 8 px digits)."""
+    workers = min(4, cores // 4) if augmenting and cores >= 4 else 0
+    work = side * side * batch
+    wanted = 2 if work <= 32 * 32 * 64 else 4 if work <= 64 * 64 * 64 else 8
+    return max(1, min(wanted, cores - workers)), workers
+
+
+def available_cores() -> int:
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def derive(stats: DataStats | None, config: cfg.TrainConfig, user_set: Iterable[str],
+           task: str = "classification", cores: int | None = None, processes: int = 1) -> Derivation:
+    """Derived values for the keys not in ``user_set`` (pure: nothing is read or changed; ``cores``
+    is the machine's, given by the caller; ``processes`` > 1 under torchrun)."""
+    chosen = set(user_set)
+    result = Derivation(stats, user_set=sorted(chosen))
+    if stats is None or task != "classification":
+        return result  # other tasks keep the static defaults until their own rules exist
+
+    def add(key: str, value: Any, reason: str) -> None:
+        result.derived.append(Derived(key, value, reason))
+
+    def free(*keys: str) -> bool:
+        return not any(k in chosen for k in keys)
+
+    # input size
+    side = _side_of(config.data.image_size)
+    cnn = config.model.name == "cnn"
+    if free("data.image_size"):
+        side = input_side(stats.median_side)
+        if not cnn:  # a torchvision family downsamples 8x even with its small stem
+            side = max(side, TORCHVISION_MIN_SIDE)
+        low, high = stats.side_range
+        spread = f"median image side {stats.median_side:.0f} px (10-90%: {low:.0f}-{high:.0f})"
+        if side > stats.median_side + 4:
+            why = f"{spread}; upscaled to {MIN_SIDE} at least so conv blocks have room"
+        elif side < stats.median_side - 4:
+            why = f"{spread}; capped at {MAX_SIDE} (training cost grows with the square of the side)"
+        else:
+            why = f"{spread}, to a multiple of 8"
+        add("data.image_size", side, why)
+
+    # batch size
+    batch = config.train.batch_size
+    if free("train.batch_size"):
+        batch = batch_size(stats.train_images)
+        add("train.batch_size", batch, f"{stats.train_images} training images / {IMAGES_PER_BATCH}, a power of 2 in "
+                                       f"[{MIN_BATCH}, {MAX_BATCH}]")
+    steps_per_epoch = max(1, math.ceil(stats.train_images / batch))
+
+    # training length: a step budget, through train.epochs
+    epochs = config.train.epochs
+    length_derived = free("train.epochs")
+    if length_derived:
+        budget = max(MIN_STEPS, MIN_EPOCHS * steps_per_epoch)
+        epochs = max(MIN_EPOCHS, min(MAX_EPOCHS, math.ceil(budget / steps_per_epoch)))
+        add("train.epochs", epochs, f"a budget of ~{budget} optimizer steps at {steps_per_epoch} steps per epoch "
+                                    f"({stats.train_images} images / batch {batch}); at least {MIN_EPOCHS} passes")
+    steps = epochs * steps_per_epoch
+
+    # warm-up: only with a derived length (a set length keeps its own schedule)
+    if length_derived and free("schedule.warmup_epochs") and config.schedule.name != "plateau":
+        warmup = max(1, min(epochs // 10, round(WARMUP_SHARE * steps / steps_per_epoch)))
+        add("schedule.warmup_epochs", warmup, f"~{WARMUP_SHARE:.0%} of the {steps} steps "
+                                              f"({warmup * steps_per_epoch} steps) from lr/10 up to optim.lr")
+
+    # early stopping that cannot fire early
+    if free("train.patience"):
+        patience = max(MIN_PATIENCE, math.ceil(PATIENCE_SHARE * epochs))
+        add("train.patience", patience, f"early stopping cannot fire before {patience * steps_per_epoch} steps "
+                                        f"({PATIENCE_SHARE:.0%} of the {steps}; {patience} epochs without improvement)")
+
+    # augmentation
+    if free("augment"):
+        add("augment", AUGMENT, "light preset without flips (a flip can change a class, as with digits): ±2° turns, "
+                                "±5% zoom, ±3% shifts, ±10% brightness/contrast; flips: augment=light")
+
+    # a torchvision family's stem
+    if not cnn and free("model.stem"):
+        from datakit.models.torchvision_models import SMALL_INPUT
+
+        small = side < SMALL_INPUT
+        add("model.stem", "small" if small else "imagenet",
+            f"a {side} px input: " + ("CIFAR-style 3x3 stride-1 first convolution, no max-pool (the ImageNet stem "
+                                      "would shrink it 4x before the first block)" if small else
+                                      f"{SMALL_INPUT} px or more suits the ImageNet stem"))
+
+    # the cnn's depth and width
+    if cnn and not any(k.startswith(MODEL_SECTIONS) for k in chosen):
+        blocks = cnn_blocks(side)
+        first = 16 if stats.classes <= 10 else 32
+        filters = [min(256, first * 2 ** i) for i in range(blocks)]
+        add("model.conv.filters", filters, f"{blocks} blocks for a {side} px input (each halves it, down to "
+                                           f"{side >> blocks} px); width from {first} for {stats.classes} classes")
+        if side <= 32:
+            add("model.conv.convs_per_block", 2, f"two convolutions per block: few blocks fit a {side} px input")
+
+    # threads and workers: how fast, never what is learnt
+    if cores and processes == 1:
+        augmenting = bool(config.augment) or any(d.key == "augment" and d.value for d in result.derived)
+        threads, workers = threads_and_workers(cores, side, batch, augmenting)
+        if free("data.workers"):
+            add("data.workers", workers, f"{cores} cores: " + (
+                f"{workers} worker processes augment while the model trains" if workers else
+                ("too few cores to spare for worker processes" if augmenting else "nothing to augment: "
+                 "cached images need no workers")))
+        if free("train.threads"):
+            add("train.threads", threads, f"{side} px x batch {batch} per step on {cores} cores"
+                                          f"{f' less {workers} workers' if workers and free('data.workers') else ''}: "
+                                          "more threads than the step can use only slow it down")
+    return result
+
+
+def derive_config(manifest: Any, config: cfg.TrainConfig, task: str) -> tuple[cfg.TrainConfig, Derivation]:
+    """``config`` with data-aware values for every key the user did not set, and what was derived."""
+    import os
+
+    processes = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    derivation = derive(data_stats(manifest, config), config, cfg.user_set_keys(config), task,
+                        cores=available_cores(), processes=processes)
+    return derivation.apply(config), derivation

@@ -1,0 +1,259 @@
+"""Data-aware defaults (datakit.engine.defaults): the derivation on synthetic manifests, and the
+rule that a key the user set is never changed."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from datakit import config as cfg
+from datakit.engine import defaults
+from datakit.engine.defaults import DataStats, data_stats, derive
+from datakit.manifest import IMAGE_COLUMNS, Manifest, categories_from_names
+
+
+def synthetic_manifest(counts: dict[str, int], sides: list[tuple[int, int]] | tuple[int, int] = (64, 64),
+                       channels: int = 3, split: bool = False, seed: int = 0) -> Manifest:
+    """A manifest table (no files needed: the derivation reads statistics only)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for label, n in counts.items():
+        for i in range(n):
+            w, h = sides if isinstance(sides, tuple) else sides[int(rng.integers(len(sides)))]
+            rows.append({"id": f"{label}-{i}", "path": f"{label}/{i}.png", "width": w, "height": h,
+                         "channels": channels, "label": label, "status": "ok", "file_size": w * h,
+                         "split": ("train" if i % 10 < 7 else "val" if i % 10 < 9 else "test") if split else None})
+    images = pd.DataFrame(rows)
+    for column, dtype in IMAGE_COLUMNS.items():
+        if column not in images:
+            images[column] = pd.Series([None] * len(images), dtype="object")
+        images[column] = images[column].astype(dtype)
+    return Manifest(images=images, categories=categories_from_names(counts), tasks=["classification"])
+
+
+def derived(manifest: Manifest, config: cfg.TrainConfig | None = None) -> dict[str, object]:
+    config = config or cfg.resolve_config()
+    result = derive(data_stats(manifest, config), config, cfg.user_set_keys(config))
+    return {d.key: d.value for d in result.derived}
+
+
+def steps(values: dict[str, object], train_images: int) -> int:
+    return int(values["train.epochs"]) * math.ceil(train_images / int(values["train.batch_size"]))
+
+
+def test_small_two_class_set_gets_many_steps_and_late_early_stopping() -> None:
+    # the issue's case: 200 real images, 2 classes; 20 epochs of batch 64 were ~40 steps
+    values = derived(synthetic_manifest({"a": 100, "b": 100}, sides=(120, 90)))
+    train = round(200 * 0.7)
+    assert values["train.batch_size"] == 8
+    assert steps(values, train) >= defaults.MIN_STEPS
+    # early stopping cannot fire before 30% of the budget
+    assert values["train.patience"] * math.ceil(train / 8) >= 0.3 * steps(values, train)
+    assert 1 <= values["schedule.warmup_epochs"] <= values["train.epochs"] // 10
+    assert values["data.image_size"] == 104  # sqrt(120*90) ~ 104
+    assert values["augment"] == "light:fixed"
+
+
+def test_tiny_images_are_upscaled_and_the_cnn_fits_them() -> None:
+    values = derived(synthetic_manifest({str(d): 180 for d in range(10)}, sides=(8, 8), channels=1))
+    assert values["data.image_size"] == 16
+    assert values["model.conv.filters"] == [16, 32, 64]  # 16 -> 2 px after three blocks
+    assert values["model.conv.convs_per_block"] == 2
+
+
+def test_large_photos_are_capped_and_many_classes_widen_the_cnn() -> None:
+    manifest = synthetic_manifest({f"c{i}": 30 for i in range(20)}, sides=[(640, 480), (800, 600), (1024, 768)])
+    values = derived(manifest)
+    assert values["data.image_size"] == defaults.MAX_SIDE
+    assert values["model.conv.filters"] == [32, 64, 128, 256, 256]
+    assert "model.conv.convs_per_block" not in values
+
+
+def test_a_large_set_gets_few_passes_and_full_batches() -> None:
+    values = derived(synthetic_manifest({"a": 40_000, "b": 30_000, "c": 30_000}, sides=(64, 64), split=True))
+    assert values["train.batch_size"] == defaults.MAX_BATCH
+    assert values["train.epochs"] == defaults.MIN_EPOCHS  # 1,094 steps per epoch: the budget is passes
+    assert values["model.conv.filters"] == [16, 32, 64, 128]
+
+
+def test_the_manifest_split_counts_over_the_fractions() -> None:
+    manifest = synthetic_manifest({"a": 500, "b": 500}, split=True)
+    stats = data_stats(manifest, cfg.resolve_config())
+    assert stats.train_images == 700 and stats.images == 1000 and stats.classes == 2
+    unsplit = data_stats(synthetic_manifest({"a": 500, "b": 500}), cfg.resolve_config({"data.val_fraction": 0.2}))
+    assert unsplit.train_images == 650
+
+
+def test_broken_and_unlabelled_rows_are_not_counted() -> None:
+    manifest = synthetic_manifest({"a": 20, "b": 20}, channels=1)
+    manifest.images.loc[0, "status"] = "unreadable"
+    manifest.images.loc[1, "label"] = None
+    stats = data_stats(manifest, cfg.resolve_config())
+    assert stats.images == 38 and stats.channels == 1
+
+
+SET_BY_USER = [
+    {"data.image_size": 48},
+    {"train.batch_size": 128},
+    {"epochs": 7},
+    {"train.patience": None},
+    {"schedule.warmup_epochs": 0},
+    {"augment": []},
+    {"model.conv.kernel_size": 5},
+    {"model.name": "resnet18"},
+]
+
+
+@pytest.mark.parametrize("overrides", SET_BY_USER, ids=lambda o: next(iter(o)))
+def test_keys_the_user_set_are_never_changed(overrides: dict[str, object]) -> None:
+    from datakit.engine.defaults import derive_config
+
+    manifest = synthetic_manifest({"a": 60, "b": 60}, sides=(8, 8))
+    config = cfg.resolve_config(None, overrides)
+    before = cfg.to_dict(config)
+    out, derivation = derive_config(manifest, config, "classification")
+    assert cfg.to_dict(config) == before  # the input is not modified
+    touched = {d.key for d in derivation.derived}
+    for key, value in overrides.items():
+        key = cfg.resolve_key(key)
+        assert key not in touched
+        assert cfg.get_key(out, key) == cfg.check_value(key, value)
+    if "model.conv.kernel_size" in overrides:
+        assert not any(k.startswith("model.") for k in touched)  # the architecture is the user's
+    if "model.name" in overrides:  # a torchvision family: only its stem follows the input size
+        assert {k for k in touched if k.startswith("model.")} == {"model.stem"}
+        assert cfg.get_key(out, "data.image_size") >= 32
+    if "train.epochs" in {cfg.resolve_key(k) for k in overrides}:
+        assert "schedule.warmup_epochs" not in touched  # a set length keeps its own schedule
+
+
+def test_config_files_sweeps_and_hand_built_configs_count_as_set(tmp_path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  epochs: 3\ndata: {image_size: 32}\n")
+    from_file = cfg.resolve_config(path, {"optim.lr": 0.01})
+    assert {"train.epochs", "data.image_size", "optim.lr"} <= cfg.user_set_keys(from_file)
+    # a sweep resolves its base config again with each trial's parameters
+    trial = cfg.resolve_config(from_file, {"train.batch_size": 16})
+    assert {"train.epochs", "train.batch_size"} <= cfg.user_set_keys(trial)
+    by_hand = cfg.TrainConfig()
+    by_hand.train.patience = 9
+    assert cfg.user_set_keys(by_hand) == {"train.patience"}
+    # setting a key to its default value still counts: the user chose it
+    assert "train.epochs" in cfg.user_set_keys(cfg.resolve_config(None, {"epochs": 20}))
+
+
+def test_shipped_configs_derive_nothing_that_changes_their_results() -> None:
+    from datakit.engine.defaults import derive_config
+
+    make = synthetic_manifest
+    for name in ("digits-cnn", "shapes-classify"):
+        config = cfg.resolve_config(f"configs/{name}.yaml")
+        _, derivation = derive_config(make({"a": 500, "b": 500}), config, "classification")
+        # only run-speed keys may be derived for a tuned config; never what it learns with
+        assert {d.key for d in derivation.derived} <= {"data.workers", "train.threads"}, name
+
+
+def test_applied_values_pass_validation_and_resume_derives_nothing() -> None:
+    manifest = synthetic_manifest({"a": 12, "b": 9}, sides=(30, 50))
+    config = cfg.resolve_config()
+    result = derive(data_stats(manifest, config), config, cfg.user_set_keys(config))
+    applied = result.apply(config)
+    assert cfg.user_set_keys(config) == set() and result.derived
+    assert applied.train.epochs == {d.key: d.value for d in result.derived}["train.epochs"]
+    # a resumed run rebuilds its config from the saved one: every key is then the run's own
+    reloaded = cfg.from_dict(cfg.to_dict(applied))
+    again = derive(data_stats(manifest, reloaded), reloaded, cfg.user_set_keys(reloaded))
+    assert again.derived == []
+
+
+def test_other_tasks_keep_static_defaults() -> None:
+    manifest = synthetic_manifest({"a": 50, "b": 50})
+    config = cfg.resolve_config()
+    assert derive(data_stats(manifest, config), config, set(), task="detection").derived == []
+    assert derive(None, config, set()).derived == []
+
+
+# ---------------------------------------------------------------------------------------------
+# saying when training is not learning
+
+
+def test_a_model_that_predicts_one_class_is_reported_during_the_run_and_in_the_summary(
+        digits_small, tmp_path) -> None:
+    import json
+
+    import torch
+    from rich.console import Console
+
+    from datakit.models import build_model
+    from datakit.render_training import train_summary
+    from datakit.training import train
+    from tests.conftest import TINY_TRAIN
+
+    settings = {**TINY_TRAIN, "optim.lr": 1e-9, "augment": [], "schedule.warmup_epochs": 0, "train.patience": None}
+    config = cfg.resolve_config(None, settings)
+    model = build_model(config.model, 1, 10, (8, 8))
+    last = model.head[-1]
+    with torch.no_grad():  # every image gets the same logits: class 0 wins
+        last.weight.zero_()
+        last.bias.zero_()
+        last.bias[0] = 10.0
+    weights = tmp_path / "one-class.pt"
+    torch.save(model.state_dict(), weights)
+
+    console = Console(record=True, width=200)
+    from datakit import train_display
+
+    live = train_display.default_console
+    train_display.default_console = console  # what a person watching the run sees
+    try:
+        result = train(digits_small, output=tmp_path / "run", epochs=3, show_progress=True,
+                       **{**settings, "model.weights": str(weights)})
+    finally:
+        train_display.default_console = live
+    during = console.export_text()
+    kinds = {w["kind"]: w for w in result.warnings}
+    assert set(kinds) == {"single_class", "near_chance"}
+    assert kinds["single_class"]["epochs"] == [2, 3]  # from the first epoch after warm-up
+    assert "predicts one class only ('0')" in kinds["single_class"]["message"]
+    assert "optim.lr" in kinds["single_class"]["message"] and "data.balance" in kinds["single_class"]["message"]
+    assert "not learning (epoch 2)" in during and "validation predicts one class only" in during
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert [w["kind"] for w in info["warnings"]] == [w["kind"] for w in result.warnings]
+    summary = Console(record=True, width=200)
+    train_summary(summary, result)
+    text = summary.export_text()
+    assert "not learning (2 epochs, 2-3)" in text and "training accuracy" in text
+
+
+def test_a_model_that_learns_is_not_reported(digits_run) -> None:
+    assert digits_run.warnings == []
+
+
+# ---------------------------------------------------------------------------------------------
+# threads and workers
+
+
+def test_threads_and_workers_follow_the_cores_and_the_step() -> None:
+    from datakit.engine.defaults import threads_and_workers
+
+    assert threads_and_workers(2, 16, 32, augmenting=True) == (2, 0)  # no core to spare for a worker
+    assert threads_and_workers(16, 16, 32, augmenting=True) == (2, 4)  # tiny steps: 2 threads (the issue's 5x)
+    assert threads_and_workers(16, 64, 64, augmenting=True) == (4, 4)
+    assert threads_and_workers(16, 128, 64, augmenting=False) == (8, 0)  # cached, nothing to augment
+    assert threads_and_workers(1, 128, 64, augmenting=True) == (1, 0)
+
+
+def test_threads_and_workers_are_derived_unless_set_and_not_under_torchrun() -> None:
+    manifest = synthetic_manifest({"a": 300, "b": 300}, sides=(64, 64))
+    config = cfg.resolve_config()
+    stats = data_stats(manifest, config)
+    values = {d.key: d.value for d in derive(stats, config, set(), cores=8).derived}
+    assert values["data.workers"] == 2 and values["train.threads"] == 2  # 64 px x batch 16
+    user = cfg.resolve_config(None, {"workers": 0, "train.threads": 3})
+    values = {d.key: d.value for d in derive(stats, user, cfg.user_set_keys(user), cores=8).derived}
+    assert "data.workers" not in values and "train.threads" not in values
+    assert not {"data.workers", "train.threads"} & {d.key for d in derive(stats, config, set(), cores=8,
+                                                                           processes=4).derived}
