@@ -345,15 +345,19 @@ def predict(
     csv: Optional[Path] = typer.Option(None, "--csv", help="Write the predictions to this CSV file."),
     all_probs: bool = typer.Option(False, "--all-probs", help="Add one probability column per class."),
     as_json: bool = typer.Option(False, "--json", help="Print the predictions as JSON."),
+    task: Optional[str] = typer.Option(None, "--task", help="Check the run is of this task (classify, localize, detect)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Box tasks: folder for predictions.json (COCO results)."),
+    yolo: bool = typer.Option(False, "--yolo", help="With -o: also labels/*.txt in YOLO form (class cx cy w h score)."),
+    draw: bool = typer.Option(False, "--draw", help="With -o: also draw/*.png, the images with their boxes."),
 ) -> None:
-    """Class and probability for each image."""
+    """Class and probability for each image (box tasks: class, score and box of each object)."""
     from datakit import render_training
     from datakit.prediction import predict as run_predict
 
     from datakit.errors import CheckFailed
 
     table = run_predict(run, images, checkpoint=checkpoint, all_probabilities=all_probs, show_progress=not as_json,
-                        csv=csv)
+                        csv=csv, task=task, output=output, yolo=yolo, draw=draw)
     if table.attrs.get("run_source"):  # a sweep or pipeline folder: say which run (stderr keeps --json clean)
         err.print(f"using {table.attrs['run_source']}", highlight=False, soft_wrap=True)
     if as_json:
@@ -362,6 +366,8 @@ def predict(
         render_training.predictions_table(out, table)
         if csv is not None:
             out.print(f"wrote {csv}", highlight=False)
+        if output is not None:
+            out.print(f"wrote {output}/", highlight=False)
     failed = int(table["error"].notna().sum())
     if failed:  # the other predictions are printed and written; the exit code says some failed
         raise CheckFailed(f"{failed} of {len(table)} image(s) could not be predicted (see the error column)")
