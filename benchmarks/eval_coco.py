@@ -47,7 +47,7 @@ def main() -> None:
 
     from datakit.convert import export
     from datakit.manifest import save_manifest
-    from datakit.metrics import scoring, synthetic
+    from datakit.metrics import coco, scoring, synthetic
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="datakit-eval-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -83,7 +83,7 @@ def main() -> None:
             diff = float(np.abs(reference.eval[name] - getattr(extras["bbox"], name)).max())
             if diff > 1e-6:
                 raise SystemExit(f"{name} differs from pycocotools by {diff}")
-        stats_diff = float(np.abs(np.asarray(result["bbox"]["stats"]) - reference.stats).max())
+        stats_diff = float(np.abs(coco.as_pycocotools(result["bbox"]["stats"]) - reference.stats).max())
         if stats_diff > 1e-6:
             raise SystemExit(f"statistics differ from pycocotools by {stats_diff}")
 

@@ -24,7 +24,8 @@ def _interrupted_at_startup(signum: int, frame: Any) -> None:
 # as the `datakit` command (or `python -m datakit`), never for a program that imports this module;
 # each command's own handling (handle_errors) takes over when its body starts.
 _ARGV0 = sys.argv[0] if sys.argv else ""
-if os.path.basename(_ARGV0) == "datakit" or _ARGV0.endswith(os.path.join("datakit", "__main__.py")):
+if (os.path.basename(_ARGV0) == "datakit" or _ARGV0.endswith(os.path.join("datakit", "__main__.py"))) and \
+        signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not when started with Ctrl-C ignored
     signal.signal(signal.SIGINT, _interrupted_at_startup)
 
 import typer  # noqa: E402
@@ -352,15 +353,19 @@ def predict(
     csv: Optional[Path] = typer.Option(None, "--csv", help="Write the predictions to this CSV file."),
     all_probs: bool = typer.Option(False, "--all-probs", help="Add one probability column per class."),
     as_json: bool = typer.Option(False, "--json", help="Print the predictions as JSON."),
+    task: Optional[str] = typer.Option(None, "--task", help="Check the run is of this task (classify, localize, detect)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Box tasks: folder for predictions.json (COCO results)."),
+    yolo: bool = typer.Option(False, "--yolo", help="With -o: also labels/*.txt in YOLO form (class cx cy w h score)."),
+    draw: bool = typer.Option(False, "--draw", help="With -o: also draw/*.png, the images with their boxes."),
 ) -> None:
-    """Class and probability for each image."""
+    """Class and probability for each image (box tasks: class, score and box of each object)."""
     from datakit import render_training
     from datakit.prediction import predict as run_predict
 
     from datakit.errors import CheckFailed
 
     table = run_predict(run, images, checkpoint=checkpoint, all_probabilities=all_probs, show_progress=not as_json,
-                        csv=csv)
+                        csv=csv, task=task, output=output, yolo=yolo, draw=draw)
     if table.attrs.get("run_source"):  # a sweep or pipeline folder: say which run (stderr keeps --json clean)
         err.print(f"using {table.attrs['run_source']}", highlight=False, soft_wrap=True)
     if as_json:
@@ -369,6 +374,8 @@ def predict(
         render_training.predictions_table(out, table)
         if csv is not None:
             out.print(f"wrote {csv}", highlight=False)
+        if output is not None:
+            out.print(f"wrote {output}/", highlight=False)
     failed = int(table["error"].notna().sum())
     if failed:  # the other predictions are printed and written; the exit code says some failed
         raise CheckFailed(f"{failed} of {len(table)} image(s) could not be predicted (see the error column)")
@@ -437,7 +444,7 @@ def split_(
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write a new manifest here (default: update MANIFEST in place, atomically)."),
     ratios: str = typer.Option("0.7,0.15,0.15", "--ratios", help="train,val[,test] fractions that sum to 1."),
     seed: int = typer.Option(0, "--seed", help="Seed; the same seed and manifest give the same split."),
-    group_by: Optional[list[str]] = typer.Option(None, "--group-by", help="Images-table column whose equal values must share a split (besides sha256, parent_id and a `group` column); repeatable."),
+    group_by: Optional[list[str]] = typer.Option(None, "--group-by", help="Images-table column whose equal values must share a split (besides sha256, parent_id and a `group` column), or near-duplicates (clusters of near-duplicate images); repeatable."),
     allow_outside: bool = typer.Option(False, "--allow-outside", help="Trust a manifest whose image_root leaves its data set."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:

@@ -152,10 +152,9 @@ class LabelledSplits:
         return pd.concat(parts, ignore_index=True)
 
 
-def labelled_images(manifest: Manifest, where: str) -> tuple[pd.DataFrame, list[str]]:
-    """Usable rows with a label; notes say what was left out and why."""
+def usable_images(manifest: Manifest, where: str, notes: list[str]) -> pd.DataFrame:
+    """Rows whose status is ok; a note counts the others by reason."""
     images = manifest.images
-    notes = []
     broken = images[images["status"] != "ok"]
     if len(broken):
         reasons = ", ".join(f"{k} {v}" for k, v in broken["status"].value_counts().sort_index().items())
@@ -163,6 +162,13 @@ def labelled_images(manifest: Manifest, where: str) -> tuple[pd.DataFrame, list[
     ok = images[images["status"] == "ok"]
     if ok.empty:
         raise DatakitError(f"{where}: no usable images (every row's status is not 'ok')")
+    return ok
+
+
+def labelled_images(manifest: Manifest, where: str) -> tuple[pd.DataFrame, list[str]]:
+    """Usable rows with a label; notes say what was left out and why."""
+    notes: list[str] = []
+    ok = usable_images(manifest, where, notes)
     labelled = ok[ok["label"].notna()]
     if labelled.empty:
         raise DatakitError(
@@ -200,17 +206,7 @@ def prepare_classification(
         raise DatakitError(f"{where}: label(s) {', '.join(repr(u) for u in unknown)} are not classes of this "
                            f"model (classes: {', '.join(classes)})")
     target_of = {name: i for i, name in enumerate(classes)}
-    plan = None
-    if fixed_splits is not None:
-        split_of = dict(zip(fixed_splits["id"].astype(str), fixed_splits["split"].astype(str)))
-        splits = labelled["id"].astype(str).map(split_of)
-        if splits.isna().all():
-            raise DatakitError(f"{where}: none of its images are in the run's recorded splits (splits.csv)")
-    else:
-        plan = plan_splits(labelled, config.val_fraction, config.test_fraction, seed)
-        splits = plan.splits
-        if plan.message:
-            notes.append(plan.message)
+    splits, plan = assign_splits(labelled, config, seed, fixed_splits, where, notes)
     frames: dict[str, pd.DataFrame] = {}
     for name in ("train", "val", "test"):
         rows = labelled[splits.to_numpy() == name]
@@ -229,6 +225,23 @@ def prepare_classification(
     if frames["train"]["target"].nunique() < 2:
         raise DatakitError(f"{where}: split 'train' holds only one class; classification needs at least two classes")
     return LabelledSplits(manifest.root(), classes, [ids[c] for c in classes], frames, plan, notes, where)
+
+
+def assign_splits(rows: pd.DataFrame, config: DataConfig, seed: int, fixed_splits: pd.DataFrame | None, where: str,
+                  notes: list[str]) -> tuple[pd.Series, SplitPlan | None]:
+    """Each row's split: the run's recorded splits (``fixed_splits``: id, split) when resuming,
+    else ``plan_splits`` (the manifest's own, completed or generated; its message goes to ``notes``).
+    ``rows`` needs ``id``, ``label`` (the stratification key) and ``split``."""
+    if fixed_splits is not None:
+        split_of = dict(zip(fixed_splits["id"].astype(str), fixed_splits["split"].astype(str)))
+        splits = rows["id"].astype(str).map(split_of)
+        if splits.isna().all():
+            raise DatakitError(f"{where}: none of its images are in the run's recorded splits (splits.csv)")
+        return splits, None
+    plan = plan_splits(rows, config.val_fraction, config.test_fraction, seed)
+    if plan.message:
+        notes.append(plan.message)
+    return plan.splits, plan
 
 
 def auto_channels(train: pd.DataFrame) -> int:

@@ -121,6 +121,24 @@ def open_header(data: bytes | str | os.PathLike[str]) -> Image.Image:
         Image.MAX_IMAGE_PIXELS = limit
 
 
+# file signatures of image formats datakit does not read, recognized even where Pillow cannot open them
+_SIGNATURES = ((b"\x00\x00\x01\x00", "ICO"), (b"\x00\x00\x02\x00", "CUR"), (b"8BPS", "PSD"),
+               (b"\x00\x00\x00\x0cjP  ", "JPEG2000"), (b"\xff\x4f\xff\x51", "JPEG2000"))
+_FTYP_BRANDS = {b"heic": "HEIF", b"heix": "HEIF", b"mif1": "HEIF", b"msf1": "HEIF", b"avif": "AVIF"}
+
+
+def _known_unsupported(data: bytes) -> str | None:
+    for signature, name in _SIGNATURES:
+        if data.startswith(signature):
+            return name
+    if data[4:8] == b"ftyp":
+        return _FTYP_BRANDS.get(data[8:12])
+    head = data[:256].lstrip().lower()
+    if head.startswith(b"<svg") or (head.startswith(b"<?xml") and b"<svg" in data[:2048].lower()):
+        return "SVG"
+    return None
+
+
 def _zero_size_png(data: bytes) -> bool:
     return data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR" and len(data) >= 24 and (
         struct.unpack_from(">II", data, 16).count(0) > 0)
@@ -144,9 +162,16 @@ def inspect_bytes(data: bytes, verify: str = "structure", max_pixels: int | None
     try:
         img = open_header(data)
     except UnidentifiedImageError:
+        known = _known_unsupported(data)
+        if known:  # some Pillow versions cannot open these at all: the answer must not depend on it
+            return broken("unsupported", f"format {known} is not supported (supported: "
+                          f"{', '.join(sorted(SUPPORTED_FORMATS))})", format=known, **facts)
         if _zero_size_png(data):
             width, height = struct.unpack_from(">II", data, 16)
             return broken("corrupt", f"PNG header declares a zero size ({width}x{height} pixels)", format="PNG", **facts)
+        for signature, name in ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"GIF8", "GIF")):
+            if data.startswith(signature):  # the signature is right, the header after it is damaged
+                return broken("corrupt", f"{name} signature, but its header cannot be read", format=name, **facts)
         return broken("not_image", f"not an image (starts with {data[:8]!r})", **facts)
     except Exception as exc:  # PIL raises assorted errors for damaged headers
         return broken("corrupt", f"unreadable image header: {exc}", **facts)

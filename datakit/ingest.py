@@ -304,6 +304,10 @@ def ingest(
     labels_table = read_labels_csv(Path(labels)) if labels else None
 
     files, skipped = scan_images(src_path, allow_outside=outside_allowed(allow_outside))
+    if layout == "auto" and labels is None:  # read as plain images: say so if annotations lie there unread
+        from datakit.formats.hints import unclaimed_annotations
+
+        skipped += unclaimed_annotations(src_path)
     if not files:
         raise DatakitError(f"{src}: no image files found (looked for {', '.join(sorted(imageinfo.IMAGE_EXTENSIONS)[:9])}, ...)")
     chosen = detect_layout(files, labels_table is not None) if layout == "auto" else layout

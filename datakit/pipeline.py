@@ -185,9 +185,12 @@ def eval_step(ctx: StepContext, run: str | None = None, manifest: str | None = N
     metrics = evaluate(ctx.input_path(run, "run"), ctx.input_path(manifest) if manifest else None, split,
                        checkpoint=checkpoint, output=ctx.output_path(output) if output else None,
                        show_progress=ctx.show_progress)
+    from datakit.tasks import get_spec
+
     ctx.show(lambda c: render_training.eval_tables(c, metrics))
-    return {"accuracy": metrics["accuracy"], "split": split, "images": metrics["images"],
-            "macro_f1": metrics["macro"]["f1"], "metrics": metrics["files"]["metrics.json"]}
+    names = get_spec(metrics.get("task") or "classification").metrics  # accuracy, macro_f1 / map, map50, ...
+    return {**{m: metrics.get(m) for m in names}, "split": split, "images": metrics["images"],
+            "metrics": metrics["files"]["metrics.json"]}
 
 
 def sweep_step(ctx: StepContext, space: Any, manifest: str | None = None, output: str | None = None,

@@ -23,6 +23,11 @@ def predict(
     all_probabilities: bool = False,
     show_progress: bool = False,
     csv: str | os.PathLike[str] | None = None,
+    task: str | None = None,
+    output: str | os.PathLike[str] | None = None,
+    yolo: bool = False,
+    draw: bool = False,
+    min_score: float = 0.25,
 ) -> pd.DataFrame:
     """One row per image: ``path``, ``label`` (predicted class), ``probability``, ``error``.
 
@@ -32,6 +37,13 @@ def predict(
     one of the inputs (checked before anything is read). ``run`` may be a sweep folder (its best
     trial) or a pipeline folder (its last train or sweep step); ``table.attrs["run_source"]`` then
     says which run.
+
+    Box tasks (localization, detection) give one row per box: ``path``, ``label``, ``score``,
+    ``x``, ``y``, ``w``, ``h`` (the image's own pixels), ``error``; ``output`` names a folder for
+    ``predictions.json`` (COCO results), with ``yolo`` also ``labels/*.txt``, with ``draw``
+    ``draw/*.png``. The table and the drawings keep boxes scoring at least ``min_score``; the COCO
+    and YOLO files keep every box (mAP needs the low-scoring ones too). ``task`` checks the run is
+    of that task (a clear error otherwise).
     """
     if isinstance(images, (str, os.PathLike)):
         images = [images]
@@ -40,6 +52,31 @@ def predict(
     if csv is not None:
         check_csv_output(Path(csv), [Path(p) for p in images] + paths)
     loaded = load_run(run, checkpoint)
+    if task is not None:
+        from datakit.tasks import canonical_task
+
+        wanted = canonical_task(task)
+        if wanted != loaded.task.name:
+            raise DatakitError(f"{run}: is a {loaded.task.name} run; it cannot predict task {wanted} "
+                               f"(train a {wanted} model: datakit train MANIFEST --set task={wanted})")
+    if hasattr(loaded.task, "detections"):  # a box task: one row per detection, in the image's own pixels
+        from datakit.tasks import boxrun
+
+        sizes: list = []
+        with progress_bar("Predicting", len(paths), show_progress) as advance:
+            found, errors = boxrun.detect_files(loaded, paths, min(batch_size, 64), on_image=advance, sizes=sizes)
+        shown = [None if f is None else tuple(a[f[1] >= min_score] for a in f) for f in found]
+        table = boxrun.rows([str(p) for p in paths], shown, errors, loaded.classes)
+        table.attrs["run_source"] = loaded.source
+        if csv is not None:
+            table.to_csv(csv, index=False)
+        if output is not None:
+            names = _names(images, paths)
+            ids = loaded.info.get("category_ids") or list(range(1, len(loaded.classes) + 1))
+            boxrun.write_outputs(Path(output), names, paths, found, sizes, loaded.classes, ids, yolo=yolo, draw=draw)
+        return table
+    if output is not None or yolo or draw:
+        raise DatakitError(f"{run}: -o/--yolo/--draw write boxes; this is a {loaded.task.name} run (use --csv)")
     pre = loaded.preprocess
     decoded = np.zeros((len(paths), pre.height, pre.width, pre.channels), dtype=np.uint8)
     errors: list[str | None] = [None] * len(paths)
@@ -72,3 +109,11 @@ def check_csv_output(csv: Path, inputs: list[Path]) -> None:
         raise DatakitError(f"--csv {csv}: is a folder; name a .csv file")
     if csv.suffix.lower() in IMAGE_EXTENSIONS:
         raise DatakitError(f"--csv {csv}: has an image extension; name a .csv file")
+
+
+def _names(inputs: list, paths: list[Path]) -> list[str]:
+    """Each image's name in the results: its path under the one folder given, else the path as given."""
+    if len(inputs) == 1 and Path(inputs[0]).is_dir():
+        root = Path(inputs[0])
+        return [p.relative_to(root).as_posix() for p in paths]
+    return [p.as_posix() for p in paths]

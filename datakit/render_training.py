@@ -80,6 +80,10 @@ def config_keys(console: Console, rows: list[tuple[str, Any, str, str]]) -> None
 def eval_tables(console: Console, metrics: dict[str, Any]) -> None:
     if metrics.get("run_source"):
         console.print(f"using {metrics['run_source']}", highlight=False, soft_wrap=True)
+    if metrics.get("task") in ("localization", "detection"):  # scored by datakit.metrics: its display
+        from datakit.metrics import display
+
+        return display.show(console, metrics)
     head = (f"[bold]{metrics['split']}[/] split ({metrics['split_source']}): {metrics['images']} images, "
             f"accuracy [bold]{metrics['accuracy']:.4f}[/], {metrics['misclassified']} misclassified")
     if metrics.get("roc_auc") is not None:
@@ -112,6 +116,8 @@ def eval_tables(console: Console, metrics: dict[str, Any]) -> None:
 
 
 def predictions_table(console: Console, table: pd.DataFrame) -> None:
+    if "score" in table.columns:
+        return box_predictions_table(console, table)
     out = titled(f"{len(table)} images")
     out.add_column("path", overflow="fold")
     out.add_column("class")
@@ -121,6 +127,27 @@ def predictions_table(console: Console, table: pd.DataFrame) -> None:
             out.add_row(row.path, "[red]error[/]", str(row.error))
         else:
             out.add_row(row.path, str(row.label), f"{row.probability:.4f}")
+    if len(table) > MAX_ROWS:
+        out.caption = f"... and {len(table) - MAX_ROWS} more (--csv FILE writes all)"
+    console.print(out)
+
+
+def box_predictions_table(console: Console, table: pd.DataFrame) -> None:
+    """Localization/detection predictions: one row per box (x, y, w, h in the image's pixels)."""
+    images = table["path"].nunique()
+    boxes = int(table["label"].notna().sum())
+    out = titled(f"{boxes} boxes in {images} images")
+    for name in ("path", "class", "score", "x", "y", "w", "h"):
+        out.add_column(name, overflow="fold" if name == "path" else "ellipsis", justify="left" if name in (
+            "path", "class") else "right")
+    for row in table.head(MAX_ROWS).itertuples(index=False):
+        if pd.notna(row.error):
+            out.add_row(row.path, "[red]error[/]", str(row.error), "", "", "", "")
+        elif pd.isna(row.label):
+            out.add_row(row.path, "[dim]none[/]", "", "", "", "", "")
+        else:
+            out.add_row(row.path, str(row.label), f"{row.score:.3f}",
+                        *(f"{getattr(row, k):.1f}" for k in ("x", "y", "w", "h")))
     if len(table) > MAX_ROWS:
         out.caption = f"... and {len(table) - MAX_ROWS} more (--csv FILE writes all)"
     console.print(out)

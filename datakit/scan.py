@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import multiprocessing
 import os
-import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -21,7 +19,7 @@ from typing import Any, Iterable
 import pandas as pd
 
 from datakit import imageinfo
-from datakit.console import progress_bar
+from datakit.parallel import imap_progress
 from datakit.manifest import IMAGE_COLUMNS
 
 SPLIT_ALIASES = {
@@ -175,34 +173,10 @@ def _inspect_job(job: tuple[str, str, str, int | None]) -> tuple[str, dict[str, 
     return rel, imageinfo.inspect_file(absolute, verify, max_pixels)
 
 
-def _ignore_sigint() -> None:
-    # Ctrl-C is the parent's to handle: it terminates the pool and writes nothing. A worker that
-    # died of it mid-task would leave the parent waiting for a result that never comes.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 def _inspect_all(
     jobs: list[tuple[str, str, str, int | None]], workers: int, show_progress: bool
 ) -> Iterable[tuple[str, dict[str, Any]]]:
-    with progress_bar("Reading images", len(jobs), show_progress) as advance:
-        if workers <= 1 or len(jobs) < 64:
-            for job in jobs:
-                yield _inspect_job(job)
-                advance()
-            return
-        chunksize = max(1, min(64, len(jobs) // (workers * 8) or 1))
-        ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
-        pool = ctx.Pool(workers, initializer=_ignore_sigint)
-        try:
-            for result in pool.imap(_inspect_job, jobs, chunksize=chunksize):
-                yield result
-                advance()
-            pool.close()
-        except BaseException:
-            pool.terminate()
-            raise
-        finally:
-            pool.join()
+    return imap_progress(_inspect_job, jobs, workers, "Reading images", show_progress)
 
 
 def _rows_to_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:

@@ -254,6 +254,16 @@ def _hooks(images: pd.DataFrame, group_by: GroupBy) -> list[GroupHook]:
     return hooks
 
 
+def _named_group_sources(group_by: GroupBy, manifest: Any, allow_outside: bool | None) -> GroupBy:
+    """``"near-duplicates"`` becomes the duplicate-cluster hook of datakit/report/groups.py."""
+    from datakit.report.groups import NAME, near_duplicate_groups
+
+    items = [group_by] if isinstance(group_by, (str, bytes)) or callable(group_by) else list(group_by or [])
+    if NAME not in items:
+        return group_by
+    return [near_duplicate_groups(manifest, allow_outside=allow_outside) if item == NAME else item for item in items]
+
+
 def _strata(manifest: Any, images: pd.DataFrame) -> pd.Series:
     """The class each image is stratified by: its label, else its most frequent object category."""
     strata = images["label"].astype("string") if "label" in images.columns else pd.Series(pd.NA, index=images.index)
@@ -416,6 +426,7 @@ def split(
     if usable.empty:
         raise DatakitError(f"{source}: no usable image to split (every row's status is not 'ok')")
     strata = _strata(m, usable)
+    group_by = _named_group_sources(group_by, manifest, allow_outside)
     keys = [hook(usable) for hook in _hooks(usable, group_by)]
     for i, k in enumerate(keys):
         if not isinstance(k, pd.Series) or len(k) != len(usable):

@@ -7,8 +7,8 @@ A process that dies mid-trial (killed, out of memory, power cut) leaves its tria
 Two checks find such trials and queue their configuration to run again (Optuna's
 ``RetryHeartbeatStaleTrialCallback``), so no combination is lost and none runs twice:
 
-- every trial records its owner (host, pid and the process's start time); a trial owned by a
-  process on this host that no longer exists is stale at once (``reclaim_dead_trials``);
+- every trial records its owner (host, pid namespace, pid and the process's start time); a trial
+  owned by a process on this host that no longer exists is stale at once (``reclaim_dead_trials``);
 - running trials send a heartbeat every ``HEARTBEAT_SECONDS``; a trial on another host is stale
   when its heartbeat is older than ``GRACE_SECONDS`` (Optuna's ``fail_stale_trials``).
 """
@@ -108,9 +108,24 @@ def _start_time(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]  # field 22; the command name in (...) may hold spaces
 
 
+def _pid_namespace() -> str | None:
+    """Containers that share a host name (``--network host``) still see different pids."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+
+
 def owner() -> dict[str, Any]:
     """What a trial records about the process that runs it."""
-    return {"host": socket.gethostname(), "pid": os.getpid(), "started": _start_time(os.getpid())}
+    return {"host": socket.gethostname(), "pid": os.getpid(), "started": _start_time(os.getpid()),
+            "pid_namespace": _pid_namespace()}
+
+
+def _checkable_here(who: Any) -> bool:
+    """Whether this process can see ``who``'s pid: same host name and the same pid namespace."""
+    return isinstance(who, dict) and who.get("host") == socket.gethostname() and \
+        who.get("pid_namespace") == _pid_namespace() and isinstance(who.get("pid"), int)
 
 
 def _alive(pid: int, started: str | None) -> bool:
@@ -182,14 +197,13 @@ def reclaim_dead_trials(study: "optuna.Study") -> list[Reclaimed]:
     retry = getter() if getter is not None else None
     if not isinstance(retry, _Retry):
         return []
-    host = socket.gethostname()
     reasons: dict[int, tuple[str, str]] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             who = trial.user_attrs.get("owner")
-            if not isinstance(who, dict) or who.get("host") != host or _alive(int(who["pid"]), who.get("started")):
-                continue
+            if not _checkable_here(who) or _alive(who["pid"], who.get("started")):
+                continue  # alive, or not ours to judge: Optuna's heartbeat decides
             try:
                 storage.set_trial_user_attr(trial._trial_id, "error",
                                             f"its process ({_owner_name(trial)}) died mid-trial")

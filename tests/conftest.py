@@ -150,3 +150,14 @@ def digits_run(digits_small: Path, tmp_path_factory: pytest.TempPathFactory):
     output = tmp_path_factory.mktemp("digits_run") / "run"
     result = train(digits_small, output=output, show_progress=False, epochs=6, **TINY_TRAIN)
     return result
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for child processes that must see Ctrl-C as Python normally does.
+
+    A job started in the background by a non-interactive shell inherits SIGINT as ignored, and
+    Python then never raises KeyboardInterrupt; restoring the default keeps such tests meaningful.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -309,3 +309,23 @@ def test_a_failed_run_leaves_no_half_made_output(shapes_split: Path, tmp_path: P
     with pytest.raises(KeyboardInterrupt):
         datakit.augment(shapes_split, tmp_path / "out", show_progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_semantic_masks_follow_the_pixels_and_verify(tmp_path: Path) -> None:
+    datakit.sample("shapes", tmp_path / "shapes", count=6, noise=0.0, show_progress=False)
+    datakit.ingest(tmp_path / "shapes", tmp_path / "m", format="masks", show_progress=False)
+    out = tmp_path / "out"
+    datakit.augment(tmp_path / "m", out, spec=[{"Affine": {"rotate": [30, 30], "p": 1.0}}], split="all",
+                    show_progress=False)
+    m = load_manifest(out)
+    ids = {c["id"] for c in m.categories}
+    for row in m.images[m.images["parent_id"].notna()].itertuples():
+        semantic = cv2.imread(str(out / "images" / row.semantic_mask), cv2.IMREAD_UNCHANGED)
+        image = cv2.imread(str(out / "images" / row.path))
+        assert semantic.shape == image.shape[:2]
+        assert set(np.unique(semantic).tolist()) <= ids | {0}  # nearest neighbour: no invented class
+        # the class map moved with the pixels: where the map says background, the rotation's black
+        # corners are; where it names a class, the image is not black
+        inner = cv2.erode((semantic > 0).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        assert inner.any() and (image[inner].max(axis=1) > 0).mean() > 0.99
+    assert datakit.augment(verify=out, show_progress=False).passed

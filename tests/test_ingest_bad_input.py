@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -93,17 +95,25 @@ def test_decode_verify_catches_damage_that_structure_check_misses(tmp_path: Path
     data = jpeg.read_bytes()
     jpeg.write_bytes(data[: data.index(b"\xff\xda")] + b"\xff\xd9")
     # a PNG whose compressed pixel data is scrambled but whose IEND chunk is intact
+    # (the chunk's CRC is recomputed: a wrong CRC is caught on open by some Pillow versions, and the
+    # point here is damage that only decoding the pixels can see, on every Pillow version)
     png = write_png(src / "scrambled.png", width=64, height=64)
     data = bytearray(png.read_bytes())
-    start = data.index(b"IDAT") + 8
-    data[start: start + 200] = bytes(range(200))
+    at = data.index(b"IDAT")
+    length = struct.unpack(">I", data[at - 4: at])[0]
+    data[at + 8: at + 208] = bytes(range(200))
+    data[at + 4 + length: at + 8 + length] = struct.pack(">I", zlib.crc32(bytes(data[at: at + 4 + length])))
     png.write_bytes(bytes(data))
     ingest(src, tmp_path / "m1", show_progress=False)
     ingest(src, tmp_path / "m2", verify="decode", show_progress=False)
-    assert load_manifest(tmp_path / "m1").images["status"].tolist() == ["ok", "ok"]
+    structure = load_manifest(tmp_path / "m1").images.set_index("path")
+    assert structure.loc["scrambled.png", "status"] == "ok"
+    # Pillow 12 reads the JPEG header up to its (missing) scan and refuses it on open; Pillow 13 opens
+    # it: either way it is a damaged JPEG, never "not an image"
+    assert structure.loc["spliced.jpg", "status"] in ("ok", "corrupt")
     decoded = load_manifest(tmp_path / "m2").images
     assert decoded["status"].tolist() == ["corrupt", "corrupt"]
-    assert all("decode failed" in reason for reason in decoded["reason"])
+    assert "decode failed" in decoded.set_index("path").loc["scrambled.png", "reason"]
 
 
 def test_strict_fails_and_writes_nothing(zoo: Path, tmp_path: Path) -> None:

@@ -172,3 +172,17 @@ def test_yolo_polygons_score_as_instance_masks(tmp_path: Path) -> None:
     assert yolo["task"] == coco["task"] == "instance"
     assert yolo["mask_map"] == pytest.approx(coco["mask_map"], abs=1e-9)
     assert yolo["map"] == pytest.approx(coco["map"], abs=1e-9)
+
+
+def test_api_functions_equal_the_cli(data, tmp_path: Path) -> None:
+    import datakit
+
+    manifest, _, path = data
+    by_api = datakit.evaluate_predictions(path, manifest, plots=False, output=tmp_path / "a")
+    by_evaluate = datakit.evaluate(predictions=path, manifest=manifest, plots=False, output=tmp_path / "b")
+    out = runner.invoke(app, ["eval", "--predictions", str(path), "-m", str(manifest), "--no-plots", "--json",
+                              "-o", str(tmp_path / "c")])
+    assert out.exit_code == 0, out.output
+    assert by_api["metrics"] == by_evaluate["metrics"] == json.loads(out.output)["metrics"]
+    with pytest.raises(DatakitError, match="apply to predictions only"):
+        datakit.evaluate(tmp_path, max_dets=[1, 10])

@@ -19,7 +19,7 @@ from pycocotools.cocoeval import COCOeval
 
 from datakit.convert import export
 from datakit.manifest import save_manifest
-from datakit.metrics import scoring, synthetic
+from datakit.metrics import coco, scoring, synthetic
 
 
 def _setup(tmp_path: Path, **kwargs) -> tuple[Path, Path, Path]:
@@ -62,7 +62,7 @@ def test_bbox_equals_pycocotools(tmp_path: Path, seed: int) -> None:
     result, extras = scoring.score(preds, manifest, plots=False)
     assert result["task"] == "detection"
     _same_arrays(ref, extras["bbox"])
-    np.testing.assert_allclose(result["bbox"]["stats"], ref.stats, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(coco.as_pycocotools(result["bbox"]["stats"]), ref.stats, atol=1e-6, rtol=0)
     assert result["map"] == pytest.approx(ref.stats[0], abs=1e-6)
     assert result["map50"] == pytest.approx(ref.stats[1], abs=1e-6)
     assert result["map75"] == pytest.approx(ref.stats[2], abs=1e-6)
@@ -80,7 +80,7 @@ def test_segm_equals_pycocotools(tmp_path: Path, seed: int, with_boxes: bool) ->
     for iou_type in ("bbox", "segm"):
         ref = _pycocotools(gt_json, preds, iou_type)
         _same_arrays(ref, extras[iou_type])
-        np.testing.assert_allclose(result[iou_type]["stats"], ref.stats, atol=1e-6, rtol=0)
+        np.testing.assert_allclose(coco.as_pycocotools(result[iou_type]["stats"]), ref.stats, atol=1e-6, rtol=0)
     assert result["mask_map"] == pytest.approx(result["segm"]["stats"][0], abs=1e-12)
 
 
@@ -125,8 +125,10 @@ def test_na_with_reason_instead_of_minus_one(tmp_path: Path) -> None:
     assert result["ar_medium"] is None
     assert result["bbox"]["per_class"]["class_3"]["ap"] is None
     assert "no ground truth of this class" in result["bbox"]["per_class"]["class_3"]["note"]
-    text = (tmp_path / "p-eval" / "metrics.json").read_text()
-    assert "-1" not in json.loads(text)["metrics"].values()
+    saved = json.loads((tmp_path / "p-eval" / "metrics.json").read_text())
+    assert saved["metrics"]["map_large"] is None  # null in JSON, never -1
+    assert all(v is None or 0 <= v <= 1 for v in saved["metrics"].values())
+    assert saved["bbox"]["stats"][5] is None  # the COCOeval-order list too
 
 
 def test_split_renumbered_ids_and_category_zero_match_the_export(tmp_path: Path) -> None:
@@ -150,7 +152,7 @@ def test_split_renumbered_ids_and_category_zero_match_the_export(tmp_path: Path)
     ref = _pycocotools(tmp_path / "coco" / "annotations" / "instances_val.json", preds, "bbox")
     result, extras = scoring.score(preds, tmp_path / "m", split="val", plots=False)
     _same_arrays(ref, extras["bbox"])
-    np.testing.assert_allclose(result["bbox"]["stats"], ref.stats, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(coco.as_pycocotools(result["bbox"]["stats"]), ref.stats, atol=1e-6, rtol=0)
     assert any("COCO id 1 (manifest id 0)" in note for note in result["notes"])
 
 

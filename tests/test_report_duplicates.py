@@ -8,6 +8,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -98,3 +99,32 @@ def test_fail_on_duplicate_metrics(planted, expr, code):
     result = CliRunner().invoke(app, ["balance-report", str(manifest), "--json", "--workers", "1", "--fail-on", expr])
     assert result.exit_code == code, result.output
     assert json.loads(result.stdout)["metrics"]["leakage"] == 2
+
+
+def test_resplit_with_near_duplicate_groups_reports_no_leakage(planted):
+    manifest, _ = planted
+    plain = datakit.split(manifest, manifest.parent / "resplit-plain")
+    leaky = datakit.balance_report(plain.manifest, sections=["duplicates"], workers=1, show_progress=False)
+    # sha256 groups alone keep the exact copy together, not the resized and brightened ones
+    assert leaky.metrics["leakage"] == 2
+    result = CliRunner().invoke(app, ["split", str(manifest), "-o", str(manifest.parent / "resplit"),
+                                      "--group-by", "near-duplicates", "--json"])
+    assert result.exit_code == 0, result.output
+    report = datakit.balance_report(manifest.parent / "resplit", sections=["duplicates"], workers=1,
+                                    show_progress=False, fail_on=["leakage>0"])
+    assert report.metrics["leakage"] == 0 and report.failed == []
+    assert report.sections["duplicates"]["duplicates"] == len(COPIES)
+    for cluster in report.sections["duplicates"]["cluster_list"]:
+        assert len(set(cluster["splits"])) == 1
+
+
+def test_near_duplicate_group_hook_keys(planted):
+    from datakit.report.groups import near_duplicate_groups
+
+    manifest, expected = planted
+    m = datakit.load_manifest(manifest)
+    keys = near_duplicate_groups(manifest)(m.images)
+    by_path = dict(zip(m.images["path"], keys))
+    for copy, original in expected.items():
+        assert by_path[copy] == by_path[original] and not pd.isna(by_path[copy])
+    assert keys.notna().sum() == 2 * len(expected)

@@ -339,3 +339,18 @@ def test_ties_on_the_metric_go_to_the_other_validation_metric_then_the_earlier_t
     assert rank(by_loss, "val_loss")["trial"].tolist() == [1, 0, 2]
     same = table.assign(val_loss=0.5)
     assert rank(same, "val_accuracy")["trial"].tolist() == [0, 1, 2]
+
+
+def test_only_a_process_this_host_can_see_is_judged_by_its_pid() -> None:
+    from datakit.sweep_storage import _alive, _checkable_here, owner
+
+    me = owner()
+    assert _checkable_here(me) and _alive(me["pid"], me["started"])
+    # another container with the same host name, or another machine: left to the heartbeat
+    assert not _checkable_here({**me, "pid_namespace": "pid:[1]"}) and not _checkable_here({**me, "host": "x"})
+    # a pid now used by a process started at another moment is not the trial's process
+    if me["started"] is not None:  # Linux: /proc gives each process's start time
+        assert not _alive(me["pid"], str(int(me["started"]) + 1))
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    assert not _alive(child.pid, None)  # gone (and reaped)

@@ -142,3 +142,11 @@ def test_two_workers_on_postgresql_one_killed_mid_trial_every_combination_comple
     # the survivor's results list every trial, the killed one as interrupted
     rows = {r["trial"]: r for r in summary["results"]}
     assert rows[killed]["state"] == "interrupted" and len(rows) == len(trials)
+
+
+def test_without_postgresql_binaries_the_test_is_skipped_not_failed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tests.test_sweep_postgres as this
+
+    monkeypatch.setattr(this, "PG_BIN_GLOBS", ())
+    monkeypatch.setenv("PATH", "")
+    assert this._pg_bin() is None  # the fixture then skips, naming the package to install

@@ -20,7 +20,7 @@ from datakit.checkpoint import read_checkpoint
 from datakit.data import Preprocess, channel_stats, decode_all
 from datakit.models import build_model
 from datakit.training import TrainingDiverged, train
-from tests.conftest import REPO, TINY_TRAIN
+from tests.conftest import REPO, TINY_TRAIN, default_sigint
 
 
 def test_a_small_cnn_learns_digits_far_above_chance(digits_run) -> None:
@@ -143,7 +143,8 @@ def test_ctrl_c_saves_a_checkpoint_exits_130_and_resume_finishes(digits_small: P
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     # early stopping off: on a loaded machine a run that stops early can end before the signal is sent
     process = subprocess.Popen(_cli("train", str(digits_small), "-o", str(run), "--epochs", "500", "--patience", "0", *sets),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               preexec_fn=default_sigint)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
         metrics = run / "metrics.csv"

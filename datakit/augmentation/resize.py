@@ -96,3 +96,23 @@ def resize_image(image: np.ndarray, height: int, width: int, policy: str) -> np.
     for transform in _image_transforms(height, width, policy, out_h * out_w < h * w):
         out = transform(image=out)["image"]
     return out[:, :, None] if out.ndim == 2 else np.ascontiguousarray(out)
+
+
+def boxes_to_original(boxes: np.ndarray, h: int, w: int, height: int, width: int, policy: str) -> np.ndarray:
+    """``x0, y0, x1, y1`` boxes on the resized (``height`` x ``width``) image mapped back onto the
+    original ``h`` x ``w`` image: the inverse of :func:`resize_sample`'s geometry for each policy,
+    clipped to the original image (predictions are reported where the user's pixels are)."""
+    _check(height, width, policy)
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4).copy()
+    out_h, out_w = scaled_size(h, w, height, width, policy)
+    if policy == "letterbox":  # PadIfNeeded centres: the left/top pad is the floor of half the margin
+        boxes[:, [0, 2]] -= (width - out_w) // 2
+        boxes[:, [1, 3]] -= (height - out_h) // 2
+    elif policy == "crop":  # CenterCrop keeps the middle: its first row/column
+        boxes[:, [0, 2]] += (out_w - width) // 2
+        boxes[:, [1, 3]] += (out_h - height) // 2
+    boxes[:, [0, 2]] *= w / out_w
+    boxes[:, [1, 3]] *= h / out_h
+    boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
+    boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
+    return boxes

@@ -89,12 +89,13 @@ def train_one_epoch(
             if grad_clip:
                 nn.utils.clip_grad_norm_(params, grad_clip)
             optimizer.step()
-        value = float(loss.detach())
+        values = {name: float(part.detach()) for name, part in parts.items()}
+        value = values["loss"] if "loss" in values else float(loss.detach())
         if ctx.active:  # every process must stop at the same batch, or the others hang
             value = distributed.all_sum(ctx, [value])[0] / ctx.world
         if not math.isfinite(value):
             raise NonFiniteLoss(value, batch_index)
-        losses.add({name: float(part.detach()) for name, part in parts.items()}, _size(targets))
+        losses.add(values, _size(targets))
         evaluator.update(outputs.detach(), targets)
         if on_batch is not None:
             on_batch(losses.loss, evaluator.compute)

@@ -292,15 +292,10 @@ class CategoryTable:
 def object_categories(categories: list[dict[str, Any]], images: list["ExportImage"], report: Report,
                       where: str) -> list[dict[str, Any]]:
     """Categories for an object format (COCO, YOLO): a background class that no object uses (VOC
-    and mask folders have one for their class maps) is left out, and that is reported."""
+    and mask folders have one for their class maps) is left out. Silently: no object or id is
+    lost, and a round trip of datakit's own VOC export must not print a notice."""
     used = {a["category"] for im in images for a in im.annotations}
-    kept = []
-    for c in categories:
-        if c["name"] in BACKGROUND_NAMES and c["name"] not in used:
-            report.change(where, "", f"category {c['name']!r} (id {c['id']}) marks class-map background, not objects; left out")
-            continue
-        kept.append(c)
-    return kept
+    return [c for c in categories if c["name"] not in BACKGROUND_NAMES or c["name"] in used]
 
 
 def target_category_ids(categories: list[dict[str, Any]], scheme: str, report: Report, where: str) -> dict[str, int]:

@@ -4,7 +4,9 @@ Read: every ``*.json`` under the folder that has ``shapes``; ``imagePath`` is re
 file's folder and must stay inside the data set. Rectangle points come in any order (the box is
 their min/max); polygons need at least 3 points; shapes with the same label and ``group_id``
 are one object (LabelMe's way to draw an object in parts). Other shape types (circle, line,
-point, mask) are skipped and reported. An image's label is its single true flag; flags are also
+point, mask) are skipped and reported. LabelMe's reserved labels are not classes: ``__ignore__``
+marks a region to ignore and ``_background_`` the background; such shapes are dropped (as
+LabelMe's own COCO export does) and each is reported. An image's label is its single true flag; flags are also
 categories, so a LabelMe classification set reads as one.
 
 Written: each image next to its JSON, at the image's path (shared leading folder removed).
@@ -124,6 +126,13 @@ def read(src: Path, options: ReadOptions) -> ReadResult:
     return ReadResult(manifest, report, NAME, [str(p) for p in files])
 
 
+# LabelMe's reserved labels (its labels.txt starts with them) -> why a shape with one is not an object
+_NOT_CLASSES = {
+    "__ignore__": "label __ignore__ marks a region to ignore, not a class (LabelMe's convention); dropped",
+    "_background_": "label _background_ is LabelMe's background, not a class; dropped",
+}
+
+
 def _image_beside(path: Path) -> str:
     for candidate in sorted(path.parent.glob(path.stem + ".*")):
         if candidate.suffix.lower() in IMAGE_EXTENSIONS:
@@ -167,6 +176,9 @@ def _read_shapes(shapes: list[Any], shown: str, image: str, categories: Category
             continue
         label, kind = shape["label"], shape.get("shape_type") or "polygon"
         where = f"shapes[{j}] ({label})"
+        if label in _NOT_CLASSES:
+            report.change(shown, where, _NOT_CLASSES[label])
+            continue
         flat = _points(shape)
         if flat is None:
             report.invalid(shown, where, "'points' must be a list of [x, y] pairs")

@@ -59,7 +59,17 @@ FLAGS = ("truncated", "difficult", "occluded")
 
 def detect(src: Path) -> bool:
     return src.is_dir() and (src / "JPEGImages").is_dir() and (
-        (src / "Annotations").is_dir() or (src / "SegmentationClass").is_dir() or (src / "SegmentationObject").is_dir())
+        (src / "Annotations").is_dir() or any((src / f"Segmentation{kind}{suffix}").is_dir()
+                                               for kind in ("Class", "Object") for suffix in ("", "PNG")))
+
+
+def _mask_folder(src: Path, kind: str) -> Path:
+    """SegmentationClass/ or SegmentationObject/; LabelMe's VOC export keeps .npy arrays there and
+    the PNG maps in SegmentationClassPNG/ and SegmentationObjectPNG/, which are read instead."""
+    folder, png = src / f"Segmentation{kind}", src / f"Segmentation{kind}PNG"
+    if png.is_dir() and not (folder.is_dir() and any(folder.glob("*.png"))):
+        return png
+    return folder
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,7 +177,7 @@ def read(src: Path, options: ReadOptions) -> ReadResult:
         raise DatakitError(f"{src}: not a VOC folder (needs JPEGImages/ and Annotations/ or SegmentationClass/)")
     report = Report(options.on_invalid)
     listed, palette, list_file = _class_list(src)
-    class_dir, object_dir = src / "SegmentationClass", src / "SegmentationObject"
+    class_dir, object_dir = _mask_folder(src, "Class"), _mask_folder(src, "Object")
     has_masks = class_dir.is_dir() or object_dir.is_dir()
     index_of = {name: i for i, name in enumerate(listed or VOC_CLASSES)}
     categories = CategoryTable(report)
@@ -217,16 +227,17 @@ def read(src: Path, options: ReadOptions) -> ReadResult:
                 categories.add(name, index_of.get(name))
             kind = segmentation = area = None
             if object_values is not None and k in object_values[1]:
-                kind, segmentation = "mask_file", {"path": f"SegmentationObject/{stem}.png", "value": k}
+                kind, segmentation = "mask_file", {"path": f"{object_dir.name}/{stem}.png", "value": k}
                 area = float((object_values[0] == k).sum())
                 used_values.add(k)
             annotations.add(path, name, box, id=f"{stem}:{k}", area=area, kind=kind, segmentation=segmentation,
                             attributes=_attributes(obj, options.voc_one_based), file=shown, where=where)
         if object_values is not None:
             _objects_without_xml(object_values, used_values, stem, path, class_dir, palette, index_of,
-                                 annotations, report)
+                                 annotations, report, object_dir.name)
     # images named only by split lists, class maps or the image folder: kept, with no objects
     class_map_stems = {p.stem for p in class_dir.glob("*.png")} if class_dir.is_dir() else set()
+    class_map_stems |= {p.stem for p in object_dir.glob("*.png")} if object_dir.is_dir() else set()
     for stem in sorted(set(splits) | set(image_files) | class_map_stems):
         if stem in seen:
             continue
@@ -235,6 +246,11 @@ def read(src: Path, options: ReadOptions) -> ReadResult:
             report.skip("ImageSets", "", f"{stem!r} {problem}; refused, not read")
             continue
         images.add(path, split=splits.get(stem), semantic_mask=_mask_path(class_dir, stem), where=f"JPEGImages/{stem}")
+        # a segmentation-only export (no Annotations/): the object map's instances are the objects
+        object_values = _object_values(object_dir, stem, palette, report, f"{object_dir.name}/{stem}.png")
+        if object_values is not None:
+            _objects_without_xml(object_values, set(), stem, path, class_dir, palette, index_of, annotations, report,
+                                 object_dir.name)
     _check_class_maps(src, images, set(index_of.values()), palette, report)
     extra = {"mask_palette": palette.tolist()} if palette is not None else None
     manifest = build_manifest(src, images, annotations, categories.finish(), report, options,
@@ -259,14 +275,14 @@ def _object_values(object_dir: Path, stem: str, palette: np.ndarray | None, repo
 
 def _objects_without_xml(object_values: tuple[np.ndarray, set[int]], used: set[int], stem: str, path: str,
                          class_dir: Path, palette: np.ndarray | None, index_of: dict[str, int],
-                         annotations: AnnotationTable, report: Report) -> None:
+                         annotations: AnnotationTable, report: Report, object_folder: str = "SegmentationObject") -> None:
     """Instances in an object map that no XML object claims: their class comes from the class map."""
     values, present = object_values
     extra = sorted(present - used)
     if not extra:
         return
     class_path = class_dir / f"{stem}.png"
-    shown = f"SegmentationObject/{stem}.png"
+    shown = f"{object_folder}/{stem}.png"
     if not class_path.is_file():
         for value in extra:
             report.skip(shown, f"instance {value}", "no XML object and no class map to name its class")

@@ -3,8 +3,11 @@
 
 Layouts read: Ultralytics ``data.yaml`` (``train``/``val``/``test`` as image folders or list
 files, ``names`` as a list or an index -> name map; labels in the ``labels/`` folder parallel to
-``images/``) and darknet ``obj.data`` (``train = data/train.txt``, ``names = data/obj.names``,
-labels next to the images). Class indices are category ids 0..K-1.
+``images/``), darknet ``obj.data`` (``train = data/train.txt``, ``names = data/obj.names``,
+labels next to the images), and the darknet folder convention without a config: ``obj.names``
+(or another ``*.names``, one class per line) beside ``images/<split>/`` and ``labels/<split>/``
+(or unsplit ``images/`` and ``labels/``). Class indices are category ids 0..K-1. A folder named
+for several splits (``train: images`` and ``val: images``) holds unsplit images.
 
 Layout written: ``data.yaml``, ``images/<split>/...`` and ``labels/<split>/...`` (``images/`` and
 ``labels/`` for unsplit images, then listed as both train and val). Coordinates are rounded to
@@ -52,16 +55,23 @@ from datakit.manifest import Manifest
 NAME = "yolo"
 DESCRIPTION = "YOLO txt labels (detection boxes, segmentation polygons) with data.yaml or obj.data"
 _SPLIT_KEYS = {"train": "train", "val": "val", "valid": "val", "test": "test"}
+_FOLDER_SPLITS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
+                  "test": "test", "testing": "test"}
+_UNSPLIT = ""
 
 
 def _config_file(src: Path) -> Path | None:
-    if src.is_file() and src.suffix.lower() in (".yaml", ".yml", ".data"):
+    if src.is_file() and src.suffix.lower() in (".yaml", ".yml", ".data", ".names"):
         return src
     if not src.is_dir():
         return None
     for name in ("data.yaml", "data.yml", "dataset.yaml", "obj.data"):
         if (src / name).is_file():
             return src / name
+    if (src / "images").is_dir() and (src / "labels").is_dir():  # darknet's folders, no config file
+        names = [src / "obj.names"] if (src / "obj.names").is_file() else sorted(src.glob("*.names"))
+        if names:
+            return names[0]
     return None
 
 
@@ -128,7 +138,15 @@ def _split_sources(config_path: Path, root: Path, report: Report) -> tuple[list[
     """Class names and, per split, the image folders or list files it names (relative to root)."""
     shown = config_path.name
     sources: dict[str, list[str]] = {}
-    if config_path.suffix == ".data":
+    if config_path.suffix == ".names":
+        names = [line.strip() for line in read_text(config_path).splitlines() if line.strip()]
+        folders = sorted(p.name for p in (root / "images").iterdir() if p.is_dir())
+        for folder in folders:
+            if folder.lower() in _FOLDER_SPLITS:
+                sources.setdefault(_FOLDER_SPLITS[folder.lower()], []).append(f"images/{folder}")
+        if not sources:
+            sources[_UNSPLIT] = ["images"]
+    elif config_path.suffix == ".data":
         config = _darknet_config(config_path)
         names_file = _in_root(root, config.get("names", "obj.names"), shown, report)
         if names_file is None or not (root / names_file).is_file():
@@ -155,18 +173,18 @@ def _split_sources(config_path: Path, root: Path, report: Report) -> tuple[list[
             value = data.get(key)
             for item in (value if isinstance(value, list) else [value] if value else []):
                 sources.setdefault(split, []).append(posixpath.join(base, str(item)) if base else str(item))
-    resolved: dict[str, list[str]] = {}
-    seen: set[str] = set()
+    named: dict[str, list[str]] = {}  # path -> the splits that name it, in order
     for split, items in sources.items():
         for item in items:
             path = _in_root(root, item, shown, report)
-            if path is None:
-                continue
-            if path in seen:
-                report.change(shown, split, f"{path!r} is already read for another split; not read again as {split}")
-                continue
-            seen.add(path)
-            resolved.setdefault(split, []).append(path)
+            if path is not None:
+                named.setdefault(path, []).append(split)
+    resolved: dict[str, list[str]] = {}
+    for path, splits in named.items():
+        # one folder as train and val (as datakit writes an unsplit set, and quick configs do):
+        # its images belong to no split, rather than all to the first one named
+        split = splits[0] if len(set(splits)) == 1 else _UNSPLIT
+        resolved.setdefault(split, []).append(path)
     return names, resolved
 
 
@@ -202,7 +220,7 @@ def read(src: Path, options: ReadOptions) -> ReadResult:
     src = Path(src)
     config_path = _config_file(src)
     if config_path is None:
-        raise DatakitError(f"{src}: no data.yaml or obj.data found")
+        raise DatakitError(f"{src}: no data.yaml, obj.data, or obj.names beside images/ and labels/ found")
     root = config_path.parent
     report = Report(options.on_invalid)
     names, sources = _split_sources(config_path, root, report)
@@ -215,7 +233,7 @@ def read(src: Path, options: ReadOptions) -> ReadResult:
     for split, items in sources.items():
         for item in items:
             for path in _images_of(root, item, report):
-                images.add(path, split=split, where=f"{config_path.name}: {split}")
+                images.add(path, split=split or None, where=f"{config_path.name}: {split or 'unsplit'}")
     frame = inspect_images(root, images, report, options)
     sizes = {p: (None if pd.isna(w) or pd.isna(h) else (int(w), int(h)))
              for p, w, h in zip(frame["path"].tolist(), frame["width"].tolist(), frame["height"].tolist())}

@@ -131,6 +131,11 @@ AREA_TEXT = {"all": "any area", "small": "small (area ≤ 32²)", "medium": "med
              "large": "large (area ≥ 96²)"}
 
 
+def as_pycocotools(stats: Sequence[float | None]) -> np.ndarray:
+    """The stats as COCOeval.stats holds them: -1 for n/a (for comparing with pycocotools)."""
+    return np.asarray([-1.0 if s is None else s for s in stats], dtype=np.float64)
+
+
 def _mean(values: np.ndarray) -> float | None:
     valid = values[values > -1]
     return float(np.mean(valid)) if valid.size else None
@@ -151,7 +156,7 @@ def stat(result: CocoResult, ap: bool, iou: float | None = None, area: str = "al
 def summarize(result: CocoResult, names: dict[int, str], gt_counts: dict[int, int], dt_counts: dict[int, int],
               prefix: str = "") -> dict[str, Any]:
     """Named metrics (None with a reason where nothing is defined), per-class AP and the
-    12-number stats in COCOeval's layout (with -1 where pycocotools prints -1)."""
+    12-number stats in COCOeval's order (None where pycocotools prints -1)."""
     top = result.max_dets[-1]
     metrics: dict[str, float | None] = {}
     reasons: dict[str, str] = {}
@@ -188,7 +193,7 @@ def summarize(result: CocoResult, names: dict[int, str], gt_counts: dict[int, in
              *(stat(result, False, area=a) for a in ("small", "medium", "large"))]
     return {
         "metrics": metrics, "na": reasons, "per_class": per_class,
-        "stats": [-1.0 if s is None else s for s in stats], "max_dets": result.max_dets, "ap_max_dets": top,
+        "stats": stats, "max_dets": result.max_dets, "ap_max_dets": top,
     }
 
 

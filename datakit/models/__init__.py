@@ -8,14 +8,14 @@ serves. A classification builder takes (model config, input channels, number of 
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 from torch import nn
 
 from datakit.config import ModelConfig
 from datakit.errors import DatakitError
-from datakit.models import cnn, torchvision_models
+from datakit.models import centernet, cnn, localizer, torchvision_detectors, torchvision_models
 
 Builder = Callable[[ModelConfig, int, int, "tuple[int, int]"], nn.Module]
 
@@ -24,12 +24,19 @@ Builder = Callable[[ModelConfig, int, int, "tuple[int, int]"], nn.Module]
 class ModelFamily:
     build: Builder
     channels: int | None  # input channels the family needs; None: any (grayscale stays 1 channel)
+    # config keys the family trains best with, used where the config leaves datakit's defaults
+    defaults: dict[str, Any] = field(default_factory=dict)
 
 
 REGISTRY: dict[tuple[str, str], ModelFamily] = {
     ("classification", "cnn"): ModelFamily(cnn.build, channels=None),
     **{("classification", name): ModelFamily(torchvision_models.builder(name), channels=3)
        for name in torchvision_models.NAMES},
+    ("localization", "cnn"): ModelFamily(localizer.build, channels=None),
+    ("detection", "cnn"): ModelFamily(centernet.build, channels=None),
+    **{("detection", name): ModelFamily(torchvision_detectors.builder(name), channels=3,
+                                        defaults=torchvision_detectors.DEFAULTS[name])
+       for name in torchvision_detectors.NAMES},
 }
 
 # the classification families by name (what `model.name` means for the default task)

@@ -39,29 +39,45 @@ def _padding(value: int | str, kernel: int) -> int:
     return int(value)
 
 
+def conv_blocks(config: ModelConfig, in_channels: int) -> tuple[list[nn.Sequential], list[int]]:
+    """The conv blocks of ``model.conv``/``model.pool`` (each one Sequential) and their output channels.
+
+    Shared by the classifier below and the localization and detection models, so one set of conv
+    knobs (filters, kernel, stride, padding, pooling) means the same backbone for every task."""
+    conv, pool = config.conv, config.pool
+    blocks = len(conv.filters)
+    kernels = _per_block(conv.kernel_size, blocks)
+    strides = _per_block(conv.stride, blocks)
+    paddings = _per_block(conv.padding, blocks)
+    out: list[nn.Sequential] = []
+    widths: list[int] = []
+    channels = in_channels
+    for b, filters in enumerate(conv.filters):
+        layers: list[nn.Module] = []
+        for i in range(conv.convs_per_block):
+            # only the first conv of a block strides; the rest keep its resolution
+            stride = strides[b] if i == 0 else 1
+            layers.append(nn.Conv2d(channels, filters, kernels[b], stride=stride,
+                                    padding=_padding(paddings[b], kernels[b]), bias=not conv.batch_norm))
+            if conv.batch_norm:
+                layers.append(nn.BatchNorm2d(filters))
+            layers.append(ACTIVATIONS[conv.activation]())
+            channels = filters
+        if pool.type != "none":
+            pool_cls = nn.MaxPool2d if pool.type == "max" else nn.AvgPool2d
+            layers.append(pool_cls(pool.kernel_size, stride=pool.stride or pool.kernel_size, padding=pool.padding))
+        out.append(nn.Sequential(*layers))
+        widths.append(channels)
+    return out, widths
+
+
 class ConfigurableCNN(nn.Module):
     def __init__(self, config: ModelConfig, in_channels: int, num_classes: int, image_size: tuple[int, int]) -> None:
         super().__init__()
-        conv, pool, head = config.conv, config.pool, config.head
-        blocks = len(conv.filters)
-        kernels = _per_block(conv.kernel_size, blocks)
-        strides = _per_block(conv.stride, blocks)
-        paddings = _per_block(conv.padding, blocks)
-        layers: list[nn.Module] = []
-        channels = in_channels
-        for b, filters in enumerate(conv.filters):
-            for i in range(conv.convs_per_block):
-                # only the first conv of a block strides; the rest keep its resolution
-                stride = strides[b] if i == 0 else 1
-                layers.append(nn.Conv2d(channels, filters, kernels[b], stride=stride,
-                                        padding=_padding(paddings[b], kernels[b]), bias=not conv.batch_norm))
-                if conv.batch_norm:
-                    layers.append(nn.BatchNorm2d(filters))
-                layers.append(ACTIVATIONS[conv.activation]())
-                channels = filters
-            if pool.type != "none":
-                pool_cls = nn.MaxPool2d if pool.type == "max" else nn.AvgPool2d
-                layers.append(pool_cls(pool.kernel_size, stride=pool.stride or pool.kernel_size, padding=pool.padding))
+        conv, head = config.conv, config.head
+        blocks, _ = conv_blocks(config, in_channels)
+        # one flat Sequential: the state-dict keys stay those of runs saved before blocks existed
+        layers: list[nn.Module] = [layer for block in blocks for layer in block]
         self.features = nn.Sequential(*layers)
         if head.pooling == "flatten":
             self.pool: nn.Module = nn.Flatten()

@@ -63,7 +63,8 @@ class ReportContext:
 
             rows = self.pixel_rows()
             stats = self.stats()
-            self._duplicates = find_duplicates(rows["sha256"], stats, show_progress=self.show_progress)
+            content = pd.Series(rows["sha256"].to_numpy(), index=rows["id"].astype(str).to_numpy())
+            self._duplicates = find_duplicates(content, stats, show_progress=self.show_progress)
         return self._duplicates
 
     def note(self, text: str) -> None:

@@ -42,8 +42,9 @@ class TaskSpec:
 
 TASKS: dict[str, TaskSpec] = {
     "classification": TaskSpec("classification", "classify", ("accuracy", "macro_f1"), "datakit.tasks.classification"),
-    "localization": TaskSpec("localization", "localize", ("accuracy", "box_iou", "acc_iou50"), None),
-    "detection": TaskSpec("detection", "detect", ("map", "map50", "map75"), None),
+    "localization": TaskSpec("localization", "localize", ("accuracy", "box_iou", "acc_iou50"),
+                             "datakit.tasks.localization"),
+    "detection": TaskSpec("detection", "detect", ("map", "map50", "map75"), "datakit.tasks.detection"),
     "semantic_segmentation": TaskSpec("semantic_segmentation", "segment", ("miou", "dice", "pixel_accuracy"), None),
     "instance_segmentation": TaskSpec("instance_segmentation", "instance", ("mask_map", "mask_map50", "map", "map50"),
                                       None),

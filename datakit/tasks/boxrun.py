@@ -1,0 +1,241 @@
+"""A trained box run (localization, detection) at work: detections for image files in their own
+pixels, ``predict``'s table and COCO results, and ``eval`` on a split through ``datakit.metrics``
+(the same scoring as ``datakit eval --predictions``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from datakit.errors import DatakitError
+from datakit.tasks.boxdata import load_sample
+
+Found = tuple[np.ndarray, np.ndarray, np.ndarray]  # boxes x0 y0 x1 y1 (original pixels), scores, class indices
+
+
+def detect_files(loaded: Any, paths: Sequence[Path], batch_size: int = 64,
+                 on_image: Callable[[int], None] | None = None,
+                 sizes: list[tuple[int, int] | None] | None = None) -> tuple[list[Found | None], list[str | None]]:
+    """Detections per file, mapped back onto the original image; a file that fails gets its error.
+    ``sizes``, a list, receives each file's original (height, width)."""
+    from datakit.augmentation.resize import boxes_to_original
+
+    pre = loaded.preprocess
+    found: list[Found | None] = [None] * len(paths)
+    errors: list[str | None] = [None] * len(paths)
+    if sizes is not None:
+        sizes[:] = [None] * len(paths)
+    for start in range(0, len(paths), batch_size):
+        chunk = range(start, min(start + batch_size, len(paths)))
+        images, shapes, good = [], [], []
+        for i in chunk:
+            try:
+                image, _, _, size = load_sample(paths[i], pre)
+                images.append(image)
+                shapes.append(size)
+                good.append(i)
+            except DatakitError as exc:
+                errors[i] = str(exc)
+        if good:
+            with torch.inference_mode():
+                x = pre.to_tensor(np.stack(images)).to(loaded.device)
+                outputs = loaded.task.detections(loaded.model, x)
+            for i, (h, w), out in zip(good, shapes, outputs):
+                if sizes is not None:
+                    sizes[i] = (h, w)
+                boxes = boxes_to_original(out["boxes"].float().cpu().numpy(), h, w, pre.height, pre.width, pre.resize)
+                found[i] = (boxes, out["scores"].float().cpu().numpy(), out["labels"].cpu().numpy().astype(np.int64))
+        if on_image is not None:
+            on_image(len(chunk))
+    return found, errors
+
+
+def rows(paths: Sequence[str], found: list[Found | None], errors: list[str | None], classes: list[str]) -> pd.DataFrame:
+    """One row per detection: path, label, score, x, y, w, h (original pixels), error; an image
+    without any detection keeps one row with an empty label, a failed image one with its error."""
+    out: dict[str, list[Any]] = {k: [] for k in ("path", "label", "score", "x", "y", "w", "h", "error")}
+    for path, f, error in zip(paths, found, errors):
+        n = 0 if f is None else len(f[0])
+        if n == 0:
+            for k, v in zip(out, (path, None, np.nan, np.nan, np.nan, np.nan, np.nan, error)):
+                out[k].append(v)
+            continue
+        boxes, scores, labels = f  # type: ignore[misc]
+        for b, s, c in zip(boxes, scores, labels):
+            values = (path, classes[int(c)], float(s), float(b[0]), float(b[1]), float(b[2] - b[0]),
+                      float(b[3] - b[1]), None)
+            for k, v in zip(out, values):
+                out[k].append(v)
+    table = pd.DataFrame(out)
+    table["label"] = table["label"].astype("string")
+    table["error"] = table["error"].astype("string")
+    return table
+
+
+def coco_results(names: Sequence[str], found: list[Found | None], category_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """COCO results entries (``file_name``, ``category_id``, ``bbox`` x y w h, ``score``) for
+    ``datakit eval --predictions`` and other COCO tools; images are named by ``file_name``."""
+    results = []
+    for name, f in zip(names, found):
+        if f is None:
+            continue
+        for b, s, c in zip(*f):
+            results.append({"file_name": name, "category_id": int(category_ids[int(c)]),
+                            "bbox": [round(float(v), 3) for v in (b[0], b[1], b[2] - b[0], b[3] - b[1])],
+                            "score": round(float(s), 6)})
+    return results
+
+
+def evaluate_run(loaded: Any, manifest: str | os.PathLike[str] | None, split: str, output: Any,
+                 batch_size: int, show_progress: bool) -> dict[str, Any]:
+    """``datakit eval RUN`` for a box task: detections on the split's images, scored by datakit.metrics."""
+    from datakit.atomic import write_json
+    from datakit.console import progress_bar
+    from datakit.engine.rundir import RunDir
+    from datakit.manifest import load_manifest
+    from datakit.metrics import figures, localization
+    from datakit.metrics.readers import Detections
+    from datakit.metrics.scoring import _json_default, score_detections
+    from datakit.metrics.truth import load_truth
+
+    if manifest is None:
+        manifest = loaded.info.get("manifest")
+        if not manifest:
+            raise DatakitError("no manifest recorded with this checkpoint; pass --manifest")
+    data = load_manifest(manifest)
+    source = "the manifest"
+    recorded = RunDir(loaded.run_dir).splits if loaded.run_dir is not None else None
+    same = str(data.location) == str(loaded.info.get("manifest"))
+    if split != "all" and recorded is not None and recorded.is_file() and (same or data.images["split"].isna().all()):
+        table = RunDir(loaded.run_dir).read_splits()
+        split_of = dict(zip(table["id"].astype(str), table["split"].astype(str)))
+        data.images["split"] = data.images["id"].astype(str).map(split_of).astype("string")
+        source = "the run's splits.csv"
+    truth = load_truth(data, split)
+    root = data.root()
+    paths = [root / p for p in truth.images["path"].astype(str)]
+    with progress_bar(f"Evaluating on {split}", len(paths), show_progress) as advance:
+        found, errors = detect_files(loaded, paths, batch_size, on_image=lambda n: advance(n))
+    skipped = [{"path": str(p), "reason": e} for p, e in zip(paths, errors) if e is not None]
+    ids = truth.images.index.tolist()
+    image, category, boxes, scores = [], [], [], []
+    for image_id, f in zip(ids, found):
+        if f is None:
+            continue
+        for b, s, c in zip(*f):
+            image.append(image_id)
+            category.append(loaded.classes[int(c)])
+            boxes.append([b[0], b[1], b[2] - b[0], b[3] - b[1]])
+            scores.append(float(s))
+    dets = Detections(image, category, np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
+                      np.asarray(scores, dtype=np.float64), kind="run",
+                      unmatched_images=sum(1 for f in found if f is None or not len(f[0])))
+    if loaded.task.name == "localization":
+        result, extras = localization.score(dets, truth)
+    else:
+        result, extras = score_detections(dets, truth, "detection", [1, 10, 100])
+    out_dir = Path(output) if output else RunDir(loaded.run_dir or loaded.checkpoint.parent).eval_dir(split)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = {"task": loaded.task.name, **result, "split": split, "split_source": source,
+              "checkpoint": str(loaded.checkpoint), "epoch": loaded.epoch, "manifest": str(data.location),
+              "classes": loaded.classes, "images": len(ids), "skipped": skipped, "notes": truth.notes,
+              "predictions": str(out_dir / "predictions.json"), "predictions_format": "coco", "output": str(out_dir),
+              "run": str(loaded.run_dir or loaded.checkpoint), "run_source": loaded.source}
+    files = figures.write_all(result, extras, out_dir)
+    files["detections.png"] = str(_grid(truth, paths, ids, found, loaded.classes, out_dir / "detections.png", split))
+    names = truth.images["path"].astype(str).tolist()
+    write_json(out_dir / "predictions.json", coco_results(names, found, [truth.category_ids[c] for c in loaded.classes]))
+    files["predictions.json"] = str(out_dir / "predictions.json")
+    files["metrics.json"] = str(out_dir / "metrics.json")
+    result["files"] = files
+    write_json(out_dir / "metrics.json", result, default=_json_default)
+    return result
+
+
+def write_outputs(out_dir: Path, names: Sequence[str], paths: Sequence[Path], found: list[Found | None],
+                  sizes: list[tuple[int, int] | None], classes: list[str], category_ids: Sequence[int],
+                  yolo: bool = False, draw: bool = False) -> dict[str, str]:
+    """``predict -o OUT``: ``predictions.json`` (COCO results), ``labels/*.txt`` (YOLO: class cx cy w h
+    score, normalized) with ``yolo``, ``draw/*.png`` (the images with their boxes) with ``draw``."""
+    import cv2
+
+    from datakit.atomic import write_json, write_text
+    from datakit.data import read_image
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {"predictions.json": str(write_json(out_dir / "predictions.json",
+                                                coco_results(names, found, category_ids)))}
+    if yolo:
+        (out_dir / "labels").mkdir(exist_ok=True)
+        for name, f, size in zip(names, found, sizes):
+            if f is None or size is None:
+                continue
+            h, w = size
+            lines = [f"{int(c)} {(b[0] + b[2]) / 2 / w:.6f} {(b[1] + b[3]) / 2 / h:.6f} {(b[2] - b[0]) / w:.6f} "
+                     f"{(b[3] - b[1]) / h:.6f} {float(s):.6f}" for b, s, c in zip(*f)]
+            write_text(out_dir / "labels" / (Path(name).with_suffix(".txt").as_posix().replace("/", "__")),
+                       "\n".join(lines) + ("\n" if lines else ""))
+        write_text(out_dir / "labels" / "classes.txt", "\n".join(classes) + "\n")
+        files["labels/"] = str(out_dir / "labels")
+    if draw:
+        (out_dir / "draw").mkdir(exist_ok=True)
+        for name, path, f in zip(names, paths, found):
+            if f is None:
+                continue
+            image = draw_boxes(read_image(path, 3), f, classes)
+            target = out_dir / "draw" / (Path(name).with_suffix(".png").as_posix().replace("/", "__"))
+            cv2.imwrite(str(target), image[:, :, ::-1])
+        files["draw/"] = str(out_dir / "draw")
+    return files
+
+
+COLOURS = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240),
+           (240, 50, 230), (210, 245, 60)]
+
+
+def draw_boxes(image: np.ndarray, found: Found, classes: list[str], min_score: float = 0.25,
+               truth: Found | None = None) -> np.ndarray:
+    """RGB image with predicted boxes (class colour, label and score; below ``min_score`` left out)
+    and, when given, true boxes (white, thin)."""
+    import cv2
+
+    image = np.ascontiguousarray(image.copy())
+    if image.shape[2] == 1:
+        image = np.repeat(image, 3, axis=2)
+    if truth is not None:
+        for b in truth[0]:
+            cv2.rectangle(image, (int(b[0]), int(b[1])), (int(round(b[2])), int(round(b[3]))), (255, 255, 255), 1)
+    for b, s, c in zip(*found):
+        if s < min_score:
+            continue
+        colour = COLOURS[int(c) % len(COLOURS)]
+        cv2.rectangle(image, (int(b[0]), int(b[1])), (int(round(b[2])), int(round(b[3]))), colour, 1)
+        cv2.putText(image, f"{classes[int(c)]} {s:.2f}", (int(b[0]), max(8, int(b[1]) - 2)),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.3, colour, 1, cv2.LINE_AA)
+    return image
+
+
+def _grid(truth: Any, paths: list[Path], ids: list[str], found: list[Found | None], classes: list[str], path: Path,
+          split: str, limit: int = 16) -> Path:
+    """The first ``limit`` images of the split with predicted boxes (colour, score >= 0.25) and true ones (white)."""
+    from datakit import plots
+    from datakit.data import read_image
+    from datakit.tasks.boxdata import xywh_to_xyxy
+
+    ann = truth.manifest.annotations
+    index = {name: i for i, name in enumerate(classes)}
+    pictures, titles = [], []
+    for image_id, file, f in list(zip(ids, paths, found))[:limit]:
+        if f is None:
+            continue
+        rows = ann[ann["image_id"].astype(str) == image_id].dropna(subset=["bbox_w"])
+        true = (xywh_to_xyxy(rows[["bbox_x", "bbox_y", "bbox_w", "bbox_h"]].to_numpy(float)), np.ones(len(rows)),
+                rows["category"].astype(str).map(index).fillna(-1).to_numpy(np.int64))
+        pictures.append(draw_boxes(read_image(file, 3), f, classes, truth=true))
+        titles.append(f"{Path(str(file)).name}: {int((f[1] >= 0.25).sum())} found, {len(rows)} true")
+    return plots.image_grid(pictures, titles, path, title=f"{split}: predicted boxes (colour) and true boxes (white)")

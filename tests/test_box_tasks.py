@@ -1,0 +1,201 @@
+"""Localization and detection: boxes follow resizing, bad input is named, negatives are kept and
+counted, a class never seen in train is reported, and the light detector really learns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from datakit import config as cfg
+from datakit.augmentation.resize import boxes_to_original
+from datakit.data import Preprocess
+from datakit.errors import DatakitError
+from datakit.manifest import load_manifest
+from datakit.tasks.boxdata import load_sample, prepare_boxes
+
+ROOT = Path(__file__).resolve().parent.parent / "sample_manifests"
+
+
+def _white_box(image: np.ndarray) -> np.ndarray:
+    """x0 y0 x1 y1 of the bright pixels."""
+    ys, xs = np.nonzero(image[:, :, 0] > 127)
+    return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=np.float64)
+
+
+@pytest.mark.parametrize("policy", ["stretch", "letterbox", "crop"])
+@pytest.mark.parametrize("size", [(40, 96), (90, 30)])
+def test_boxes_follow_resizing_and_map_back(tmp_path: Path, policy: str, size: tuple[int, int]) -> None:
+    h, w = size
+    image = np.zeros((h, w, 3), dtype=np.uint8)
+    box = np.array([[w * 0.3, h * 0.35, w * 0.25, h * 0.3]])  # x y w h, inside the centre crop too
+    x0, y0 = int(box[0, 0]), int(box[0, 1])
+    x1, y1 = int(box[0, 0] + box[0, 2]), int(box[0, 1] + box[0, 3])
+    image[y0:y1, x0:x1] = 255
+    box = np.array([[x0, y0, x1 - x0, y1 - y0]], dtype=np.float64)
+    path = tmp_path / "one.png"
+    cv2.imwrite(str(path), image)
+    pre = Preprocess(height=64, width=64, channels=3, resize=policy)
+    resized, boxes, labels, original = load_sample(path, pre, box, np.array([2]))
+    assert resized.shape == (64, 64, 3) and original == (h, w) and labels.tolist() == [2]
+    moved = np.concatenate([boxes[0, :2], boxes[0, :2] + boxes[0, 2:]])
+    # the box moved with the pixels: it frames the white rectangle of the resized image
+    np.testing.assert_allclose(moved, _white_box(resized), atol=1.5)
+    back = boxes_to_original(moved[None], h, w, 64, 64, policy)[0]
+    np.testing.assert_allclose(back, [x0, y0, x1, y1], atol=2.0)
+
+
+def test_detect_without_boxes_names_what_is_missing_and_the_task_that_fits() -> None:
+    digits = load_manifest(ROOT / "digits-mini" / "manifest")
+    with pytest.raises(DatakitError, match=r"task detection needs boxes .*\(task classification fits\)"):
+        prepare_boxes(digits, cfg.resolve_config(None).data, 0, "detection", one_object=False)
+
+
+def test_negatives_are_kept_and_counted_and_an_unseen_class_is_reported() -> None:
+    m = load_manifest(ROOT / "shapes-mini" / "objects.manifest")
+    ids = m.images["id"].astype(str).tolist()
+    # 4 images without objects; every star is in test only
+    m.annotations = m.annotations[~m.annotations["image_id"].isin(ids[:4])]
+    test_ids = set(ids[4:10])
+    m.images["split"] = ["test" if i in test_ids else ("val" if n % 5 == 0 else "train")
+                         for n, i in enumerate(ids)]
+    star_elsewhere = (m.annotations["category"] == "star") & ~m.annotations["image_id"].isin(test_ids)
+    m.annotations = m.annotations[~star_elsewhere]
+    data = prepare_boxes(m, cfg.resolve_config(None).data, 0, "detection", one_object=False)
+    expected = len(set(ids) - set(m.annotations["image_id"].astype(str)))  # 4, and images that held only stars
+    assert expected >= 4 and data.counts["negatives"] == expected
+    assert any(f"{expected} images have no objects: kept as negatives" in n for n in data.notes)
+    negatives = sum(len(b) == 0 for split in data.objects.values() for b, _ in split)
+    assert negatives == expected
+    if (m.annotations["category"] == "star").any():
+        assert any("in test but never in train" in n and "star" in n for n in data.notes)
+
+
+def test_localization_takes_the_largest_object() -> None:
+    m = load_manifest(ROOT / "shapes-mini" / "objects.manifest")
+    data = prepare_boxes(m, cfg.resolve_config(None).data, 0, "localization", one_object=True)
+    ann = m.annotations.assign(area=m.annotations["bbox_w"] * m.annotations["bbox_h"])
+    largest = ann.loc[ann.groupby("image_id")["area"].idxmax()].set_index("image_id")
+    for name, frame in data.frames.items():
+        for image_id, (boxes, labels) in zip(frame["id"], data.objects[name]):
+            assert len(boxes) == 1
+            np.testing.assert_allclose(boxes[0], largest.loc[image_id, ["bbox_x", "bbox_y", "bbox_w", "bbox_h"]]
+                                       .to_numpy(float))
+            assert data.classes[labels[0]] == largest.loc[image_id, "category"]
+    assert any("several objects" in n for n in data.notes)
+
+
+def test_light_detector_learns_to_find_squares() -> None:
+    """A few hundred steps on 16 images: the detector finds every square at IoU >= 0.5."""
+    from torchvision.ops import box_iou
+
+    from datakit.models import build_model
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    images = torch.zeros(16, 1, 32, 32)
+    targets = []
+    for i in range(16):
+        s = int(rng.integers(7, 12))
+        x, y = int(rng.integers(0, 32 - s)), int(rng.integers(0, 32 - s))
+        images[i, 0, y:y + s, x:x + s] = 1.0
+        targets.append({"boxes": torch.tensor([[x, y, x + s, y + s]], dtype=torch.float32),
+                        "labels": torch.tensor([i % 2])})
+    config = cfg.resolve_config(None, {"model.conv.filters": [16, 32], "model.head.dropout": 0.0}).model
+    model = build_model(config, 1, 2, (32, 32), task="detection")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(150):
+        parts = model.loss(model(images), targets)
+        optimizer.zero_grad()
+        parts["loss"].backward()
+        optimizer.step()
+        first = first if first is not None else float(parts["loss"].detach())
+    assert float(parts["loss"].detach()) < first / 4
+    model.eval()
+    found = model.decode(model(images))
+    for det, target in zip(found, targets):
+        top = det["boxes"][:1]
+        assert len(top) and float(box_iou(top, target["boxes"])[0, 0]) >= 0.5
+        assert int(det["labels"][0]) == int(target["labels"][0])
+
+
+TINY = {"epochs": 1, "batch_size": 8, "image_size": 32, "model.conv.filters": [8, 16], "train.threads": 1,
+        "device": "cpu", "data.val_fraction": 0.2, "data.test_fraction": 0.2}
+
+
+@pytest.fixture(scope="module")
+def detect_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import shutil
+
+    from datakit.training import train
+
+    root = tmp_path_factory.mktemp("detect")
+    shutil.copytree(ROOT / "shapes-mini", root / "sample")
+    train(root / "sample" / "objects.manifest", None, root / "run", show_progress=False, task="detect", **TINY)
+    return root / "run"
+
+
+def test_predict_writes_rows_coco_yolo_and_drawings(detect_run: Path, tmp_path: Path) -> None:
+    import json
+
+    from datakit.prediction import predict
+
+    images = detect_run.parent / "sample" / "images"
+    table = predict(detect_run, images, output=tmp_path / "out", yolo=True, draw=True, min_score=0.0)
+    assert list(table.columns) == ["path", "label", "score", "x", "y", "w", "h", "error"]
+    assert table["error"].isna().all() and table["label"].notna().any()
+    files = sorted(p for p in images.rglob("*.png"))
+    assert table["path"].nunique() == len(files)
+    boxes = table.dropna(subset=["label"])
+    # boxes are in the images' own pixels (64 x 64), though the model saw them at 32 x 32
+    assert (boxes["x"] >= 0).all() and (boxes["x"] + boxes["w"] <= 64 + 1e-6).all()
+    results = json.loads((tmp_path / "out" / "predictions.json").read_text())
+    assert len(results) == len(boxes) and {"file_name", "category_id", "bbox", "score"} <= set(results[0])
+    assert results[0]["file_name"] in {p.relative_to(images).as_posix() for p in files}
+    labels = sorted((tmp_path / "out" / "labels").glob("*.txt"))
+    assert len(labels) == len(files) + 1  # one per image, and classes.txt
+    first = next(p for p in labels if p.name != "classes.txt").read_text().split("\n")[0].split()
+    assert len(first) == 6 and all(0.0 <= float(v) <= 1.0 for v in first[1:5])
+    assert len(list((tmp_path / "out" / "draw").glob("*.png"))) == len(files)
+
+
+def test_predict_checks_the_runs_task(detect_run: Path) -> None:
+    from datakit.prediction import predict
+
+    images = detect_run.parent / "sample" / "images"
+    with pytest.raises(DatakitError, match=r"is a detection run; it cannot predict task classification"):
+        predict(detect_run, images, task="classify")
+
+
+def test_classification_run_asked_for_detection_is_a_clear_error(tmp_path: Path) -> None:
+    import shutil
+
+    from datakit.prediction import predict
+    from datakit.training import train
+
+    shutil.copytree(ROOT / "digits-mini", tmp_path / "sample")
+    train(tmp_path / "sample" / "manifest", None, tmp_path / "run", show_progress=False,
+          **{**TINY, "image_size": 8, "model.conv.filters": [8]})
+    with pytest.raises(DatakitError, match=r"is a classification run; it cannot predict task detection"):
+        predict(tmp_path / "run", tmp_path / "sample" / "images", task="detect")
+    with pytest.raises(DatakitError, match=r"write boxes; this is a classification run"):
+        predict(tmp_path / "run", tmp_path / "sample" / "images", output=tmp_path / "out")
+
+
+def test_eval_of_a_detection_run_writes_the_run_extras(detect_run: Path) -> None:
+    import json
+
+    from datakit.evaluation import evaluate
+
+    result = evaluate(detect_run, split="test", show_progress=False)
+    assert result["task"] == "detection" and result["split_source"] == "the run's splits.csv"
+    for name in ("pr_curves.png", "confusion_matrix.png", "detections.png", "per_class.csv", "predictions.json"):
+        assert Path(result["files"][name]).is_file(), name
+    # the predictions it wrote score the same through `datakit eval --predictions`
+    assert isinstance(json.loads(Path(result["files"]["predictions.json"]).read_text()), list)
+    assert result["counts"]["ground_truth"] > 0 and 0.0 <= result["map50"] <= 1.0
