@@ -278,7 +278,15 @@ def train(
              "weights": str(weights) if weights else None}
     overrides.update({k: v for k, v in flags.items() if v is not None})
     if print_config:
-        sys.stdout.write(cfg.dump_yaml(cfg.resolve_config(config, overrides)))
+        resolved = cfg.resolve_config(config, overrides)
+        if manifest is not None:  # with a manifest: the values derived from its data, as training would
+            from datakit.engine.defaults import derive_config
+            from datakit.manifest import load_manifest
+            from datakit.tasks import resolve_task
+
+            loaded = load_manifest(manifest)
+            resolved, _ = derive_config(loaded, resolved, resolve_task(resolved.task, loaded)[0])
+        sys.stdout.write(cfg.dump_yaml(resolved))
         return
     try:
         result = run_train(manifest, config, output, resume=resume, show_progress=not (quiet or as_json), **overrides)

@@ -234,12 +234,17 @@ class _Objective:
         metric = self.space.metric
         config: cfg.TrainConfig | None = None
 
+        last_epoch: list[int] = []
+
         def report(record: dict[str, float]) -> None:
             history.append(record)
             trial.report(record[metric], int(record["epoch"]))
             self.on_epoch(trial.number, record)
+            if not last_epoch:  # the run's own length: train.epochs may have been derived from the data
+                recorded = RunDir(run_dir).read_config() or {}
+                last_epoch.append(int((recorded.get("train") or {}).get("epochs") or config.train.epochs))
             # pruning after the last epoch would save nothing and only hide a finished result
-            if record["epoch"] < config.train.epochs and trial.should_prune():
+            if record["epoch"] < last_epoch[0] and trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after epoch {int(record['epoch'])}: {metric} "
                                          f"{record[metric]:.4f} is below the median of earlier trials")
 

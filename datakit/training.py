@@ -104,8 +104,8 @@ class TrainResult:
             "monitor": self.monitor, "best_metric": self.best_metric, "best_epoch": self.best_epoch,
             "epochs_run": self.epochs_run, "test_accuracy": self.test_accuracy, "test_metrics": self.test_metrics,
             "classes": self.classes, "seconds": round(self.seconds, 3),
-            "best_checkpoint": str(self.best_checkpoint), "notes": self.notes, "derived": self.derived, "warnings": self.warnings,
-            "history": self.history,
+            "best_checkpoint": str(self.best_checkpoint), "notes": self.notes, "derived": self.derived,
+            "warnings": self.warnings, "history": self.history,
         }
 
 

@@ -244,6 +244,8 @@ def test_threads_and_workers_follow_the_cores_and_the_step() -> None:
     assert threads_and_workers(16, 64, 64, augmenting=True) == (4, 4)
     assert threads_and_workers(16, 128, 64, augmenting=False) == (8, 0)  # cached, nothing to augment
     assert threads_and_workers(1, 128, 64, augmenting=True) == (1, 0)
+    assert threads_and_workers(16, 64, 64, augmenting=True, load=40.0) == (1, 0)  # a busy machine
+    assert threads_and_workers(2, 64, 64, augmenting=True, load=2.5) == (2, 0)  # our own last run is not busy
 
 
 def test_threads_and_workers_are_derived_unless_set_and_not_under_torchrun() -> None:
@@ -257,3 +259,17 @@ def test_threads_and_workers_are_derived_unless_set_and_not_under_torchrun() -> 
     assert "data.workers" not in values and "train.threads" not in values
     assert not {"data.workers", "train.threads"} & {d.key for d in derive(stats, config, set(), cores=8,
                                                                            processes=4).derived}
+
+
+def test_print_config_with_a_manifest_shows_the_derived_values(digits_small) -> None:
+    import yaml
+    from typer.testing import CliRunner
+
+    from datakit.cli import app
+
+    result = CliRunner().invoke(app, ["train", str(digits_small), "--print-config", "--batch-size", "16"])
+    assert result.exit_code == 0, result.output
+    printed = yaml.safe_load(result.stdout)
+    assert printed["train"]["batch_size"] == 16  # set: kept
+    assert printed["data"]["image_size"] == 16 and printed["augment"] == "light:fixed"  # 8 px digits: derived
+    assert printed["train"]["epochs"] == math.ceil(1000 / math.ceil(420 / 16))  # a ~1,000-step budget

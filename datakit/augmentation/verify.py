@@ -52,13 +52,12 @@ _VERIFY: dict[str, Any] = {}
 
 
 def _init(pipelines: dict[str, Any]) -> None:
-    import signal
-
+    # no SIGINT change here: with one worker this runs in the caller's process, where ignoring
+    # Ctrl-C would outlive the call (pool workers ignore it through offline._pool_init)
     import cv2
 
     from datakit.augmentation.specs import from_header
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     cv2.setNumThreads(1)
     _VERIFY.clear()
     _VERIFY.update({h: (from_header(entry), entry.get("encoding") or rendering.ENCODING) for h, entry in pipelines.items()})

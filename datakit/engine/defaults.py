@@ -160,13 +160,20 @@ def _side_of(value: Any) -> int:
     return int(min(value)) if isinstance(value, list) else int(value)
 
 
-def threads_and_workers(cores: int, side: int, batch: int, augmenting: bool) -> tuple[int, int]:
+BUSY_LOAD = 1.5  # load average per core above which the machine counts as busy (others' work, not ours)
+
+
+def threads_and_workers(cores: int, side: int, batch: int, augmenting: bool, load: float = 0.0) -> tuple[int, int]:
     """(torch threads, DataLoader workers) for a machine with ``cores`` cores.
 
     Workers only pay when there is augmentation to move out of the training process and cores to
     spare for it (4 or more); torch's threads follow the work of one step (pixels x batch): a small
     step gains nothing from many threads and loses to their synchronisation (the issue measured
     16 threads 5x slower than 2 on 8 px digits)."""
+    if load > BUSY_LOAD * cores:
+        # other processes hold the cores: a thread that waits for a descheduled sibling at every
+        # operation is slower than one thread alone (measured 10x on 2 busy cores)
+        return 1, 0
     workers = min(4, cores // 4) if augmenting and cores >= 4 else 0
     work = side * side * batch
     wanted = 2 if work <= 32 * 32 * 64 else 4 if work <= 64 * 64 * 64 else 8
@@ -183,7 +190,8 @@ def available_cores() -> int:
 
 
 def derive(stats: DataStats | None, config: cfg.TrainConfig, user_set: Iterable[str],
-           task: str = "classification", cores: int | None = None, processes: int = 1) -> Derivation:
+           task: str = "classification", cores: int | None = None, processes: int = 1,
+           load: float = 0.0) -> Derivation:
     """Derived values for the keys not in ``user_set`` (pure: nothing is read or changed; ``cores``
     is the machine's, given by the caller; ``processes`` > 1 under torchrun)."""
     chosen = set(user_set)
@@ -272,13 +280,18 @@ def derive(stats: DataStats | None, config: cfg.TrainConfig, user_set: Iterable[
     # threads and workers: how fast, never what is learnt
     if cores and processes == 1:
         augmenting = bool(config.augment) or any(d.key == "augment" and d.value for d in result.derived)
-        threads, workers = threads_and_workers(cores, side, batch, augmenting)
+        threads, workers = threads_and_workers(cores, side, batch, augmenting, load)
+        busy = load > BUSY_LOAD * cores
         if free("data.workers"):
             add("data.workers", workers, f"{cores} cores: " + (
+                f"busy (load average {load:.1f}): no worker processes" if busy else
                 f"{workers} worker processes augment while the model trains" if workers else
                 ("too few cores to spare for worker processes" if augmenting else "nothing to augment: "
                  "cached images need no workers")))
-        if free("train.threads"):
+        if free("train.threads") and busy:
+            add("train.threads", threads, f"the machine is busy (load average {load:.1f} on {cores} cores): one "
+                                          "thread, as threads waiting on each other would be slower")
+        elif free("train.threads"):
             add("train.threads", threads, f"{side} px x batch {batch} per step on {cores} cores"
                                           f"{f' less {workers} workers' if workers and free('data.workers') else ''}: "
                                           "more threads than the step can use only slow it down")
@@ -290,6 +303,10 @@ def derive_config(manifest: Any, config: cfg.TrainConfig, task: str) -> tuple[cf
     import os
 
     processes = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # not on every platform
+        load = 0.0
     derivation = derive(data_stats(manifest, config), config, cfg.user_set_keys(config), task,
-                        cores=available_cores(), processes=processes)
+                        cores=available_cores(), processes=processes, load=load)
     return derivation.apply(config), derivation
