@@ -12,7 +12,7 @@ import pytest
 from datakit.models import REGISTRY
 from datakit.models.torchvision_detectors import DEFAULTS, NAMES
 
-SIZE = 48  # the images' own size (not datakit's default 64, so the family's own size is not applied)
+SIZE = 48  # the images' own size, set by the test: the family's own input size is not applied
 
 
 @pytest.fixture(scope="module")
@@ -51,3 +51,14 @@ def test_trains_one_epoch(name: str, tiny_manifest: Path, tmp_path: Path) -> Non
     assert f"lr: {DEFAULTS[name]['optim.lr']}" in config  # the family's learning rate was used
     info = json.loads((tmp_path / "run" / "run.json").read_text())
     assert any(f"model {name}'s default" in n for n in info["notes"])
+
+
+def test_family_defaults_fill_only_what_the_user_left_unset() -> None:
+    from datakit import config as cfg
+    from datakit.tasks.detection import apply_family_defaults
+
+    config = cfg.resolve_config(None, {"model.name": "fcos_resnet50_fpn", "optim.lr": 0.001})
+    notes = apply_family_defaults(config, DEFAULTS["fcos_resnet50_fpn"])
+    assert config.optim.lr == 0.001  # set by the user, though equal to datakit's default
+    assert config.train.grad_clip == DEFAULTS["fcos_resnet50_fpn"]["train.grad_clip"]
+    assert any("train.grad_clip" in n for n in notes) and not any("optim.lr" in n for n in notes)

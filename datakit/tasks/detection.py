@@ -75,15 +75,16 @@ class DetectionEvaluator:
 
 def apply_family_defaults(config: Any, family_defaults: dict[str, Any]) -> list[str]:
     """Set a model family's own defaults (learning rate, input size, clipping, warm-up) on the keys
-    the config leaves at datakit's global defaults; returns a note per key changed."""
+    the user did not set and the config leaves at datakit's global defaults; a note per key changed."""
     from datakit import config as cfg
 
     base = cfg.resolve_config(None)
+    chosen = cfg.user_set_keys(config)  # what the user set (file, --set, flag, sweep) is never changed
     notes = []
     for key, value in family_defaults.items():
         section, _, leaf = key.partition(".")
         current = getattr(getattr(config, section), leaf)
-        if current == getattr(getattr(base, section), leaf) and current != value:
+        if key not in chosen and current == getattr(getattr(base, section), leaf) and current != value:
             setattr(getattr(config, section), leaf, value)
             notes.append(f"{key} = {value} (model {config.model.name}'s default; set {key} to choose another)")
     return notes
