@@ -28,7 +28,9 @@ def run_demo(output: Path, seed: int = 0, show_progress: bool = True) -> object:
     console = Console()
     result = run_pipeline(DEMO_PIPELINE, output, seed=seed, overwrite=True, show_progress=show_progress,
                           console=console)
-    console.rule(f"demo done in {result.seconds:.1f}s; outputs under {output}/ (pipeline.json lists every step)")
+    # a rule cuts a long title; the output path is printed on its own line so it is never cut
+    console.rule(f"demo done in {result.seconds:.1f}s")
+    console.print(f"outputs under {output}/ (pipeline.json lists every step)", soft_wrap=True, highlight=False)
     return result
 
 
