@@ -152,6 +152,15 @@ class LabelledSplits:
         return pd.concat(parts, ignore_index=True)
 
 
+def output_classes(manifest: Manifest, present: set[str], notes: list[str], usable: str) -> list[str]:
+    """The categories in ``present``, in category-id order: a model's outputs. The others are noted."""
+    ordered = sorted(manifest.categories, key=lambda c: int(c["id"]))
+    missing = [c["name"] for c in ordered if c["name"] not in present]
+    if missing:
+        notes.append(f"categories without {usable} are not model outputs: {', '.join(missing)}")
+    return [c["name"] for c in ordered if c["name"] in present]
+
+
 def usable_images(manifest: Manifest, where: str, notes: list[str]) -> pd.DataFrame:
     """Rows whose status is ok; a note counts the others by reason."""
     images = manifest.images
@@ -191,12 +200,7 @@ def prepare_classification(
     where = str(manifest.location or "manifest")
     labelled, notes = labelled_images(manifest, where)
     if classes is None:
-        present = set(labelled["label"].astype(str))
-        ordered = sorted(manifest.categories, key=lambda c: int(c["id"]))
-        classes = [c["name"] for c in ordered if c["name"] in present]
-        missing = [c["name"] for c in ordered if c["name"] not in present]
-        if missing:
-            notes.append(f"categories without usable images are not model outputs: {', '.join(missing)}")
+        classes = output_classes(manifest, set(labelled["label"].astype(str)), notes, "usable images")
         if len(classes) < 2:
             found = f"1 ('{classes[0]}')" if classes else "0"
             raise DatakitError(f"{where}: classification needs at least two classes, found {found}")

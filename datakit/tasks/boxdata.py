@@ -19,8 +19,8 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from datakit.data import (IMAGENET_MEAN, IMAGENET_STD, Preprocess, assign_splits, channel_stats, read_image,
-                          usable_images)
+from datakit.data import (IMAGENET_MEAN, IMAGENET_STD, Preprocess, assign_splits, channel_stats, output_classes,
+                          read_image, usable_images)
 from datakit.errors import DatakitError
 from datakit.manifest import Manifest
 from datakit.splitting import SplitPlan
@@ -82,12 +82,7 @@ def prepare_boxes(manifest: Manifest, data_config: Any, seed: int, task: str, on
     ok = usable_images(manifest, where, notes)
     boxed = boxed[boxed["image_id"].isin(set(ok["id"]))]
     if classes is None:
-        present = set(boxed["category"].astype(str))
-        ordered = sorted(manifest.categories, key=lambda c: int(c["id"]))
-        classes = [c["name"] for c in ordered if c["name"] in present]
-        missing = [c["name"] for c in ordered if c["name"] not in present]
-        if missing:
-            notes.append(f"categories without usable boxes are not model outputs: {', '.join(missing)}")
+        classes = output_classes(manifest, set(boxed["category"].astype(str)), notes, "usable boxes")
         if not classes:
             raise _missing_boxes(manifest, where, task)
         if one_object and len(classes) < 2:
