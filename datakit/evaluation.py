@@ -89,6 +89,10 @@ def evaluate(
     if split not in EVAL_SPLITS:
         raise DatakitError(f"unknown split {split!r}; choose one of: {', '.join(EVAL_SPLITS)}")
     loaded = load_run(run, checkpoint)
+    if hasattr(loaded.task, "segment"):  # semantic segmentation: class maps scored by datakit.metrics
+        from datakit.tasks.segrun import evaluate_run as evaluate_segmentation
+
+        return evaluate_segmentation(loaded, manifest, split, output, batch_size, show_progress)
     if hasattr(loaded.task, "detections"):  # a box task (localization, detection): scored by datakit.metrics
         from datakit.tasks.boxrun import evaluate_run
 

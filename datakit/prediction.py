@@ -44,6 +44,10 @@ def predict(
     ``draw/*.png``. The table and the drawings keep boxes scoring at least ``min_score``; the COCO
     and YOLO files keep every box (mAP needs the low-scoring ones too). ``task`` checks the run is
     of that task (a clear error otherwise).
+
+    Semantic segmentation runs give one row per image: ``path``, ``classes`` (each predicted class
+    with its share of the pixels), ``mask``, ``error``; ``output`` names a folder for ``masks/*.png``
+    (category ids per pixel, the image's own size) and, with ``draw``, ``draw/*.png`` overlays.
     """
     if isinstance(images, (str, os.PathLike)):
         images = [images]
@@ -59,6 +63,16 @@ def predict(
         if wanted != loaded.task.name:
             raise DatakitError(f"{run}: is a {loaded.task.name} run; it cannot predict task {wanted} "
                                f"(train a {wanted} model: datakit train MANIFEST --set task={wanted})")
+    if hasattr(loaded.task, "segment"):  # semantic segmentation: a class map per image (mask PNGs with -o)
+        from datakit.tasks import segrun
+
+        if yolo:
+            raise DatakitError(f"{run}: --yolo writes boxes; this is a {loaded.task.name} run (-o writes mask PNGs)")
+        table = segrun.predict_files(loaded, paths, _names(images, paths), output, draw, batch_size, show_progress)
+        table.attrs["run_source"] = loaded.source
+        if csv is not None:
+            table.to_csv(csv, index=False)
+        return table
     if hasattr(loaded.task, "detections"):  # a box task: one row per detection, in the image's own pixels
         from datakit.tasks import boxrun
 

@@ -404,7 +404,9 @@ def write_results(output: Path, study: optuna.Study, space: SearchSpace,
 
         log_params = [p.key for p in space.params if p.log]
         title = f"sweep {output.name}: {len(table)} trials, {space.sampler} sampler"
-        write_atomic(output / "sweep.png", lambda tmp: sweep_plot(table, space.metric, space.keys, tmp, title,
+        # the trial's value is its metric: a column of its own for the metrics results.csv has none of (val_miou)
+        shown = table if space.metric in table.columns else table.assign(**{space.metric: table["value"]})
+        write_atomic(output / "sweep.png", lambda tmp: sweep_plot(shown, space.metric, space.keys, tmp, title,
                                                                    log_params))
     return table, best
 

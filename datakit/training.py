@@ -451,6 +451,8 @@ def _train(
             test_losses = evaluate(core, task, loaders["test"], device, autocast, evaluator).reduce(ctx)
             evaluator.reduce(ctx)
             test_metrics = {"loss": test_losses.loss, **evaluator.compute()}
+        if ctx.is_main and hasattr(task, "run_figures") and best_epoch is not None:
+            task.run_figures(core, datasets, data, run_dir, device)  # e.g. overlays and per-class IoU bars
         test_accuracy = test_metrics.get("accuracy") if test_metrics else None
         finish(status, test_accuracy=test_accuracy, test_metrics=test_metrics)
     # nobody leaves the process group while the first process still writes the run directory
