@@ -41,6 +41,7 @@ from datakit.atomic import write_atomic, write_json, write_text
 from datakit.engine.rundir import RunDir
 from datakit.errors import DatakitError
 from datakit.manifest import load_manifest
+from datakit.manifest_header import takes_allow_outside
 from datakit.tasks import higher_is_better
 from datakit.sweep_space import SearchSpace, load_space
 from datakit.sweep_storage import Reclaimed, open_storage, owner, reclaim_dead_trials, storage_url as database_url
@@ -502,6 +503,7 @@ def _resolve_metric(space: SearchSpace, manifest: Any) -> None:
     space.base_config.train.monitor = space.metric
 
 
+@takes_allow_outside
 def sweep(
     manifest: str | os.PathLike[str],
     space: Mapping[str, Any] | str | os.PathLike[str],

@@ -44,6 +44,7 @@ from datakit.engine.optim import Schedule, lr_factor, make_optimizer  # noqa: F4
 from datakit.engine.rundir import RunDir
 from datakit.errors import DatakitError
 from datakit.manifest import Manifest, load_manifest
+from datakit.manifest_header import takes_allow_outside
 from datakit.models import get_family
 from datakit.tasks import AUTO, check_monitor, get_spec, get_task, higher_is_better, resolve_task
 from datakit.train_display import TrainingDisplay
@@ -135,6 +136,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+@takes_allow_outside
 def train(
     manifest: str | os.PathLike[str] | None = None,
     config: cfg.TrainConfig | Mapping[str, Any] | str | os.PathLike[str] | None = None,
