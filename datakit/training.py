@@ -454,6 +454,8 @@ def _train(
             evaluator.reduce(ctx)
             test_metrics = {"loss": test_losses.loss, **evaluator.compute()}
         if ctx.is_main and hasattr(task, "run_figures") and best_epoch is not None:
+            if test_metrics is None:  # the test pass loaded the best weights; without one, load them here
+                core.load_state_dict(read_checkpoint(run.best)["model"])
             task.run_figures(core, datasets, data, run_dir, device)  # e.g. overlays and per-class IoU bars
         test_accuracy = test_metrics.get("accuracy") if test_metrics else None
         finish(status, test_accuracy=test_accuracy, test_metrics=test_metrics)
