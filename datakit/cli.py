@@ -353,10 +353,10 @@ def predict(
     csv: Optional[Path] = typer.Option(None, "--csv", help="Write the predictions to this CSV file."),
     all_probs: bool = typer.Option(False, "--all-probs", help="Add one probability column per class."),
     as_json: bool = typer.Option(False, "--json", help="Print the predictions as JSON."),
-    task: Optional[str] = typer.Option(None, "--task", help="Check the run is of this task (classify, localize, detect)."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Box tasks: folder for predictions.json (COCO results)."),
+    task: Optional[str] = typer.Option(None, "--task", help="Check the run is of this task (classify, localize, detect, instance)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Box and instance tasks: folder for predictions.json (COCO results; instance: with RLE masks)."),
     yolo: bool = typer.Option(False, "--yolo", help="With -o: also labels/*.txt in YOLO form (class cx cy w h score)."),
-    draw: bool = typer.Option(False, "--draw", help="With -o: also draw/*.png, the images with their boxes."),
+    draw: bool = typer.Option(False, "--draw", help="With -o: also draw/*.png, the images with their boxes (instance: mask outlines in colour)."),
 ) -> None:
     """Class and probability for each image (box tasks: class, score and box of each object)."""
     from datakit import render_training

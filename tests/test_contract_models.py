@@ -14,7 +14,9 @@ HEAVY = {"resnet50", "densenet121", "convnext_tiny", "efficientnet_b1", "mobilen
          "resnet34", "mobilenet_v2", "shufflenet_v2_x1_0", "efficientnet_b0", "mobilenet_v3_small",
          # torchvision detectors (built from scratch, seconds each)
          "fasterrcnn_mobilenet_v3_large_320_fpn", "fasterrcnn_mobilenet_v3_large_fpn", "retinanet_resnet50_fpn",
-         "fcos_resnet50_fpn", "ssdlite320_mobilenet_v3_large"}
+         "fcos_resnet50_fpn", "ssdlite320_mobilenet_v3_large",
+         # torchvision Mask R-CNN (instance segmentation)
+         "maskrcnn_resnet50_fpn", "maskrcnn_mobilenet_v3_large_fpn"}
 
 
 def _cases() -> list:

@@ -16,6 +16,7 @@ from torch import nn
 from datakit.config import ModelConfig
 from datakit.errors import DatakitError
 from datakit.models import centernet, cnn, localizer, torchvision_detectors, torchvision_models
+from datakit.models import maskhead, torchvision_maskrcnn
 
 Builder = Callable[[ModelConfig, int, int, "tuple[int, int]"], nn.Module]
 
@@ -37,6 +38,10 @@ REGISTRY: dict[tuple[str, str], ModelFamily] = {
     **{("detection", name): ModelFamily(torchvision_detectors.builder(name), channels=3,
                                         defaults=torchvision_detectors.DEFAULTS[name])
        for name in torchvision_detectors.NAMES},
+    ("instance_segmentation", "cnn"): ModelFamily(maskhead.build, channels=None),
+    **{("instance_segmentation", name): ModelFamily(torchvision_maskrcnn.builder(name), channels=3,
+                                                    defaults=torchvision_maskrcnn.DEFAULTS[name])
+       for name in torchvision_maskrcnn.NAMES},
 }
 
 # the classification families by name (what `model.name` means for the default task)

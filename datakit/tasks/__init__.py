@@ -47,7 +47,7 @@ TASKS: dict[str, TaskSpec] = {
     "detection": TaskSpec("detection", "detect", ("map", "map50", "map75"), "datakit.tasks.detection"),
     "semantic_segmentation": TaskSpec("semantic_segmentation", "segment", ("miou", "dice", "pixel_accuracy"), None),
     "instance_segmentation": TaskSpec("instance_segmentation", "instance", ("mask_map", "mask_map50", "map", "map50"),
-                                      None),
+                                      "datakit.tasks.instance"),
 }
 ALIASES: dict[str, str] = {spec.alias: name for name, spec in TASKS.items()}
 AUTO = "auto"
