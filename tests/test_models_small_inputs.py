@@ -30,7 +30,8 @@ def _feature_side(name: str, stem: str, side: int) -> int:
 def test_resnet_small_stem_keeps_8x_more_resolution() -> None:
     assert _feature_side("resnet18", "imagenet", 32) == 1  # 32 px / 32: one pixel left to classify
     assert _feature_side("resnet18", "small", 32) == 4  # CIFAR-style: / 8
-    assert _feature_side("resnet18", "auto", 64) == 8  # auto: small under 128 px
+    assert _feature_side("resnet18", "auto", 64) == 4  # auto: small under 128 px, stride 2 from 48 px
+    assert _feature_side("resnet18", "imagenet", 64) == 2
     assert _feature_side("resnet18", "auto", 128) == 4  # the ImageNet stem from 128 px on
 
 

@@ -17,6 +17,7 @@ from datakit.config import ModelConfig
 from datakit.errors import DatakitError
 from datakit.models import centernet, cnn, localizer, torchvision_detectors, torchvision_models
 from datakit.models import maskhead, torchvision_maskrcnn
+from datakit.models import torchvision_segmentation, unet  # semantic segmentation
 
 Builder = Callable[[ModelConfig, int, int, "tuple[int, int]"], nn.Module]
 
@@ -42,6 +43,11 @@ REGISTRY: dict[tuple[str, str], ModelFamily] = {
     **{("instance_segmentation", name): ModelFamily(torchvision_maskrcnn.builder(name), channels=3,
                                                     defaults=torchvision_maskrcnn.DEFAULTS[name])
        for name in torchvision_maskrcnn.NAMES},
+    # semantic segmentation: the U-Net (also under the default name `cnn`), torchvision's models
+    ("semantic_segmentation", "unet"): ModelFamily(unet.build, channels=None, defaults=unet.DEFAULTS),
+    ("semantic_segmentation", "cnn"): ModelFamily(unet.build, channels=None, defaults=unet.DEFAULTS),
+    **{("semantic_segmentation", name): ModelFamily(torchvision_segmentation.builder(name), channels=3)
+       for name in torchvision_segmentation.NAMES},
 }
 
 # the classification families by name (what `model.name` means for the default task)
