@@ -360,10 +360,10 @@ def predict(
     csv: Optional[Path] = typer.Option(None, "--csv", help="Write the predictions to this CSV file."),
     all_probs: bool = typer.Option(False, "--all-probs", help="Add one probability column per class."),
     as_json: bool = typer.Option(False, "--json", help="Print the predictions as JSON."),
-    task: Optional[str] = typer.Option(None, "--task", help="Check the run is of this task (classify, localize, detect, segment)."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Box tasks: folder for predictions.json (COCO results); segment: masks/*.png (category ids)."),
+    task: Optional[str] = typer.Option(None, "--task", help="Check the run is of this task (classify, localize, detect, segment, instance)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Box tasks: folder for predictions.json (COCO results; instance: with RLE masks); segment: masks/*.png (category ids)."),
     yolo: bool = typer.Option(False, "--yolo", help="With -o: also labels/*.txt in YOLO form (class cx cy w h score)."),
-    draw: bool = typer.Option(False, "--draw", help="With -o: also draw/*.png, the images with their boxes (segment: classes painted)."),
+    draw: bool = typer.Option(False, "--draw", help="With -o: also draw/*.png, the images with their boxes (segment: classes painted; instance: mask outlines in colour)."),
     min_score: float = typer.Option(0.25, "--min-score", help="Box tasks: lowest score shown in the table, --csv and --draw (-o's JSON/YOLO files keep every box)."),
     manifest: Optional[Path] = typer.Option(None, "--manifest", help="Box tasks: number images in predictions.json by this manifest's COCO ids (default: the run's manifest)."),
 ) -> None:

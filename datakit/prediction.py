@@ -87,7 +87,7 @@ def predict(
         sizes: list = []
         with progress_bar("Predicting", len(paths), show_progress) as advance:
             found, errors = boxrun.detect_files(loaded, paths, min(batch_size, 64), on_image=advance, sizes=sizes)
-        shown = [None if f is None else tuple(a[f[1] >= min_score] for a in f) for f in found]
+        shown = [boxrun.above(f, min_score) for f in found]
         table = boxrun.rows([str(p) for p in paths], shown, errors, loaded.classes)
         table.attrs["run_source"] = loaded.source
         if csv is not None:

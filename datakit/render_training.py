@@ -80,7 +80,8 @@ def config_keys(console: Console, rows: list[tuple[str, Any, str, str]]) -> None
 def eval_tables(console: Console, metrics: dict[str, Any]) -> None:
     if metrics.get("run_source"):
         console.print(f"using {metrics['run_source']}", highlight=False, soft_wrap=True)
-    if metrics.get("task") in ("localization", "detection", "semantic_segmentation"):  # datakit.metrics' display
+    if metrics.get("task") in ("localization", "detection", "semantic_segmentation",
+                               "instance_segmentation"):  # datakit.metrics' display
         from datakit.metrics import display
 
         return display.show(console, metrics)

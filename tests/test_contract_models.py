@@ -15,6 +15,8 @@ HEAVY = {"resnet50", "densenet121", "convnext_tiny", "efficientnet_b1", "mobilen
          # torchvision detectors (built from scratch, seconds each)
          "fasterrcnn_mobilenet_v3_large_320_fpn", "fasterrcnn_mobilenet_v3_large_fpn", "retinanet_resnet50_fpn",
          "fcos_resnet50_fpn", "ssdlite320_mobilenet_v3_large",
+         # torchvision Mask R-CNN (instance segmentation)
+         "maskrcnn_resnet50_fpn", "maskrcnn_mobilenet_v3_large_fpn",
          # torchvision segmentation models (from scratch)
          "deeplabv3_mobilenet_v3_large", "fcn_resnet50", "deeplabv3_resnet50"}
 

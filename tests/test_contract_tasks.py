@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = {"classification": ROOT / "sample_manifests" / "digits-mini" / "manifest",
            "localization": ROOT / "sample_manifests" / "shapes-one" / "manifest",
            "detection": ROOT / "sample_manifests" / "shapes-mini" / "objects.manifest",
+           "instance_segmentation": ROOT / "sample_manifests" / "shapes-mini" / "objects.manifest",
            # class maps rasterized from the objects' RLE masks
            "semantic_segmentation": ROOT / "sample_manifests" / "shapes-mini" / "objects.manifest"}
 TINY = {"epochs": 1, "batch_size": 32, "image_size": 16, "model.conv.filters": [8], "model.head.dense": [],

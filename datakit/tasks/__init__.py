@@ -48,7 +48,7 @@ TASKS: dict[str, TaskSpec] = {
     "semantic_segmentation": TaskSpec("semantic_segmentation", "segment", ("miou", "dice", "pixel_accuracy"),
                                       "datakit.tasks.segmentation"),
     "instance_segmentation": TaskSpec("instance_segmentation", "instance", ("mask_map", "mask_map50", "map", "map50"),
-                                      None),
+                                      "datakit.tasks.instance"),
 }
 ALIASES: dict[str, str] = {spec.alias: name for name, spec in TASKS.items()}
 AUTO = "auto"

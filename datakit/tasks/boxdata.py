@@ -252,9 +252,12 @@ class BoxDataset(Dataset):
             x = self._ready[torch.as_tensor(list(indices), dtype=torch.long)]
         else:
             x = self.preprocess.to_tensor(np.stack([p[0] for p in parts]))
-        targets = [{"boxes": torch.as_tensor(xywh_to_xyxy(p[1]), dtype=torch.float32),
-                    "labels": torch.tensor(np.asarray(p[2], dtype=np.int64))} for p in parts]
-        return x, targets
+        return x, [self._target(p) for p in parts]
+
+    @staticmethod
+    def _target(part: tuple[np.ndarray, ...]) -> dict[str, torch.Tensor]:
+        return {"boxes": torch.as_tensor(xywh_to_xyxy(part[1]), dtype=torch.float32),
+                "labels": torch.tensor(np.asarray(part[2], dtype=np.int64))}
 
 
 def build_datasets(task: Any, data: BoxSplits, preprocess: Preprocess, display: Any, fill_normalization: bool,

@@ -128,7 +128,7 @@ class DetectionTask(LocalizationTask):
             loss = sum(parts.values())
             return loss, {"loss": loss, **parts}, torch.zeros(0), targets
         detections = model(list(x))
-        outputs = [{"boxes": d["boxes"], "scores": d["scores"], "labels": d["labels"] - 1} for d in detections]
+        outputs = [{**d, "labels": d["labels"] - 1} for d in detections]  # Mask R-CNN's masks pass through
         nan = torch.tensor(float("nan"))
         return nan, {"loss": nan}, outputs, targets
 
@@ -139,7 +139,7 @@ class DetectionTask(LocalizationTask):
         core = _core(model)
         if hasattr(core, "decode"):
             return core.decode(model(x))
-        return [{"boxes": d["boxes"], "scores": d["scores"], "labels": d["labels"] - 1} for d in model(list(x))]
+        return [{**d, "labels": d["labels"] - 1} for d in model(list(x))]
 
 
 TASK = DetectionTask
