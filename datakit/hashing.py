@@ -24,6 +24,8 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field
+from typing import Iterator
+
 import numpy as np
 import pandas as pd
 
@@ -185,13 +187,17 @@ def band_plan(count: int, threshold: float = NEAR_THRESHOLD) -> tuple[int, int]:
     return bands, bits
 
 
-def candidate_pairs(hashes: np.ndarray, flips_only: bool = False, threshold: float = NEAR_THRESHOLD,
-                    seed: int = _SEED) -> np.ndarray:
-    """Unique pairs (i < j) of rows whose canonical hashes share at least one LSH band key."""
+def band_candidates(hashes: np.ndarray, flips_only: bool = False, threshold: float = NEAR_THRESHOLD,
+                    seed: int = _SEED) -> Iterator[np.ndarray]:
+    """Candidate pairs (i < j, unique within the band) of one LSH band at a time.
+
+    One band at a time so that a caller can confirm and drop them before the next band: memory
+    stays at one band's candidates (at most ``_MAX_BUCKET`` per hash), never all bands' at once.
+    """
     n, d = hashes.shape
     valid = np.flatnonzero(np.abs(hashes).sum(axis=1) > 0)
     if n < 2 or len(valid) < 2:
-        return np.empty((0, 2), np.int64)
+        return
     rows, which = _canonical(hashes[valid], flips_only)
     canon = hashes[valid[rows]][np.arange(len(rows))[:, None], _INDEX[which]] * _SIGN[which]
     rows = valid[rows]
@@ -202,15 +208,23 @@ def candidate_pairs(hashes: np.ndarray, flips_only: bool = False, threshold: flo
     rng = np.random.default_rng(seed)
     weights = (1 << np.arange(band_bits, dtype=np.int64))
     order_value = canon @ rng.standard_normal(d).astype(np.float32)
-    found = []
     for _ in range(bands):
         planes = rng.standard_normal((d, band_bits)).astype(np.float32)
         keys = ((canon @ planes) > 0).astype(np.int64) @ weights
-        found.append(_bucket_pairs(keys, rows, order_value))
-    pairs = np.concatenate(found)
-    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
-    pairs = np.sort(pairs, axis=1)
-    codes = np.unique(pairs[:, 0] * n + pairs[:, 1])
+        pairs = _bucket_pairs(keys, rows, order_value)
+        pairs = np.sort(pairs[pairs[:, 0] != pairs[:, 1]], axis=1)
+        codes = np.unique(pairs[:, 0] * n + pairs[:, 1])
+        yield np.stack([codes // n, codes % n], axis=1)
+
+
+def candidate_pairs(hashes: np.ndarray, flips_only: bool = False, threshold: float = NEAR_THRESHOLD,
+                    seed: int = _SEED) -> np.ndarray:
+    """Unique pairs (i < j) of rows whose canonical hashes share at least one LSH band key."""
+    n = len(hashes)
+    codes = [p[:, 0] * n + p[:, 1] for p in band_candidates(hashes, flips_only, threshold, seed)]
+    if not codes:
+        return np.empty((0, 2), np.int64)
+    codes = np.unique(np.concatenate(codes))
     return np.stack([codes // n, codes % n], axis=1)
 
 
@@ -263,23 +277,43 @@ def _orient_batch(batch: np.ndarray, variant: int) -> np.ndarray:
 
 
 def near_duplicate_pairs(hashes: np.ndarray, thumbs: np.ndarray | None = None, threshold: float = NEAR_THRESHOLD,
-                         tolerance: float = COLOUR_TOLERANCE, flips_only: bool = False
+                         tolerance: float = COLOUR_TOLERANCE, flips_only: bool = False, chunk: int = 50_000
                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Confirmed pairs (i < j), their similarity and the orientation that matched.
 
     A candidate is confirmed when its perceptual hashes agree (cosine >= ``threshold`` in the
     best orientation) and, given ``thumbs``, its colour thumbnails agree in that orientation.
+    Candidates are confirmed band by band and ``chunk`` pairs at a time, so memory holds one
+    band's candidates and the confirmed pairs, never every candidate of every band.
     """
-    pairs = candidate_pairs(hashes, flips_only, threshold)
-    if not len(pairs):
-        return pairs, np.empty(0, np.float32), np.empty(0, np.int8)
-    sims, which = pair_similarity(hashes, pairs, flips_only)
-    keep = sims >= threshold
-    pairs, sims, which = pairs[keep], sims[keep], which[keep]
-    if thumbs is not None and len(pairs):
-        keep = colour_residual(thumbs, pairs, which) <= tolerance
-        pairs, sims, which = pairs[keep], sims[keep], which[keep]
-    return pairs, sims, which
+    n = len(hashes)
+    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    seen = np.empty(0, np.int64)  # codes already confirmed: not scored again in a later band
+    for band in band_candidates(hashes, flips_only, threshold):
+        codes = band[:, 0] * n + band[:, 1]
+        if len(seen):
+            band = band[~np.isin(codes, seen, assume_unique=True)]
+        new = []
+        for start in range(0, len(band), chunk):
+            pairs = band[start:start + chunk]
+            sims, which = pair_similarity(hashes, pairs, flips_only)
+            keep = sims >= threshold
+            pairs, sims, which = pairs[keep], sims[keep], which[keep]
+            if thumbs is not None and len(pairs):
+                keep = colour_residual(thumbs, pairs, which) <= tolerance
+                pairs, sims, which = pairs[keep], sims[keep], which[keep]
+            if len(pairs):
+                found.append((pairs, sims, which))
+                new.append(pairs[:, 0] * n + pairs[:, 1])
+        if new:
+            seen = np.union1d(seen, np.concatenate(new))
+    if not found:
+        return np.empty((0, 2), np.int64), np.empty(0, np.float32), np.empty(0, np.int8)
+    pairs = np.concatenate([f[0] for f in found])
+    sims = np.concatenate([f[1] for f in found])
+    which = np.concatenate([f[2] for f in found])
+    order = np.lexsort((pairs[:, 1], pairs[:, 0]))
+    return pairs[order], sims[order], which[order]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -370,7 +404,7 @@ THUMB_COLUMNS = tuple(f"th{i}" for i in range(THUMB * THUMB * 3))
 def thumb_matrix(stats: pd.DataFrame | np.ndarray) -> np.ndarray | None:
     if isinstance(stats, np.ndarray) or not set(THUMB_COLUMNS) <= set(stats.columns):
         return None
-    return stats[list(THUMB_COLUMNS)].to_numpy(np.float32)
+    return stats[list(THUMB_COLUMNS)].to_numpy(np.uint8)  # 192 bytes per image; pairs are cast in chunks
 
 
 def describe_variant(index: int) -> str:

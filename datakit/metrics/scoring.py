@@ -20,6 +20,7 @@ import numpy as np
 from datakit.atomic import write_json
 from datakit.errors import DatakitError
 from datakit.manifest import load_manifest
+from datakit.manifest_header import takes_allow_outside
 from datakit.metrics import coco
 from datakit.metrics.lint import Lint
 from datakit.metrics.readers import Detections, MaskFolder, read_predictions
@@ -76,6 +77,7 @@ def _infer_task(predictions: Detections | MaskFolder, truth: Truth, task: str | 
     return task
 
 
+@takes_allow_outside
 def evaluate_predictions(predictions: str | os.PathLike[str], manifest: str | os.PathLike[str],
                          **options: Any) -> dict[str, Any]:
     """Score a predictions file or folder against the manifest's ground truth (``datakit eval

@@ -77,18 +77,46 @@ def rows(paths: Sequence[str], found: list[Found | None], errors: list[str | Non
     return table
 
 
-def coco_results(names: Sequence[str], found: list[Found | None], category_ids: Sequence[int]) -> list[dict[str, Any]]:
-    """COCO results entries (``file_name``, ``category_id``, ``bbox`` x y w h, ``score``) for
-    ``datakit eval --predictions`` and other COCO tools; images are named by ``file_name``."""
+def coco_results(names: Sequence[str], found: list[Found | None], category_ids: Sequence[int],
+                 image_ids: Sequence[int | None] | None = None) -> list[dict[str, Any]]:
+    """COCO results entries (``image_id``, ``file_name``, ``category_id``, ``bbox`` x y w h,
+    ``score``) for ``datakit eval --predictions`` and other COCO tools. ``image_id`` is the integer id
+    datakit's COCO export writes for the image (given in ``image_ids``; left out for an image that
+    is in no manifest); ``file_name`` names the image too, and the evaluator checks both agree."""
     results = []
-    for name, f in zip(names, found):
+    for n, (name, f) in enumerate(zip(names, found)):
         if f is None:
             continue
+        number = None if image_ids is None else image_ids[n]
+        head: dict[str, Any] = {} if number is None else {"image_id": int(number)}
         for b, s, c in zip(*f):
-            results.append({"file_name": name, "category_id": int(category_ids[int(c)]),
+            results.append({**head, "file_name": name, "category_id": int(category_ids[int(c)]),
                             "bbox": [round(float(v), 3) for v in (b[0], b[1], b[2] - b[0], b[3] - b[1])],
                             "score": round(float(s), 6)})
     return results
+
+
+def export_category_ids(classes: Sequence[str], manifest_ids: Sequence[int] | None) -> list[int]:
+    """The COCO category id of each class as datakit's COCO export (and so the evaluator) numbers
+    it: the manifest's id, shifted by one when a category has id 0 (``target_category_ids``)."""
+    from datakit.formats.base import Report, target_category_ids
+
+    if not manifest_ids:  # an old run without its ids: the export's numbering of classes in order
+        return list(range(1, len(classes) + 1))
+    table = [{"id": int(i), "name": c} for c, i in zip(classes, manifest_ids)]
+    mapping = target_category_ids(table, "keep_nonzero", Report(), "COCO category ids")
+    return [mapping[c] for c in classes]
+
+
+def manifest_image_ids(manifest: Any, paths: Sequence[Path]) -> list[int | None]:
+    """Each file's COCO image id as datakit's export of ``manifest`` writes it (per split file);
+    None for a file that is not one of the manifest's usable images."""
+    from datakit.metrics.truth import load_truth
+
+    truth = load_truth(manifest, "all")
+    root = manifest.root()
+    number = {os.path.normpath(os.path.abspath(root / p)): truth.export_ids.get(i) for i, p in truth.paths.items()}
+    return [number.get(os.path.normpath(os.path.abspath(p))) for p in paths]
 
 
 def evaluate_run(loaded: Any, manifest: str | os.PathLike[str] | None, split: str, output: Any,
@@ -149,7 +177,8 @@ def evaluate_run(loaded: Any, manifest: str | os.PathLike[str] | None, split: st
     files = figures.write_all(result, extras, out_dir)
     files["detections.png"] = str(_grid(truth, paths, ids, found, loaded.classes, out_dir / "detections.png", split))
     names = truth.images["path"].astype(str).tolist()
-    write_json(out_dir / "predictions.json", coco_results(names, found, [truth.category_ids[c] for c in loaded.classes]))
+    write_json(out_dir / "predictions.json", coco_results(names, found, [truth.category_ids[c] for c in loaded.classes],
+                                                          [truth.export_ids.get(i) for i in ids]))
     files["predictions.json"] = str(out_dir / "predictions.json")
     files["metrics.json"] = str(out_dir / "metrics.json")
     result["files"] = files
@@ -159,9 +188,11 @@ def evaluate_run(loaded: Any, manifest: str | os.PathLike[str] | None, split: st
 
 def write_outputs(out_dir: Path, names: Sequence[str], paths: Sequence[Path], found: list[Found | None],
                   sizes: list[tuple[int, int] | None], classes: list[str], category_ids: Sequence[int],
-                  yolo: bool = False, draw: bool = False) -> dict[str, str]:
-    """``predict -o OUT``: ``predictions.json`` (COCO results), ``labels/*.txt`` (YOLO: class cx cy w h
-    score, normalized) with ``yolo``, ``draw/*.png`` (the images with their boxes) with ``draw``."""
+                  yolo: bool = False, draw: bool = False, image_ids: Sequence[int | None] | None = None,
+                  min_score: float = 0.25) -> dict[str, str]:
+    """``predict -o OUT``: ``predictions.json`` (COCO results, every box), ``labels/*.txt`` (YOLO:
+    class cx cy w h score, normalized; every box) with ``yolo``, ``draw/*.png`` (the images with
+    their boxes scoring at least ``min_score``) with ``draw``."""
     import cv2
 
     from datakit.atomic import write_json, write_text
@@ -169,25 +200,29 @@ def write_outputs(out_dir: Path, names: Sequence[str], paths: Sequence[Path], fo
 
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {"predictions.json": str(write_json(out_dir / "predictions.json",
-                                                coco_results(names, found, category_ids)))}
+                                                coco_results(names, found, category_ids, image_ids)))}
     if yolo:
+        # one file per image named by its stem (how `datakit eval --predictions labels/` and YOLO tools
+        # match them); images that share a stem get their path flattened instead; class names beside
         (out_dir / "labels").mkdir(exist_ok=True)
-        for name, f, size in zip(names, found, sizes):
+        stems = [Path(name).stem for name in names]
+        for name, stem, f, size in zip(names, stems, found, sizes):
             if f is None or size is None:
                 continue
             h, w = size
             lines = [f"{int(c)} {(b[0] + b[2]) / 2 / w:.6f} {(b[1] + b[3]) / 2 / h:.6f} {(b[2] - b[0]) / w:.6f} "
                      f"{(b[3] - b[1]) / h:.6f} {float(s):.6f}" for b, s, c in zip(*f)]
-            write_text(out_dir / "labels" / (Path(name).with_suffix(".txt").as_posix().replace("/", "__")),
-                       "\n".join(lines) + ("\n" if lines else ""))
-        write_text(out_dir / "labels" / "classes.txt", "\n".join(classes) + "\n")
+            file = stem if stems.count(stem) == 1 else Path(name).with_suffix("").as_posix().replace("/", "__")
+            write_text(out_dir / "labels" / f"{file}.txt", "\n".join(lines) + ("\n" if lines else ""))
+        write_text(out_dir / "classes.txt", "\n".join(classes) + "\n")
         files["labels/"] = str(out_dir / "labels")
+        files["classes.txt"] = str(out_dir / "classes.txt")
     if draw:
         (out_dir / "draw").mkdir(exist_ok=True)
         for name, path, f in zip(names, paths, found):
             if f is None:
                 continue
-            image = draw_boxes(read_image(path, 3), f, classes)
+            image = draw_boxes(read_image(path, 3), f, classes, min_score)
             target = out_dir / "draw" / (Path(name).with_suffix(".png").as_posix().replace("/", "__"))
             cv2.imwrite(str(target), image[:, :, ::-1])
         files["draw/"] = str(out_dir / "draw")
