@@ -360,10 +360,12 @@ def predict(
     csv: Optional[Path] = typer.Option(None, "--csv", help="Write the predictions to this CSV file."),
     all_probs: bool = typer.Option(False, "--all-probs", help="Add one probability column per class."),
     as_json: bool = typer.Option(False, "--json", help="Print the predictions as JSON."),
-    task: Optional[str] = typer.Option(None, "--task", help="Check the run is of this task (classify, localize, detect)."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Box tasks: folder for predictions.json (COCO results)."),
+    task: Optional[str] = typer.Option(None, "--task", help="Check the run is of this task (classify, localize, detect, segment, instance)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Box tasks: folder for predictions.json (COCO results; instance: with RLE masks); segment: masks/*.png (category ids)."),
     yolo: bool = typer.Option(False, "--yolo", help="With -o: also labels/*.txt in YOLO form (class cx cy w h score)."),
-    draw: bool = typer.Option(False, "--draw", help="With -o: also draw/*.png, the images with their boxes."),
+    draw: bool = typer.Option(False, "--draw", help="With -o: also draw/*.png, the images with their boxes (segment: classes painted; instance: mask outlines in colour)."),
+    min_score: float = typer.Option(0.25, "--min-score", help="Box tasks: lowest score shown in the table, --csv and --draw (-o's JSON/YOLO files keep every box)."),
+    manifest: Optional[Path] = typer.Option(None, "--manifest", help="Box tasks: number images in predictions.json by this manifest's COCO ids (default: the run's manifest)."),
 ) -> None:
     """Class and probability for each image (box tasks: class, score and box of each object)."""
     from datakit import render_training
@@ -372,7 +374,7 @@ def predict(
     from datakit.errors import CheckFailed
 
     table = run_predict(run, images, checkpoint=checkpoint, all_probabilities=all_probs, show_progress=not as_json,
-                        csv=csv, task=task, output=output, yolo=yolo, draw=draw)
+                        csv=csv, task=task, output=output, yolo=yolo, draw=draw, min_score=min_score, manifest=manifest)
     if table.attrs.get("run_source"):  # a sweep or pipeline folder: say which run (stderr keeps --json clean)
         err.print(f"using {table.attrs['run_source']}", highlight=False, soft_wrap=True)
     if as_json:

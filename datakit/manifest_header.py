@@ -7,14 +7,18 @@ pandas. ``datakit.manifest`` re-exports every name here.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 from datakit.errors import ManifestError
+
+T = TypeVar("T")
 
 SCHEMA_VERSION = 1
 HEADER_NAME = "manifest.json"
@@ -122,6 +126,25 @@ def trusting_outside(flag: bool | None) -> Iterator[None]:
             os.environ.pop(ALLOW_OUTSIDE_ENV, None)
         else:
             os.environ[ALLOW_OUTSIDE_ENV] = previous
+
+
+def takes_allow_outside(fn: Callable[..., T]) -> Callable[..., T]:
+    """Give an API function whose manifest is loaded deep inside it (train, evaluate, sweep,
+    run_pipeline, augment) the ``allow_outside`` argument its command has: keyword-only, applied
+    with ``trusting_outside`` for the call."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, allow_outside: bool | None = None, **kwargs: Any) -> T:
+        with trusting_outside(allow_outside):
+            return fn(*args, **kwargs)
+
+    signature = inspect.signature(fn)
+    params = list(signature.parameters.values())
+    at = next((i for i, p in enumerate(params) if p.kind is p.VAR_KEYWORD), len(params))
+    params.insert(at, inspect.Parameter("allow_outside", inspect.Parameter.KEYWORD_ONLY, default=None,
+                                        annotation="bool | None"))
+    wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+    return wrapper
 
 
 def image_root_problem(image_root: str) -> str | None:

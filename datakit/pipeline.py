@@ -48,6 +48,7 @@ from datakit import config as cfg
 from datakit.atomic import write_json
 from datakit.augmentation.pipeline_step import augment_step
 from datakit.errors import DatakitError
+from datakit.manifest_header import takes_allow_outside
 
 PIPELINE_KEYS = ("name", "description", "seed", "steps")
 REFERENCE = re.compile(r"\$\{([^}]+)\}")
@@ -458,6 +459,7 @@ def _write_record(output: Path, result: PipelineResult) -> None:
     write_json(output / "pipeline.json", result.as_dict())
 
 
+@takes_allow_outside
 def run_pipeline(
     pipeline: str | os.PathLike[str] | Mapping[str, Any],
     output: str | os.PathLike[str] | None = None,

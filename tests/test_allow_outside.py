@@ -68,3 +68,23 @@ def test_the_flag_is_one_definition_on_each_manifest_command() -> None:
     manifest_commands = set(COMMANDS) | {"ingest"}  # ingest: also symlinks leaving SRC
     assert {name for name, text in helps.items() if text} == manifest_commands
     assert len({helps[name] for name in COMMANDS}) == 1
+
+
+def test_the_api_functions_take_the_same_argument(outside: Path) -> None:
+    """datakit.X(..., allow_outside=True) as `datakit X ... --allow-outside` (CLI == API)."""
+    import inspect
+
+    import datakit
+    from datakit.errors import DatakitError
+
+    names = ("augment", "balance_report", "evaluate", "evaluate_predictions", "export", "info", "ingest",
+             "run_pipeline", "split", "sweep", "train")
+    assert all("allow_outside" in inspect.signature(getattr(datakit, n)).parameters for n in names)
+    with pytest.raises(DatakitError, match="image_root"):
+        datakit.run_pipeline("pipe.yaml", "api-refused", show_progress=False)
+    assert datakit.run_pipeline("pipe.yaml", "api", show_progress=False, allow_outside=True).steps
+    with pytest.raises(DatakitError, match="val_map"):  # past the manifest, stopped by the space
+        datakit.sweep(outside, "space.yaml", "api-sweep", show_progress=False, allow_outside=True)
+    with pytest.raises(DatakitError, match="missing.json"):
+        datakit.evaluate_predictions("missing.json", outside, allow_outside=True)
+    assert "DATAKIT_ALLOW_OUTSIDE" not in os.environ

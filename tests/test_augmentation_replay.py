@@ -145,3 +145,23 @@ def test_derived_noisy_images_replay_byte_for_byte(tmp_path: Path) -> None:
         compose = specs.from_header(m.pipelines[row.pipeline])
         done = rendering.render(compose, job, replay=targets.decode_applied(recorded))
         assert done.image == (out / "images" / row.path).read_bytes()
+
+
+# arguments for the transforms of targets.SMALL_PARAMS that have required ones (others: defaults, p=1)
+_REQUIRED = {"RandomCrop": {"height": 32, "width": 40}, "CenterCrop": {"height": 32, "width": 40},
+             "RandomResizedCrop": {"size": (40, 56)}, "RandomSizedCrop": {"min_max_height": (20, 40), "size": (40, 56)},
+             "Resize": {"height": 96, "width": 128}, "PadIfNeeded": {"min_height": 96, "min_width": 128},
+             "LongestMaxSize": {"max_size": 128}, "SmallestMaxSize": {"max_size": 96},
+             "Affine": {"rotate": (-180, 180), "scale": (0.5, 2.0), "shear": (-20, 20)},
+             "CropAndPad": {"percent": (-0.3, 0.2), "sample_independently": True}}
+
+
+@pytest.mark.parametrize("name", sorted(targets.SMALL_PARAMS))
+def test_transforms_listed_as_small_record_only_small_parameters(name: str) -> None:
+    """Their random state is not captured, so their parameters must always be recorded whole."""
+    transform = getattr(A, name)(p=1.0, **_REQUIRED.get(name, {}))
+    for seed in range(3):
+        result = targets.apply(targets.compose([transform]), _scene(), seed=seed)
+        encoded = json.loads(json.dumps(targets.encode_applied(result.applied)))
+        assert not any(targets.RANDOM_STATE in step for step in encoded)
+        assert "__ndarray__\": null" not in json.dumps(encoded), encoded

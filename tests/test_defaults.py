@@ -294,23 +294,26 @@ def test_threads_and_workers_follow_the_cores_and_the_step() -> None:
     assert threads_and_workers(16, 16, 64, augmenting=False) == (2, 0)
 
 
-def test_threads_do_not_depend_on_the_machine_load(monkeypatch) -> None:
-    """The same data, config and core count give the same threads whatever else the machine runs."""
-    import inspect
-    import os
-
+def test_an_oversubscribed_machine_gets_one_thread_and_says_why(monkeypatch) -> None:
+    """Cores held by other processes (5-minute load above 1.5 per core): one thread, no workers;
+    our own previous run alone (load up to one per core) never counts as busy."""
     from datakit.engine import defaults
 
-    assert "load" not in inspect.signature(defaults.threads_and_workers).parameters
+    assert defaults.threads_and_workers(16, 64, 64, augmenting=True, load=40.0) == (1, 0)
+    assert defaults.threads_and_workers(2, 64, 64, augmenting=True, load=2.5) == (2, 0)
     manifest = synthetic_manifest({"a": 300, "b": 300}, sides=(64, 64))
     config = cfg.resolve_config()
+    monkeypatch.setattr(defaults, "available_cores", lambda: 2)
     chosen = []
-    for load in (0.0, 40.0):
-        monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, load, load), raising=False)
-        monkeypatch.setattr(defaults, "available_cores", lambda: 2)
+    for load in (0.5, 25.0):
+        monkeypatch.setattr(defaults, "machine_load", lambda load=load: load)
         _, derivation = defaults.derive_config(manifest, config, "classification")
-        chosen.append({d.key: d.value for d in derivation.derived if d.key in ("train.threads", "data.workers")})
-    assert chosen[0] == chosen[1] == {"train.threads": 2, "data.workers": 0}
+        chosen.append({d.key: (d.value, d.reason) for d in derivation.derived if d.key == "train.threads"})
+    assert chosen[0]["train.threads"][0] == 2 and chosen[1]["train.threads"][0] == 1
+    assert "oversubscribed" in chosen[1]["train.threads"][1] and "25.0" in chosen[1]["train.threads"][1]
+    user = cfg.resolve_config(None, {"train.threads": 2})
+    _, derivation = defaults.derive_config(manifest, user, "classification")
+    assert "train.threads" not in {d.key for d in derivation.derived}  # the user's choice wins
 
 
 def test_threads_and_workers_are_derived_unless_set_and_not_under_torchrun() -> None:

@@ -271,6 +271,17 @@ def reseed(transform: Any, seed: int) -> None:
 # size of the image) by shape, dtype and hash, with the random state that regenerates them
 _MAX_RECORDED_ARRAY = 256
 RANDOM_STATE = "random_state"
+# Transforms whose applied parameters are a few numbers or a 3x3 matrix whatever their arguments and
+# the image size (tests/test_augmentation_replay.py checks each): their random state is not
+# captured, which saves a copy of Python's 625-word generator state per transform and image. Any
+# other transform has it captured, kept only when its parameters hold a large array.
+SMALL_PARAMS = frozenset({
+    "HorizontalFlip", "VerticalFlip", "Transpose", "RandomRotate90", "D4", "Affine", "ShiftScaleRotate", "Rotate",
+    "SafeRotate", "Perspective", "CropAndPad", "RandomCrop", "CenterCrop", "RandomResizedCrop", "RandomSizedCrop",
+    "Resize", "LongestMaxSize", "SmallestMaxSize", "PadIfNeeded", "RandomScale", "RandomBrightnessContrast",
+    "RandomGamma", "ColorJitter", "HueSaturationValue", "RGBShift", "ToGray", "ToSepia", "InvertImg", "Posterize",
+    "Solarize", "Equalize", "CLAHE", "ChannelShuffle", "NoOp",
+})
 
 
 @dataclass(frozen=True)
@@ -312,11 +323,16 @@ def _unpack_state(packed: dict[str, Any]) -> tuple[dict[str, Any], tuple]:
 
 def encode_applied(applied: list[dict[str, Any]] | None) -> Any:
     """JSON-ready applied parameters: arrays and tuples tagged so :func:`decode_applied` restores them."""
-    plain = (int, float, str, bool, type(None))
+    plain = {int, float, str, bool, type(None)}
 
     def enc(value: Any) -> Any:
-        if type(value) in plain:
+        kind = type(value)
+        if kind in plain:
             return value
+        if kind is dict:
+            return {str(k): enc(v) for k, v in value.items()}
+        if kind is tuple:
+            return {"__tuple__": [enc(v) for v in value]}
         if isinstance(value, np.ndarray):
             if value.size <= _MAX_RECORDED_ARRAY:
                 return {"__ndarray__": value.tolist(), "dtype": str(value.dtype)}
@@ -421,10 +437,11 @@ def apply(transform: Any, sample: Sample, replay: list[dict[str, Any]] | None = 
     if replay is None:
         for index, step in enumerate(steps):
             step.params = {}  # a transform a OneOf did not choose keeps its old params otherwise
-            # the step's random state as it starts drawing: what regenerates a parameter too large
-            # to record (kept only for such steps, see _apply)
-            step.get_params = _capturing(step, step.get_params, states, index)
-            patched.append((step, "get_params"))
+            if type(step).__name__ not in SMALL_PARAMS:
+                # the step's random state as it starts drawing: what regenerates a parameter too
+                # large to record (kept only for such steps, see _applied)
+                step.get_params = _capturing(step, step.get_params, states, index)
+                patched.append((step, "get_params"))
     else:
         by_index = {int(r["index"]): r for r in replay}
         for index, step in enumerate(steps):
@@ -465,7 +482,23 @@ def _regenerating(step: Any, apply_with_params: Any, recorded: dict[str, Any]) -
     return apply_regenerated
 
 
+def _applied(steps: list[Any], states: dict[int, Any]) -> list[dict[str, Any]]:
+    applied = []
+    for i, step in enumerate(steps):
+        if step.params:
+            entry = {"index": i, "name": type(step).__name__, "params": dict(step.params)}
+            if i in states and _has_large_array(step.params):
+                entry[RANDOM_STATE] = _pack_state(states[i])
+            applied.append(entry)
+    return applied
+
+
 def _apply(transform: Any, sample: Sample, steps: list[Any], states: dict[int, Any]) -> Result:
+    if not transform.processors and not len(sample.boxes) and sample.masks is None and sample.semantic_mask is None:
+        # the image-only twin on an image without targets: nothing to clip, filter or recompute
+        image = transform(image=sample.image)["image"]
+        return Result(sample=Sample(image=image), kept=np.zeros((0,), dtype=np.int64), dropped=[],
+                      applied=_applied(steps, states))
     height, width = sample.image.shape[:2]
     boxes = _clip_to_image(sample.boxes, width, height)
     valid = (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
@@ -508,11 +541,4 @@ def _apply(transform: Any, sample: Sample, steps: list[Any], states: dict[int, A
     out_height, out_width = result_sample.image.shape[:2]
     clipped = (_touches_border(result_sample.boxes, out_width, out_height)
                & ~_touches_border(boxes[kept], width, height)) if len(kept) else np.zeros((0,), dtype=bool)
-    applied = []
-    for i, step in enumerate(steps):
-        if step.params:
-            entry = {"index": i, "name": type(step).__name__, "params": dict(step.params)}
-            if i in states and _has_large_array(step.params):
-                entry[RANDOM_STATE] = _pack_state(states[i])
-            applied.append(entry)
-    return Result(sample=result_sample, kept=kept, dropped=dropped, applied=applied, clipped=clipped)
+    return Result(sample=result_sample, kept=kept, dropped=dropped, applied=_applied(steps, states), clipped=clipped)

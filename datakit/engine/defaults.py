@@ -21,8 +21,8 @@ with the reason. What the user set is never changed.
   class, as with digits; flips are opted into with ``augment: light``);
 - a torchvision family's stem: CIFAR-style (``model.stem: small``) under 128 px;
 - threads and workers (``threads_and_workers``): torch threads from the core count, the model and
-  the work of one step, worker processes for augmentation when there are cores to spare; never
-  from the machine's current load (a run's choices must not change with what else runs);
+  the work of one step, worker processes for augmentation when there are cores to spare; one
+  thread and no workers when the machine has been oversubscribed for minutes (below);
 - the cnn's depth (one block per halving the input affords) and width (by class count), only when
   no ``model.conv``/``model.pool``/``model.head`` key is set.
 
@@ -177,24 +177,44 @@ def _side_of(value: Any) -> int:
 
 
 HEAVY_MODEL = 8  # a torchvision family does ~8x the small cnn's work per pixel: it uses threads sooner
+# 5-minute load average per core above which the cores are oversubscribed by other processes (our
+# own previous run adds at most one per core, so it never counts as busy on its own)
+BUSY_LOAD = 1.5
 
 
-def threads_and_workers(cores: int, side: int, batch: int, augmenting: bool, model: str = "cnn") -> tuple[int, int]:
+def threads_and_workers(cores: int, side: int, batch: int, augmenting: bool, model: str = "cnn",
+                        load: float = 0.0) -> tuple[int, int]:
     """(torch threads, DataLoader workers) for a machine with ``cores`` cores, from the core count,
-    the model and the step's size only.
+    the model and the step's size.
 
     Workers only pay when there is augmentation to move out of the training process and cores to
     spare for it (4 or more); torch's threads follow the work of one step (pixels x batch, more for
     a torchvision family): a small step gains nothing from many threads and loses to their
     synchronisation (the issue measured 16 threads 5x slower than 2 on 8 px digits).
 
-    The machine's current load is deliberately not an input: a load average describes the last
-    minutes (often our own previous run), the choice is saved in run.json and must mean the same
-    when the run is repeated, and a user who shares the machine sets ``train.threads``."""
+    ``load`` (the 5-minute load average, a steadier figure than the 1-minute one) guards one case:
+    cores oversubscribed by other processes. There every parallel operation waits until all its
+    threads are scheduled again, and the shipped digits config ran 16-40x slower per epoch with 2
+    threads than with 1 on 2 cores at load ~25 (benchmarks/threads.py, issue 13 note), while 1
+    thread on an idle machine costs ~15% (the issue's 0.85 s against 0.73 s). Threads change speed
+    only, never what is learnt; the choice and its reason are printed and saved in run.json, and
+    ``train.threads`` set by the user always wins."""
+    if load > BUSY_LOAD * cores:
+        return 1, 0
     workers = min(4, cores // 4) if augmenting and cores >= 4 else 0
     work = side * side * batch * (1 if model == "cnn" else HEAVY_MODEL)
     wanted = 2 if work <= 32 * 32 * 64 else 4 if work <= 64 * 64 * 64 else 8
     return max(1, min(wanted, cores - workers)), workers
+
+
+def machine_load() -> float:
+    """The 5-minute load average (0 where the platform has none)."""
+    import os
+
+    try:
+        return os.getloadavg()[1]
+    except (AttributeError, OSError):
+        return 0.0
 
 
 def available_cores() -> int:
@@ -207,9 +227,11 @@ def available_cores() -> int:
 
 
 def derive(stats: DataStats | None, config: cfg.TrainConfig, user_set: Iterable[str],
-           task: str = "classification", cores: int | None = None, processes: int = 1) -> Derivation:
+           task: str = "classification", cores: int | None = None, processes: int = 1,
+           load: float = 0.0) -> Derivation:
     """Derived values for the keys not in ``user_set`` (pure: nothing is read or changed; ``cores``
-    is the machine's, given by the caller; ``processes`` > 1 under torchrun)."""
+    is the machine's, given by the caller, with its 5-minute ``load`` average; ``processes`` > 1 under
+    torchrun)."""
     chosen = set(user_set)
     result = Derivation(stats, user_set=sorted(chosen))
     if stats is None or task not in ("classification", *BOX_TASKS):
@@ -303,17 +325,22 @@ def derive(stats: DataStats | None, config: cfg.TrainConfig, user_set: Iterable[
     # threads and workers: how fast, never what is learnt
     if cores and processes == 1:
         augmenting = bool(config.augment) or any(d.key == "augment" and d.value for d in result.derived)
-        threads, workers = threads_and_workers(cores, side, batch, augmenting, config.model.name)
+        threads, workers = threads_and_workers(cores, side, batch, augmenting, config.model.name, load)
+        busy = load > BUSY_LOAD * cores
         if free("data.workers"):
             add("data.workers", workers, f"{cores} cores: " + (
+                f"oversubscribed (5-minute load average {load:.1f}): no worker processes" if busy else
                 f"{workers} worker processes augment while the model trains" if workers else
                 ("too few cores to spare for worker processes" if augmenting else "nothing to augment: "
                  "cached images need no workers")))
-        if free("train.threads"):
+        if free("train.threads") and busy:
+            add("train.threads", threads, f"the cores are oversubscribed (5-minute load average {load:.1f} on {cores} "
+                                          "cores): one thread, since threads that wait for each other's turn were "
+                                          "16-40x slower there; set train.threads to choose")
+        elif free("train.threads"):
             add("train.threads", threads, f"{side} px x batch {batch} per step of {config.model.name} on {cores} cores"
                                           f"{f' less {workers} workers' if workers and free('data.workers') else ''}: "
-                                          "more threads than the step can use only slow it down; on a shared "
-                                          "machine set train.threads")
+                                          "more threads than the step can use only slow it down")
     return result
 
 
@@ -323,5 +350,5 @@ def derive_config(manifest: Any, config: cfg.TrainConfig, task: str) -> tuple[cf
 
     processes = int(os.environ.get("WORLD_SIZE", "1") or 1)
     derivation = derive(data_stats(manifest, config, task), config, cfg.user_set_keys(config), task,
-                        cores=available_cores(), processes=processes)
+                        cores=available_cores(), processes=processes, load=machine_load())
     return derivation.apply(config), derivation
