@@ -6,17 +6,23 @@
 The bare loop is the least a script can do: for each file, OpenCV decode -> the same albumentations
 pipeline (the `medium` preset for classification, reseeded per image) -> JPEG encode (quality 95,
 as datakit writes) -> write the bytes. `datakit augment` does that plus its bookkeeping: manifest
-load, per-image seed, box/mask processing, sha256 of every output, lineage (applied parameters),
-hard links for the carried originals and the atomic manifest write. OpenCV runs one thread on
-both sides (`cv2.setNumThreads(1)`); datakit's second worker is a second process, compared with
-the one-thread bare loop. Files are generated first, so every run reads from a warm page cache.
+load, per-image seed, sha256 of every output, lineage (applied parameters), hard links for the
+carried originals and the atomic manifest write (images without boxes or masks skip the box
+processor, as the bare loop does). OpenCV runs one thread on both sides (`cv2.setNumThreads(1)`);
+datakit's second worker is a second process, compared with the one-thread bare loop. Files are
+generated first, so every run reads from a warm page cache.
 Goal (issue 14): >= 0.8x the bare loop's images/s with 1 worker, >= 1.6x with 2.
+
+Wall-clock ratios only mean something on a quiet machine. The CPU time per image is printed too:
+the bare loop's, datakit's with 1 worker (all in this process), and with 2 workers split into the
+parent's (bookkeeping) and the workers' (rendering); on a busy machine those show the overhead.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import shutil
 import sys
 import tempfile
@@ -50,7 +56,7 @@ def generate(folder: Path, images: int, side: int, seed: int) -> None:
         cv2.imwrite(str(out), image, [cv2.IMWRITE_JPEG_QUALITY, 90])
 
 
-def bare_loop(files: list[Path], out: Path, seed: int) -> tuple[float, float]:
+def bare_loop(files: list[Path], out: Path, seed: int) -> tuple[float, float, float]:
     """(wall seconds, CPU seconds of this process) for decode -> pipeline -> encode -> write over ``files``."""
     transform = resolve("medium", task="classification", seed=seed).image_only()
     out.mkdir(parents=True, exist_ok=True)
@@ -62,17 +68,23 @@ def bare_loop(files: list[Path], out: Path, seed: int) -> tuple[float, float]:
         ok, data = cv2.imencode(".jpg", cv2.cvtColor(augmented, cv2.COLOR_RGB2BGR),
                                 [cv2.IMWRITE_JPEG_QUALITY, ENCODING["jpeg_quality"]])
         (out / f"{i:05d}.jpg").write_bytes(data.tobytes())
-    return time.perf_counter() - started, time.process_time() - cpu
+    return time.perf_counter() - started, time.process_time() - cpu, 0.0
 
 
-def datakit_run(manifest: Path, out: Path, workers: int, seed: int) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of this process: all of the work for 1 worker, only the parent's for 2)."""
-    started, cpu = time.perf_counter(), time.process_time()
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def datakit_run(manifest: Path, out: Path, workers: int, seed: int) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds of this process: all of the work for 1 worker, only the parent's for 2,
+    CPU seconds of the worker processes)."""
+    started, cpu, children = time.perf_counter(), time.process_time(), _children_cpu()
     result = datakit.augment(manifest, out, preset="medium", copies=1, split="all", seed=seed, workers=workers,
                              show_progress=False)
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     assert result.derived == result.sources
-    return seconds, cpu
+    return seconds, cpu, _children_cpu() - children
 
 
 def main() -> None:
@@ -95,6 +107,7 @@ def main() -> None:
         files = sorted(images.rglob("*.jpg"))
         best: dict[str, float] = {}
         best_cpu: dict[str, float] = {}
+        best_workers_cpu: dict[str, float] = {}
         sides = [("bare loop", lambda o: bare_loop(files, o, args.seed)),
                  ("datakit 1 worker", lambda o: datakit_run(manifest, o, 1, args.seed)),
                  ("datakit 2 workers", lambda o: datakit_run(manifest, o, 2, args.seed))]
@@ -102,22 +115,26 @@ def main() -> None:
             # each repeat starts with another side, so no side always runs first (cold) or last
             for name, run in sides[attempt % 3:] + sides[:attempt % 3]:
                 out = work / f"out-{attempt}-{name.replace(' ', '-')}"
-                seconds, cpu = run(out)
+                seconds, cpu, workers_cpu = run(out)
                 best[name] = min(best.get(name, float("inf")), seconds)
                 best_cpu[name] = min(best_cpu.get(name, float("inf")), cpu)
+                best_workers_cpu[name] = min(best_workers_cpu.get(name, float("inf")), workers_cpu)
                 shutil.rmtree(out, ignore_errors=True)
         bare = len(files) / best["bare loop"]
         report = {"images": len(files), "side": args.side, "preset": "medium", "repeat": args.repeat}
         for name, seconds in best.items():
             rate = len(files) / seconds
             report[name] = {"seconds": round(seconds, 2), "images_per_s": round(rate, 1),
-                            "vs_bare": round(rate / bare, 2), "cpu_seconds": round(best_cpu[name], 2)}
+                            "vs_bare": round(rate / bare, 2), "cpu_seconds": round(best_cpu[name], 2),
+                            "workers_cpu_seconds": round(best_workers_cpu[name], 2)}
             print(f"{name:18s} {seconds:7.2f} s  {rate:7.1f} images/s  {rate / bare:5.2f}x bare   "
-                  f"CPU {best_cpu[name]:6.2f} s", flush=True)
-        # on a busy machine wall time swings with the neighbours; CPU time of the one-process sides
-        # shows datakit's own overhead per image whatever the load
-        print(f"CPU per image: bare {1000 * best_cpu['bare loop'] / len(files):.1f} ms, datakit 1 worker "
-              f"{1000 * best_cpu['datakit 1 worker'] / len(files):.1f} ms", flush=True)
+                  f"CPU {best_cpu[name]:6.2f} s (+ workers {best_workers_cpu[name]:6.2f} s)", flush=True)
+        # on a busy machine wall time swings with the neighbours; CPU time per image shows datakit's
+        # own overhead whatever the load
+        per = {name: 1000 * best_cpu[name] / len(files) for name in best_cpu}
+        print(f"CPU per image: bare {per['bare loop']:.2f} ms; datakit 1 worker {per['datakit 1 worker']:.2f} ms; "
+              f"2 workers: parent {per['datakit 2 workers']:.2f} ms + workers "
+              f"{1000 * best_workers_cpu['datakit 2 workers'] / len(files):.2f} ms", flush=True)
         print(json.dumps(report))
     finally:
         if args.keep is None:

@@ -1,6 +1,7 @@
 """Defaults benchmark: `datakit train MANIFEST -o RUN` with no config, against a tuned sweep, per data set.
 
-    python benchmarks/defaults.py [--sets shapes64,digits8,...] [--trials 12] [--seeds 5] [--quick] [--output DIR]
+    python benchmarks/defaults.py [--sets shapes64,digits8,...] [--trials 12] [--seeds 5] [--sides default,tuned]
+                                  [--quick] [--output DIR]
 
 For each data set: the held-out test accuracy with nothing set (the data-aware defaults), the test
 accuracy of the best of a fixed budget of sweep trials (``--trials``, default 12, the project's own
@@ -126,7 +127,7 @@ def data_sets(quick: bool) -> dict[str, tuple[Callable[[Path], Path], str, dict[
         "digits8": (lambda f: digits(f, 8), "real", {}),
         "digits32": (lambda f: digits(f, 32), "real", {}),
         "photos2": (lambda f: photo_crops(f, per_class=int(100 * max(scale, 0.5))), "real", {}),
-        "imbalanced": (lambda f: shapes(f, n(1600), imbalance=10.0, seed=3), "generated", {}),
+        "imbalanced": (lambda f: shapes(f, n(1600), imbalance=0.1, seed=3), "generated", {}),
         "colour": (lambda f: colours(f, per_class=n(600) // 3 + TEST_IMAGES // 3 + 1), "generated", {}),
         "few20": (lambda f: shapes(f, 80, seed=5), "generated", {}),
     }
@@ -149,35 +150,110 @@ def _splits(manifest: Path, kind: str, seed: int) -> None:
     datakit.split(manifest, ratios=[rest * 0.8, rest * 0.2, test], seed=seed)
 
 
-def run_set(name: str, build: Callable[[Path], Path], kind: str, overrides: dict[str, Any], work: Path,
-            seeds: int, trials: int) -> dict[str, Any]:
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children (DataLoader workers): the honest
+    measure of work on a shared machine, where wall time counts other people's processes too."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _timed(work: Callable[[], Any]) -> tuple[Any, float, float]:
+    wall, cpu = time.perf_counter(), _cpu_seconds()
+    out = work()
+    return out, time.perf_counter() - wall, _cpu_seconds() - cpu
+
+
+def _load_results(path: Path) -> dict[tuple[str, str, int], dict[str, Any]]:
+    """Rows already measured (set, side, seed) -> row: a re-run with the same --output goes on
+    where the last one stopped instead of measuring again."""
+    import json
+
+    done: dict[tuple[str, str, int], dict[str, Any]] = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                done[(row["set"], row["side"], row["seed"])] = row
+    return done
+
+
+def _append(path: Path, row: dict[str, Any]) -> None:
+    import json
+
+    with path.open("a", encoding="utf-8") as f:  # one line per measurement, flushed: a crash loses one run
+        f.write(json.dumps(row) + "\n")
+
+
+def prepare_set(name: str, build: Callable[[Path], Path], work: Path) -> Path:
     import datakit
 
     folder = work / name
-    images_folder = build(folder)
     manifest = folder / "manifest"
-    datakit.ingest(images_folder, manifest, show_progress=False)
-    rows = []
-    for seed in range(seeds if kind == "real" else 1):
-        _splits(manifest, kind, seed)
-        started = time.perf_counter()
-        result = datakit.train(manifest, output=folder / f"default-{seed}", show_progress=False, **overrides)
-        default_seconds = time.perf_counter() - started
-        started = time.perf_counter()
-        swept = datakit.sweep(manifest, SPACE, folder / f"sweep-{seed}", trials=trials, show_progress=False,
-                              **overrides)
-        tuned_seconds = time.perf_counter() - started
-        rows.append({"default": result.test_accuracy, "default_s": default_seconds, "epochs": result.epochs_run,
-                     "tuned": (swept.best or {}).get("test_accuracy"), "tuned_s": tuned_seconds,
-                     "warnings": [w["kind"] for w in result.warnings]})
+    if not (folder / "built").is_file():
+        images_folder = build(folder)
+        datakit.ingest(images_folder, manifest, show_progress=False)
+        (folder / "built").write_text("ok")
+    return manifest
+
+
+def measure(name: str, side: str, seed: int, kind: str, overrides: dict[str, Any], manifest: Path,
+            trials: int) -> dict[str, Any]:
+    """One measurement: the default run ("default") or the tuned sweep ("tuned") on split ``seed``."""
+    import datakit
+    import shutil
+
+    folder = manifest.parent
+    _splits(manifest, kind, seed)
+    out = folder / f"{side}-{seed}"
+    shutil.rmtree(out, ignore_errors=True)  # a half-done run of an interrupted benchmark starts again
+    if side == "default":
+        result, wall, cpu = _timed(lambda: datakit.train(manifest, output=out, show_progress=False, **overrides))
+        return {"set": name, "side": side, "seed": seed, "accuracy": result.test_accuracy, "wall_s": wall,
+                "cpu_s": cpu, "epochs": result.epochs_run, "warnings": [w["kind"] for w in result.warnings],
+                "derived": {d["key"]: d["value"] for d in result.derived}}
+    swept, wall, cpu = _timed(lambda: datakit.sweep(manifest, SPACE, out, trials=trials, show_progress=False,
+                                                    **overrides))
+    best = swept.best or {}
+    return {"set": name, "side": side, "seed": seed, "accuracy": best.get("test_accuracy"), "wall_s": wall,
+            "cpu_s": cpu, "trials": trials, "best": {k: v for k, v in best.items() if k.startswith(("optim.", "train.",
+                                                                                                 "model.", "augment"))}}
+
+
+def summarize(name: str, rows: list[dict[str, Any]], manifest: Path) -> dict[str, Any]:
     from datakit.manifest import load_manifest
 
     images = load_manifest(manifest).images
-    mean = lambda key: statistics.fmean(r[key] for r in rows if r[key] is not None)  # noqa: E731
+
+    def mean(side: str, key: str) -> float | None:
+        values = [r[key] for r in rows if r["side"] == side and r.get(key) is not None]
+        return statistics.fmean(values) if values else None
+
     return {"set": name, "images": len(images), "classes": images["label"].nunique(),
-            "test": int((images["split"] == "test").sum()), "seeds": len(rows), "default": mean("default"),
-            "tuned": mean("tuned"), "default_s": mean("default_s"), "tuned_s": mean("tuned_s"),
-            "epochs": mean("epochs"), "warnings": sorted({k for r in rows for k in r["warnings"]})}
+            "test": int((images["split"] == "test").sum()),
+            "seeds": f"{sum(r['side'] == 'default' for r in rows)}/{sum(r['side'] == 'tuned' for r in rows)}",
+            "default": mean("default", "accuracy"), "tuned": mean("tuned", "accuracy"),
+            "default_s": mean("default", "wall_s"), "default_cpu": mean("default", "cpu_s"),
+            "tuned_s": mean("tuned", "wall_s"), "epochs": mean("default", "epochs"),
+            "warnings": sorted({k for r in rows for k in r.get("warnings", [])})}
+
+
+def _fmt(value: float | None, pattern: str) -> str:
+    return "-" if value is None else format(value, pattern)
+
+
+def table(summaries: list[dict[str, Any]], trials: int) -> str:
+    lines = [f"| set | images | classes | test images | seeds (default/tuned) | default acc | tuned acc ({trials} trials) "
+             f"| gap (pp) | default wall s | default CPU s | epochs | tuned wall s | not learning |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for r in summaries:
+        gap = None if r["default"] is None or r["tuned"] is None else 100 * (r["tuned"] - r["default"])
+        lines.append(f"| {r['set']} | {r['images']} | {r['classes']} | {r['test']} | {r['seeds']} | "
+                     f"{_fmt(r['default'], '.4f')} | {_fmt(r['tuned'], '.4f')} | {_fmt(gap, '+.1f')} | "
+                     f"{_fmt(r['default_s'], '.0f')} | {_fmt(r['default_cpu'], '.0f')} | {_fmt(r['epochs'], '.0f')} | "
+                     f"{_fmt(r['tuned_s'], '.0f')} | {', '.join(r['warnings']) or '-'} |")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -185,8 +261,13 @@ def main() -> None:
     parser.add_argument("--sets", default=None, help="comma-separated subset of the data sets")
     parser.add_argument("--trials", type=int, default=12, help="sweep trials for the tuned result")
     parser.add_argument("--seeds", type=int, default=5, help="split seeds for the small real sets")
+    parser.add_argument("--sides", default="default,tuned",
+                        help="what to measure: default (no config), tuned (the sweep) or both; every set's "
+                             "defaults are measured before any sweep starts")
     parser.add_argument("--quick", action="store_true", help="small sets, 1 seed, 2 trials: proves it runs")
-    parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument("--output", type=Path, default=None,
+                        help="work folder; results.jsonl there keeps every measurement, and a re-run with the "
+                             "same folder skips what it holds")
     args = parser.parse_args()
     if args.quick:
         args.trials, args.seeds = min(args.trials, 2), 1
@@ -197,19 +278,27 @@ def main() -> None:
     unknown = [s for s in chosen if s not in sets]
     if unknown:
         parser.error(f"unknown set(s) {unknown}; known: {', '.join(sets)}")
+    sides = [s for s in ("default", "tuned") if s in args.sides.split(",")]
     work = args.output or Path(tempfile.mkdtemp(prefix="datakit-bench-defaults-"))
     work.mkdir(parents=True, exist_ok=True)
-    results = []
-    print(f"| set | images | classes | test images | seeds | default acc | tuned acc ({args.trials} trials) | "
-          f"gap (pp) | default s | epochs | tuned s | not learning |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
-    for name in chosen:
-        build, kind, overrides = sets[name]
-        r = run_set(name, build, kind, overrides, work, args.seeds, args.trials)
-        results.append(r)
-        print(f"| {r['set']} | {r['images']} | {r['classes']} | {r['test']} | {r['seeds']} | {r['default']:.4f} | "
-              f"{r['tuned']:.4f} | {100 * (r['tuned'] - r['default']):+.1f} | {r['default_s']:.0f} | "
-              f"{r['epochs']:.0f} | {r['tuned_s']:.0f} | {', '.join(r['warnings']) or '-'} |", flush=True)
+    log = work / "results.jsonl"
+    done = _load_results(log)
+    print(f"work folder {work}; measurements in {log}", flush=True)
+    manifests = {name: prepare_set(name, sets[name][0], work) for name in chosen}
+    for side in sides:
+        for name in chosen:
+            _, kind, overrides = sets[name]
+            for seed in range(args.seeds if kind == "real" else 1):
+                if (name, side, seed) in done:
+                    continue
+                row = measure(name, side, seed, kind, overrides, manifests[name], args.trials)
+                row["load_average"] = os.getloadavg()[0]
+                _append(log, row)
+                done[(name, side, seed)] = row
+                print(f"{name} {side} seed {seed}: accuracy {_fmt(row['accuracy'], '.4f')}, "
+                      f"{row['wall_s']:.0f} s wall, {row['cpu_s']:.0f} s CPU", flush=True)
+    summaries = [summarize(name, [r for k, r in done.items() if k[0] == name], manifests[name]) for name in chosen]
+    print(table(summaries, args.trials))
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at the end; work folder {work}")
 
 

@@ -34,6 +34,7 @@ from rich.markup import escape  # noqa: E402
 
 from datakit import render  # noqa: E402
 from datakit.errors import DatakitError  # noqa: E402
+from datakit.manifest_header import trusting_outside  # noqa: E402
 
 app = typer.Typer(
     name="datakit",
@@ -68,7 +69,8 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         if signal.getsignal(signal.SIGINT) is _interrupted_at_startup:
             signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
-            return fn(*args, **kwargs)
+            with trusting_outside(kwargs.get("allow_outside")):  # --allow-outside, for every manifest loaded
+                return fn(*args, **kwargs)
         except DatakitError as exc:
             # escaped: a message such as "[height, width]" is text, not rich markup
             err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
@@ -146,6 +148,8 @@ def sample(
 
 
 _OUTSIDE_HELP = "Trust a manifest whose image root is absolute or more than one folder up (or set DATAKIT_ALLOW_OUTSIDE=1)."
+# every command that loads a manifest takes it; handle_errors applies it to each manifest loaded
+ALLOW_OUTSIDE = typer.Option(False, "--allow-outside", help=_OUTSIDE_HELP)
 
 
 @app.command()
@@ -167,6 +171,7 @@ def augment(
     preview: Optional[Path] = typer.Option(None, "--preview", help="Write a grid of originals and augmented versions with boxes and masks drawn."),
     list_presets: bool = typer.Option(False, "--list-presets", help="Show the presets and what they assume."),
     table_format: str = typer.Option("parquet", "--table-format", help="parquet, csv or jsonl."),
+    allow_outside: bool = ALLOW_OUTSIDE,
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Augment images into a new manifest with lineage (boxes and masks follow the pixels); --verify, --preview."""
@@ -195,7 +200,7 @@ def augment(
 @handle_errors
 def info(
     manifest: Path = typer.Argument(..., help="Manifest directory."),
-    allow_outside: bool = typer.Option(False, "--allow-outside", help=_OUTSIDE_HELP),
+    allow_outside: bool = ALLOW_OUTSIDE,
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Counts per class, split, status and format of a manifest."""
@@ -221,7 +226,7 @@ def balance_report(
     workers: int = typer.Option(0, help="Worker processes for pixel statistics (0 = all cores)."),
     seed: int = typer.Option(0, help="Seed for --sample and the shortcut classifier's folds."),
     cache: bool = typer.Option(True, "--cache/--no-cache", help="Reuse pixel statistics cached by content hash."),
-    allow_outside: bool = typer.Option(False, "--allow-outside", help=_OUTSIDE_HELP),
+    allow_outside: bool = ALLOW_OUTSIDE,
 ) -> None:
     """Is this data set good enough? Balance, variance, shortcuts, duplicates, leakage, boxes."""
     from datakit.errors import CheckFailed
@@ -260,6 +265,7 @@ def train(
     list_keys: bool = typer.Option(False, "--list-keys", help="Print every config key, its default and meaning."),
     print_config: bool = typer.Option(False, "--print-config", help="Print the resolved config as YAML and exit."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    allow_outside: bool = ALLOW_OUTSIDE,
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Train a classifier on a manifest; every config key is settable with --set."""
@@ -314,6 +320,7 @@ def eval_(
     max_dets: Optional[str] = typer.Option(None, "--max-dets", help="Detections per image kept, comma-separated (default 1,10,100); every AP is read at the largest."),
     lenient: bool = typer.Option(False, "--lenient", help="Skip predictions that fail the input checks (reported) instead of stopping."),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Write PR curves and confusion matrix PNGs (with --predictions)."),
+    allow_outside: bool = ALLOW_OUTSIDE,
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ) -> None:
     """Score a trained run on a split, or a predictions file (--predictions) against a manifest."""
@@ -353,10 +360,12 @@ def predict(
     csv: Optional[Path] = typer.Option(None, "--csv", help="Write the predictions to this CSV file."),
     all_probs: bool = typer.Option(False, "--all-probs", help="Add one probability column per class."),
     as_json: bool = typer.Option(False, "--json", help="Print the predictions as JSON."),
-    task: Optional[str] = typer.Option(None, "--task", help="Check the run is of this task (classify, localize, detect)."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Box tasks: folder for predictions.json (COCO results)."),
+    task: Optional[str] = typer.Option(None, "--task", help="Check the run is of this task (classify, localize, detect, segment, instance)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Box tasks: folder for predictions.json (COCO results; instance: with RLE masks); segment: masks/*.png (category ids)."),
     yolo: bool = typer.Option(False, "--yolo", help="With -o: also labels/*.txt in YOLO form (class cx cy w h score)."),
-    draw: bool = typer.Option(False, "--draw", help="With -o: also draw/*.png, the images with their boxes."),
+    draw: bool = typer.Option(False, "--draw", help="With -o: also draw/*.png, the images with their boxes (segment: classes painted; instance: mask outlines in colour)."),
+    min_score: float = typer.Option(0.25, "--min-score", help="Box tasks: lowest score shown in the table, --csv and --draw (-o's JSON/YOLO files keep every box)."),
+    manifest: Optional[Path] = typer.Option(None, "--manifest", help="Box tasks: number images in predictions.json by this manifest's COCO ids (default: the run's manifest)."),
 ) -> None:
     """Class and probability for each image (box tasks: class, score and box of each object)."""
     from datakit import render_training
@@ -365,7 +374,7 @@ def predict(
     from datakit.errors import CheckFailed
 
     table = run_predict(run, images, checkpoint=checkpoint, all_probabilities=all_probs, show_progress=not as_json,
-                        csv=csv, task=task, output=output, yolo=yolo, draw=draw)
+                        csv=csv, task=task, output=output, yolo=yolo, draw=draw, min_score=min_score, manifest=manifest)
     if table.attrs.get("run_source"):  # a sweep or pipeline folder: say which run (stderr keeps --json clean)
         err.print(f"using {table.attrs['run_source']}", highlight=False, soft_wrap=True)
     if as_json:
@@ -395,7 +404,7 @@ def export(
     crop_objects: bool = typer.Option(False, "--crop-objects", help="imagefolder: one image per object (its box), filed by category."),
     crop_padding: float = typer.Option(0.0, "--crop-padding", help="--crop-objects: extra margin, as a fraction of the box size."),
     yolo_task: str = typer.Option("detect", "--yolo-task", help="yolo: detect (boxes) or segment (polygons)."),
-    allow_outside: bool = typer.Option(False, "--allow-outside", help=_OUTSIDE_HELP),
+    allow_outside: bool = ALLOW_OUTSIDE,
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Write a manifest as an annotation format (COCO, VOC, YOLO, LabelMe, ImageFolder, masks)."""
@@ -445,7 +454,7 @@ def split_(
     ratios: str = typer.Option("0.7,0.15,0.15", "--ratios", help="train,val[,test] fractions that sum to 1."),
     seed: int = typer.Option(0, "--seed", help="Seed; the same seed and manifest give the same split."),
     group_by: Optional[list[str]] = typer.Option(None, "--group-by", help="Images-table column whose equal values must share a split (besides sha256, parent_id and a `group` column), or near-duplicates (clusters of near-duplicate images); repeatable."),
-    allow_outside: bool = typer.Option(False, "--allow-outside", help="Trust a manifest whose image_root leaves its data set."),
+    allow_outside: bool = ALLOW_OUTSIDE,
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Stratified, group-aware train/val/test split; existing assignments stay put."""
@@ -473,6 +482,7 @@ def sweep(
     study_name: Optional[str] = typer.Option(None, "--study-name", help="Study name in the storage (default: the sweep directory's name)."),
     top: int = typer.Option(10, "--top", help="Trials shown in the leaderboard."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    allow_outside: bool = ALLOW_OUTSIDE,
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> None:
     """Train one run per hyperparameter combination (grid, random or TPE) and rank them on validation."""
@@ -506,6 +516,7 @@ def run_(
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for every step that samples (replaces the pipeline's)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the output folder of an earlier run of a pipeline."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    allow_outside: bool = ALLOW_OUTSIDE,
     as_json: bool = typer.Option(False, "--json", help="Print the step results as JSON instead of tables."),
 ) -> None:
     """Run a pipeline: sample, ingest, info, split, train, eval and sweep steps in order."""

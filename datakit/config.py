@@ -132,6 +132,8 @@ class LoopConfig:
     patience: Union[int, None] = _opt(5, "early stopping: epochs without improvement of monitor; 0 or null = off")
     min_delta: float = _opt(0.0, "early stopping: smallest change that counts as an improvement")
     label_smoothing: float = _opt(0.0, "cross-entropy label smoothing")
+    dice_weight: float = _opt(0.0, "semantic segmentation: weight of a Dice loss added to cross-entropy (helps "
+                                   "small classes); 0 = cross-entropy only")
     grad_clip: Union[float, None] = _opt(None, "clip the gradient norm to this value; null = off")
     device: Literal["auto", "cpu", "cuda", "mps"] = _opt("auto", "auto picks CUDA, then MPS, then CPU")
     amp: Union[Literal["auto"], bool] = _opt("auto", "mixed precision; auto: on for CUDA only")

@@ -300,11 +300,12 @@ def decode_all(
 
 
 def screen_files(paths: Sequence[Path]) -> dict[int, str]:
-    """Files that cannot be decoded, found cheaply (regular file, readable header, pixel limit),
-    by index: for the path that decodes batch by batch, so a bad file is left out up front."""
+    """Files that cannot be decoded, found without decoding (regular file, readable header, pixel
+    limit, and ingest's end-of-file checks, so a file cut short since ingest is caught), by index:
+    for the path that decodes batch by batch, so a bad file is left out up front."""
     from PIL import UnidentifiedImageError
 
-    from datakit.imageinfo import open_header, pixel_limit_problem, special_file_kind
+    from datakit.imageinfo import _structure_problem, open_header, pixel_limit_problem, special_file_kind
 
     failures: dict[int, str] = {}
     for index, path in enumerate(paths):
@@ -313,21 +314,28 @@ def screen_files(paths: Sequence[Path]) -> dict[int, str]:
             if kind:
                 failures[index] = f"{path}: not a regular file ({kind}); not read"
                 continue
-            with open_header(path) as img:  # reads the header only
-                width, height = img.size
+            data = Path(path).read_bytes()  # read, not decoded: a small part of a decode's cost
+            with open_header(data) as img:
+                (width, height), fmt = img.size, img.format or ""
         except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
             failures[index] = f"{path}: cannot read image header ({exc})"
             continue
         problem = pixel_limit_problem(width, height, None)
         if problem:
             failures[index] = f"{path}: image too large: {problem}"
+            continue
+        problem = _structure_problem(fmt, data)
+        if problem:
+            failures[index] = f"{path}: damaged: {problem}"
     return failures
 
 
-def skipped_note(failures: dict[int, str], where: str) -> str:
-    """One line for images left out because they could not be decoded."""
-    first = failures[min(failures)]
-    return f"{len(failures)} {where} image(s) could not be decoded and are left out (first: {first})"
+def skipped_note(failures: dict[int, str], where: str, listed: int = 20) -> str:
+    """One line for images left out because they could not be decoded, naming each (the first
+    ``listed``) with its reason."""
+    reasons = [failures[i] for i in sorted(failures)]
+    more = f"; and {len(reasons) - listed} more" if len(reasons) > listed else ""
+    return f"{len(failures)} {where} image(s) could not be decoded and are left out: {'; '.join(reasons[:listed])}{more}"
 
 
 def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
@@ -373,6 +381,7 @@ class ImageClassificationDataset(Dataset):
         self.preprocess = preprocess
         self.transform = transform
         self.images = images  # uint8 NxHxWxC when cached
+        self.skipped: dict[int, str] = {}  # files that failed to decode during the run (this process)
         self._ready = None
         if images is not None and transform is None and images.nbytes * 4 <= CACHE_BUDGET_BYTES:
             # without augmentation the normalized tensors never change: compute them once
@@ -386,8 +395,9 @@ class ImageClassificationDataset(Dataset):
         if self.transform is not None and hasattr(self.transform, "set_random_seed"):
             self.transform.set_random_seed(seed)
 
-    def _uint8(self, index: int) -> np.ndarray:
-        image = self.images[index] if self.images is not None else self.preprocess.load(self.paths[index])
+    def _uint8(self, index: int) -> tuple[np.ndarray, int]:
+        """The image (augmented on train) and the index it came from (see ``_decoded``)."""
+        image, index = (self.images[index], index) if self.images is not None else self._decoded(index)
         if self.transform is not None:
             from datakit.online_augment import apply
 
@@ -396,7 +406,27 @@ class ImageClassificationDataset(Dataset):
                 raise DatakitError(
                     f"augment changed the image size to {image.shape[0]}x{image.shape[1]}; training needs "
                     f"{self.preprocess.height}x{self.preprocess.width} (set the transform's size to match)")
-        return image
+        return image, index
+
+    def _decoded(self, index: int) -> tuple[np.ndarray, int]:
+        """Decode a file; one that fails (damaged pixels behind a good header, which the screen
+        before the run cannot see) is left out for the rest of the run, said once per file on
+        stderr, and the next file of the split that decodes takes its place, with its own label:
+        the batch keeps its size, so the loss and DDP's batch counts stay as they were."""
+        for offset in range(len(self.paths)):
+            i = (index + offset) % len(self.paths)
+            if i in self.skipped:
+                continue
+            try:
+                return self.preprocess.load(self.paths[i]), i
+            except DatakitError as exc:
+                self.skipped[i] = str(exc)
+                from rich.markup import escape
+
+                from datakit.console import console
+
+                console.print(f"[yellow]skipped:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise DatakitError(f"no image of this split can be decoded (first: {self.skipped[min(self.skipped)]})")
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = self.__getitems__([index])
@@ -406,8 +436,8 @@ class ImageClassificationDataset(Dataset):
         index = torch.as_tensor(indices, dtype=torch.long)
         if self._ready is not None:
             return self._ready[index], self.targets[index]
-        batch = np.stack([self._uint8(i) for i in indices])
-        return self.preprocess.to_tensor(batch), self.targets[index]
+        images, used = zip(*(self._uint8(i) for i in indices))
+        return self.preprocess.to_tensor(np.stack(images)), self.targets[torch.as_tensor(used, dtype=torch.long)]
 
 
 def _passthrough(batch: Any) -> Any:

@@ -20,6 +20,7 @@ from datakit.errors import DatakitError
 from datakit.inference import LoadedRun, load_run
 from datakit.tasks.classification import classification_metrics  # noqa: F401 - the evaluation API
 from datakit.manifest import SPLITS, load_manifest
+from datakit.manifest_header import takes_allow_outside
 
 EVAL_SPLITS = (*SPLITS, "all")
 
@@ -56,6 +57,7 @@ def _select_rows(loaded: LoadedRun, manifest_path: Path, split: str) -> tuple[pd
     return chosen, source
 
 
+@takes_allow_outside
 def evaluate(
     run: str | os.PathLike[str] | None = None,
     manifest: str | os.PathLike[str] | None = None,
@@ -89,6 +91,10 @@ def evaluate(
     if split not in EVAL_SPLITS:
         raise DatakitError(f"unknown split {split!r}; choose one of: {', '.join(EVAL_SPLITS)}")
     loaded = load_run(run, checkpoint)
+    if hasattr(loaded.task, "segment"):  # semantic segmentation: class maps scored by datakit.metrics
+        from datakit.tasks.segrun import evaluate_run as evaluate_segmentation
+
+        return evaluate_segmentation(loaded, manifest, split, output, batch_size, show_progress)
     if hasattr(loaded.task, "detections"):  # a box task (localization, detection): scored by datakit.metrics
         from datakit.tasks.boxrun import evaluate_run
 

@@ -181,6 +181,15 @@ def rle_area(rle: Rle) -> float:
     return float(mask_utils.area(_byte_counts(rle)))
 
 
+def rle_areas(rles: list[Any]) -> np.ndarray:
+    """Areas of many pycocotools RLEs (bytes counts), as float64.
+
+    In chunks: pycocotools' ``area`` sizes a uint8 array by the number of RLEs, which overflows
+    under numpy 2 from 256 RLEs on ("Python integer 256 out of bounds for uint8")."""
+    parts = [np.asarray(mask_utils.area(list(rles[i:i + 255])), dtype=np.float64) for i in range(0, len(rles), 255)]
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
 def rle_box(rle: Rle) -> Box:
     x, y, w, h = mask_utils.toBbox(_byte_counts(rle))
     return (float(x), float(y), float(w), float(h))

@@ -24,6 +24,9 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
 import numpy as np
 import pandas as pd
 
@@ -185,13 +188,17 @@ def band_plan(count: int, threshold: float = NEAR_THRESHOLD) -> tuple[int, int]:
     return bands, bits
 
 
-def candidate_pairs(hashes: np.ndarray, flips_only: bool = False, threshold: float = NEAR_THRESHOLD,
-                    seed: int = _SEED) -> np.ndarray:
-    """Unique pairs (i < j) of rows whose canonical hashes share at least one LSH band key."""
+def band_candidates(hashes: np.ndarray, flips_only: bool = False, threshold: float = NEAR_THRESHOLD,
+                    seed: int = _SEED) -> Iterator[np.ndarray]:
+    """Candidate pairs (i < j, unique within the band) of one LSH band at a time.
+
+    One band at a time so that a caller can confirm and drop them before the next band: memory
+    stays at one band's candidates (at most ``_MAX_BUCKET`` per hash), never all bands' at once.
+    """
     n, d = hashes.shape
     valid = np.flatnonzero(np.abs(hashes).sum(axis=1) > 0)
     if n < 2 or len(valid) < 2:
-        return np.empty((0, 2), np.int64)
+        return
     rows, which = _canonical(hashes[valid], flips_only)
     canon = hashes[valid[rows]][np.arange(len(rows))[:, None], _INDEX[which]] * _SIGN[which]
     rows = valid[rows]
@@ -202,15 +209,23 @@ def candidate_pairs(hashes: np.ndarray, flips_only: bool = False, threshold: flo
     rng = np.random.default_rng(seed)
     weights = (1 << np.arange(band_bits, dtype=np.int64))
     order_value = canon @ rng.standard_normal(d).astype(np.float32)
-    found = []
     for _ in range(bands):
         planes = rng.standard_normal((d, band_bits)).astype(np.float32)
         keys = ((canon @ planes) > 0).astype(np.int64) @ weights
-        found.append(_bucket_pairs(keys, rows, order_value))
-    pairs = np.concatenate(found)
-    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
-    pairs = np.sort(pairs, axis=1)
-    codes = np.unique(pairs[:, 0] * n + pairs[:, 1])
+        pairs = _bucket_pairs(keys, rows, order_value)
+        pairs = np.sort(pairs[pairs[:, 0] != pairs[:, 1]], axis=1)
+        codes = np.unique(pairs[:, 0] * n + pairs[:, 1])
+        yield np.stack([codes // n, codes % n], axis=1)
+
+
+def candidate_pairs(hashes: np.ndarray, flips_only: bool = False, threshold: float = NEAR_THRESHOLD,
+                    seed: int = _SEED) -> np.ndarray:
+    """Unique pairs (i < j) of rows whose canonical hashes share at least one LSH band key."""
+    n = len(hashes)
+    codes = [p[:, 0] * n + p[:, 1] for p in band_candidates(hashes, flips_only, threshold, seed)]
+    if not codes:
+        return np.empty((0, 2), np.int64)
+    codes = np.unique(np.concatenate(codes))
     return np.stack([codes // n, codes % n], axis=1)
 
 
@@ -263,23 +278,43 @@ def _orient_batch(batch: np.ndarray, variant: int) -> np.ndarray:
 
 
 def near_duplicate_pairs(hashes: np.ndarray, thumbs: np.ndarray | None = None, threshold: float = NEAR_THRESHOLD,
-                         tolerance: float = COLOUR_TOLERANCE, flips_only: bool = False
+                         tolerance: float = COLOUR_TOLERANCE, flips_only: bool = False, chunk: int = 50_000
                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Confirmed pairs (i < j), their similarity and the orientation that matched.
 
     A candidate is confirmed when its perceptual hashes agree (cosine >= ``threshold`` in the
     best orientation) and, given ``thumbs``, its colour thumbnails agree in that orientation.
+    Candidates are confirmed band by band and ``chunk`` pairs at a time, so memory holds one
+    band's candidates and the confirmed pairs, never every candidate of every band.
     """
-    pairs = candidate_pairs(hashes, flips_only, threshold)
-    if not len(pairs):
-        return pairs, np.empty(0, np.float32), np.empty(0, np.int8)
-    sims, which = pair_similarity(hashes, pairs, flips_only)
-    keep = sims >= threshold
-    pairs, sims, which = pairs[keep], sims[keep], which[keep]
-    if thumbs is not None and len(pairs):
-        keep = colour_residual(thumbs, pairs, which) <= tolerance
-        pairs, sims, which = pairs[keep], sims[keep], which[keep]
-    return pairs, sims, which
+    n = len(hashes)
+    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    seen = np.empty(0, np.int64)  # codes already confirmed: not scored again in a later band
+    for band in band_candidates(hashes, flips_only, threshold):
+        codes = band[:, 0] * n + band[:, 1]
+        if len(seen):
+            band = band[~np.isin(codes, seen, assume_unique=True)]
+        new = []
+        for start in range(0, len(band), chunk):
+            pairs = band[start:start + chunk]
+            sims, which = pair_similarity(hashes, pairs, flips_only)
+            keep = sims >= threshold
+            pairs, sims, which = pairs[keep], sims[keep], which[keep]
+            if thumbs is not None and len(pairs):
+                keep = colour_residual(thumbs, pairs, which) <= tolerance
+                pairs, sims, which = pairs[keep], sims[keep], which[keep]
+            if len(pairs):
+                found.append((pairs, sims, which))
+                new.append(pairs[:, 0] * n + pairs[:, 1])
+        if new:
+            seen = np.union1d(seen, np.concatenate(new))
+    if not found:
+        return np.empty((0, 2), np.int64), np.empty(0, np.float32), np.empty(0, np.int8)
+    pairs = np.concatenate([f[0] for f in found])
+    sims = np.concatenate([f[1] for f in found])
+    which = np.concatenate([f[2] for f in found])
+    order = np.lexsort((pairs[:, 1], pairs[:, 0]))
+    return pairs[order], sims[order], which[order]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -332,11 +367,14 @@ class DuplicateClusters:
 
 
 def find_duplicates(content_hashes: pd.Series, stats: pd.DataFrame | np.ndarray, threshold: float = NEAR_THRESHOLD,
-                    flips_only: bool = False, show_progress: bool = False) -> DuplicateClusters:
+                    flips_only: bool = False, show_progress: bool = False,
+                    cache: Path | None = None) -> DuplicateClusters:
     """Exact (equal content hash) and near (perceptual hash) duplicate clusters.
 
     ``content_hashes`` is indexed by image id; ``stats`` holds the perceptual hashes in the same
-    row order: an (n, d) array or a frame with columns ``ph0 .. ph{d-1}``.
+    row order: an (n, d) array or a frame with columns ``ph0 .. ph{d-1}``. ``cache`` (a file)
+    keeps the confirmed near pairs keyed by every content hash in order and the search settings,
+    so a second run over the same files skips the search (the hashes are a function of content).
     """
     ids = [str(i) for i in content_hashes.index]
     n = len(ids)
@@ -349,12 +387,61 @@ def find_duplicates(content_hashes: pd.Series, stats: pd.DataFrame | np.ndarray,
     # one representative per content hash goes through the near-duplicate search
     reps = np.flatnonzero(np.r_[True, ~same]) if n else np.empty(0, np.int64)
     rep_rows = order[reps] if n else reps
-    near, sims, which = near_duplicate_pairs(hashes[rep_rows], None if thumbs is None else thumbs[rep_rows],
-                                             threshold, flips_only=flips_only)
+    key = None
+    if cache is not None and content_hashes.notna().all():
+        key = _near_key(content_hashes.to_numpy()[rep_rows], threshold, flips_only, thumbs is not None)
+    found = _read_near(cache, key) if key is not None else None
+    if found is None:
+        found = near_duplicate_pairs(hashes[rep_rows], None if thumbs is None else thumbs[rep_rows],
+                                     threshold, flips_only=flips_only)
+        if key is not None:
+            _write_near(cache, key, found)
+    near, sims, which = found
     near = rep_rows[near] if len(near) else near.reshape(0, 2)
     all_pairs = np.concatenate([exact.reshape(-1, 2), near.reshape(-1, 2)]).astype(np.int64)
     cluster = clusters_from_pairs(n, all_pairs)
     return DuplicateClusters(ids, cluster, exact, near, sims, which)
+
+
+NEAR_CACHE_VERSION = 1
+
+
+def _near_key(content: np.ndarray, threshold: float, flips_only: bool, colour: bool) -> str:
+    digest = hashlib.sha256()
+    digest.update(repr((NEAR_CACHE_VERSION, HASH_SIDE, THUMB, threshold, COLOUR_TOLERANCE, flips_only, colour,
+                        _MAX_BUCKET, _CANDIDATE_RECALL, _SEED)).encode())
+    for value in content.tolist():
+        digest.update(str(value).encode("utf-8") + b"\n")
+    return digest.hexdigest()
+
+
+def _read_near(path: Path | None, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    if path is None or not Path(path).exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if str(data["key"]) != key:
+                return None
+            return data["pairs"].astype(np.int64).reshape(-1, 2), data["sims"], data["which"]
+    except Exception:  # noqa: BLE001 - a damaged cache is only a cache: search again
+        return None
+
+
+def _write_near(path: Path | None, key: str, found: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    if path is None:
+        return
+    from datakit.atomic import write_atomic
+
+    pairs, sims, which = found
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, key=np.array(key), pairs=pairs, sims=sims, which=which)
+
+    try:
+        write_atomic(path, write)
+    except OSError:
+        pass  # optional, like the statistics cache
 
 
 def phash_matrix(stats: pd.DataFrame | np.ndarray) -> np.ndarray:
@@ -370,7 +457,7 @@ THUMB_COLUMNS = tuple(f"th{i}" for i in range(THUMB * THUMB * 3))
 def thumb_matrix(stats: pd.DataFrame | np.ndarray) -> np.ndarray | None:
     if isinstance(stats, np.ndarray) or not set(THUMB_COLUMNS) <= set(stats.columns):
         return None
-    return stats[list(THUMB_COLUMNS)].to_numpy(np.float32)
+    return stats[list(THUMB_COLUMNS)].to_numpy(np.uint8)  # 192 bytes per image; pairs are cast in chunks
 
 
 def describe_variant(index: int) -> str:

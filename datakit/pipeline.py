@@ -1,4 +1,4 @@
-"""`datakit run PIPELINE.yaml`: steps (sample, ingest, info, split, train, eval, sweep) in order.
+"""`datakit run PIPELINE.yaml`: steps (sample, ingest, info, split, augment, train, eval, sweep) in order.
 
 A pipeline file::
 
@@ -46,7 +46,9 @@ import yaml
 
 from datakit import config as cfg
 from datakit.atomic import write_json
+from datakit.augmentation.pipeline_step import augment_step
 from datakit.errors import DatakitError
+from datakit.manifest_header import takes_allow_outside
 
 PIPELINE_KEYS = ("name", "description", "seed", "steps")
 REFERENCE = re.compile(r"\$\{([^}]+)\}")
@@ -224,6 +226,7 @@ STEPS: dict[str, Callable[..., dict[str, Any]]] = {
     "ingest": ingest_step,
     "info": info_step,
     "split": split_step,
+    "augment": augment_step,
     "train": train_step,
     "eval": eval_step,
     "sweep": sweep_step,
@@ -456,6 +459,7 @@ def _write_record(output: Path, result: PipelineResult) -> None:
     write_json(output / "pipeline.json", result.as_dict())
 
 
+@takes_allow_outside
 def run_pipeline(
     pipeline: str | os.PathLike[str] | Mapping[str, Any],
     output: str | os.PathLike[str] | None = None,

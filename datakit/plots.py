@@ -107,7 +107,7 @@ def sweep_plot(table: pd.DataFrame, metric: str, params: Sequence[str], path: Pa
         ax.scatter(part["trial"], part[metric], c=colour, marker=marker, label=f"{state} ({len(part)})", s=24)
     done = table[table["state"] == "complete"].sort_values("trial")
     if not done.empty:
-        best = done[metric].cummax() if metric == "val_accuracy" else done[metric].cummin()
+        best = done[metric].cummin() if metric.endswith("loss") else done[metric].cummax()
         ax.step(done["trial"], best, where="post", color="tab:blue", label="best so far")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("trial")

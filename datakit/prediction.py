@@ -28,6 +28,7 @@ def predict(
     yolo: bool = False,
     draw: bool = False,
     min_score: float = 0.25,
+    manifest: str | os.PathLike[str] | None = None,
 ) -> pd.DataFrame:
     """One row per image: ``path``, ``label`` (predicted class), ``probability``, ``error``.
 
@@ -42,9 +43,20 @@ def predict(
     ``x``, ``y``, ``w``, ``h`` (the image's own pixels), ``error``; ``output`` names a folder for
     ``predictions.json`` (COCO results), with ``yolo`` also ``labels/*.txt``, with ``draw``
     ``draw/*.png``. The table and the drawings keep boxes scoring at least ``min_score``; the COCO
-    and YOLO files keep every box (mAP needs the low-scoring ones too). ``task`` checks the run is
-    of that task (a clear error otherwise).
+    and YOLO files keep every box (mAP needs the low-scoring ones too). Each COCO result names its
+    image by ``file_name`` and, for an image of ``manifest`` (default: the run's own manifest,
+    when it can be read), by the integer ``image_id`` datakit's COCO export writes for it, so
+    ``datakit eval --predictions OUT/predictions.json --manifest M`` scores it. ``task`` checks the
+    run is of that task (a clear error otherwise).
+
+    Semantic segmentation runs give one row per image: ``path``, ``classes`` (each predicted class
+    with its share of the pixels), ``mask``, ``error``; ``output`` names a folder for ``masks/*.png``
+    (category ids per pixel, the image's own size) and, with ``draw``, ``draw/*.png`` overlays.
     """
+    if not 0.0 <= min_score <= 1.0:
+        raise DatakitError(f"--min-score must be between 0 and 1, got {min_score}")
+    if (yolo or draw) and output is None:
+        raise DatakitError("--yolo and --draw write into the -o/--output folder; give -o OUT")
     if isinstance(images, (str, os.PathLike)):
         images = [images]
     images = list(images)
@@ -59,21 +71,32 @@ def predict(
         if wanted != loaded.task.name:
             raise DatakitError(f"{run}: is a {loaded.task.name} run; it cannot predict task {wanted} "
                                f"(train a {wanted} model: datakit train MANIFEST --set task={wanted})")
+    if hasattr(loaded.task, "segment"):  # semantic segmentation: a class map per image (mask PNGs with -o)
+        from datakit.tasks import segrun
+
+        if yolo:
+            raise DatakitError(f"{run}: --yolo writes boxes; this is a {loaded.task.name} run (-o writes mask PNGs)")
+        table = segrun.predict_files(loaded, paths, _names(images, paths), output, draw, batch_size, show_progress)
+        table.attrs["run_source"] = loaded.source
+        if csv is not None:
+            table.to_csv(csv, index=False)
+        return table
     if hasattr(loaded.task, "detections"):  # a box task: one row per detection, in the image's own pixels
         from datakit.tasks import boxrun
 
         sizes: list = []
         with progress_bar("Predicting", len(paths), show_progress) as advance:
             found, errors = boxrun.detect_files(loaded, paths, min(batch_size, 64), on_image=advance, sizes=sizes)
-        shown = [None if f is None else tuple(a[f[1] >= min_score] for a in f) for f in found]
+        shown = [boxrun.above(f, min_score) for f in found]
         table = boxrun.rows([str(p) for p in paths], shown, errors, loaded.classes)
         table.attrs["run_source"] = loaded.source
         if csv is not None:
             table.to_csv(csv, index=False)
         if output is not None:
             names = _names(images, paths)
-            ids = loaded.info.get("category_ids") or list(range(1, len(loaded.classes) + 1))
-            boxrun.write_outputs(Path(output), names, paths, found, sizes, loaded.classes, ids, yolo=yolo, draw=draw)
+            ids = boxrun.export_category_ids(loaded.classes, loaded.info.get("category_ids"))
+            boxrun.write_outputs(Path(output), names, paths, found, sizes, loaded.classes, ids, yolo=yolo, draw=draw,
+                                 image_ids=_image_ids(manifest, loaded, paths), min_score=min_score)
         return table
     if output is not None or yolo or draw:
         raise DatakitError(f"{run}: -o/--yolo/--draw write boxes; this is a {loaded.task.name} run (use --csv)")
@@ -117,3 +140,20 @@ def _names(inputs: list, paths: list[Path]) -> list[str]:
         root = Path(inputs[0])
         return [p.relative_to(root).as_posix() for p in paths]
     return [p.as_posix() for p in paths]
+
+
+def _image_ids(manifest: str | os.PathLike[str] | None, loaded: object, paths: list[Path]) -> list[int | None] | None:
+    """COCO image ids from ``manifest`` (given: errors are the user's to see) or the run's own
+    manifest (recorded: used only when it still loads; else results name images by file name)."""
+    from datakit.manifest import load_manifest
+    from datakit.tasks.boxrun import manifest_image_ids
+
+    if manifest is not None:
+        return manifest_image_ids(load_manifest(manifest), paths)
+    recorded = getattr(loaded, "info", {}).get("manifest")
+    if not recorded:
+        return None
+    try:
+        return manifest_image_ids(load_manifest(recorded), paths)
+    except DatakitError:
+        return None

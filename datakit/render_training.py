@@ -80,7 +80,8 @@ def config_keys(console: Console, rows: list[tuple[str, Any, str, str]]) -> None
 def eval_tables(console: Console, metrics: dict[str, Any]) -> None:
     if metrics.get("run_source"):
         console.print(f"using {metrics['run_source']}", highlight=False, soft_wrap=True)
-    if metrics.get("task") in ("localization", "detection"):  # scored by datakit.metrics: its display
+    if metrics.get("task") in ("localization", "detection", "semantic_segmentation",
+                               "instance_segmentation"):  # datakit.metrics' display
         from datakit.metrics import display
 
         return display.show(console, metrics)
@@ -118,6 +119,8 @@ def eval_tables(console: Console, metrics: dict[str, Any]) -> None:
 def predictions_table(console: Console, table: pd.DataFrame) -> None:
     if "score" in table.columns:
         return box_predictions_table(console, table)
+    if "mask" in table.columns:
+        return mask_predictions_table(console, table)
     out = titled(f"{len(table)} images")
     out.add_column("path", overflow="fold")
     out.add_column("class")
@@ -148,6 +151,22 @@ def box_predictions_table(console: Console, table: pd.DataFrame) -> None:
         else:
             out.add_row(row.path, str(row.label), f"{row.score:.3f}",
                         *(f"{getattr(row, k):.1f}" for k in ("x", "y", "w", "h")))
+    if len(table) > MAX_ROWS:
+        out.caption = f"... and {len(table) - MAX_ROWS} more (--csv FILE writes all)"
+    console.print(out)
+
+
+def mask_predictions_table(console: Console, table: pd.DataFrame) -> None:
+    """Semantic segmentation predictions: one row per image, the classes found and their pixel shares."""
+    out = titled(f"{len(table)} images")
+    for name in ("path", "classes (share of pixels)", "mask"):
+        out.add_column(name, overflow="fold")
+    for row in table.head(MAX_ROWS).itertuples(index=False):
+        if pd.notna(row.error):
+            out.add_row(row.path, "[red]error[/]", str(row.error))
+        else:
+            out.add_row(row.path, str(row.classes) or "[dim]background only[/]",
+                        "" if pd.isna(row.mask) else str(row.mask))
     if len(table) > MAX_ROWS:
         out.caption = f"... and {len(table) - MAX_ROWS} more (--csv FILE writes all)"
     console.print(out)

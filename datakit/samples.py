@@ -194,6 +194,8 @@ def make_shapes(
         if on_image is not None:
             on_image()
     _write_json(output / "annotations" / "instances.json", coco)
+    # the class values of masks/semantic by name: `datakit ingest --format masks` reads it
+    (output / "classes.txt").write_text("".join(f"{i} {n}\n" for n, i in category_ids.items()))
     config = {"count": count, "size": size, "objects": list(objects), "imbalance": imbalance,
               "noise": noise, "seed": seed, "image_format": image_format, "classes": list(classes)}
     return SampleResult("shapes", output, len(order), per_class, image_dir, config)

@@ -41,6 +41,7 @@ from datakit.atomic import write_atomic, write_json, write_text
 from datakit.engine.rundir import RunDir
 from datakit.errors import DatakitError
 from datakit.manifest import load_manifest
+from datakit.manifest_header import takes_allow_outside
 from datakit.tasks import higher_is_better
 from datakit.sweep_space import SearchSpace, load_space
 from datakit.sweep_storage import Reclaimed, open_storage, owner, reclaim_dead_trials, storage_url as database_url
@@ -404,7 +405,9 @@ def write_results(output: Path, study: optuna.Study, space: SearchSpace,
 
         log_params = [p.key for p in space.params if p.log]
         title = f"sweep {output.name}: {len(table)} trials, {space.sampler} sampler"
-        write_atomic(output / "sweep.png", lambda tmp: sweep_plot(table, space.metric, space.keys, tmp, title,
+        # the trial's value is its metric: a column of its own for the metrics results.csv has none of (val_miou)
+        shown = table if space.metric in table.columns else table.assign(**{space.metric: table["value"]})
+        write_atomic(output / "sweep.png", lambda tmp: sweep_plot(shown, space.metric, space.keys, tmp, title,
                                                                    log_params))
     return table, best
 
@@ -500,6 +503,7 @@ def _resolve_metric(space: SearchSpace, manifest: Any) -> None:
     space.base_config.train.monitor = space.metric
 
 
+@takes_allow_outside
 def sweep(
     manifest: str | os.PathLike[str],
     space: Mapping[str, Any] | str | os.PathLike[str],

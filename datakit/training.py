@@ -44,6 +44,7 @@ from datakit.engine.optim import Schedule, lr_factor, make_optimizer  # noqa: F4
 from datakit.engine.rundir import RunDir
 from datakit.errors import DatakitError
 from datakit.manifest import Manifest, load_manifest
+from datakit.manifest_header import takes_allow_outside
 from datakit.models import get_family
 from datakit.tasks import AUTO, check_monitor, get_spec, get_task, higher_is_better, resolve_task
 from datakit.train_display import TrainingDisplay
@@ -135,6 +136,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+@takes_allow_outside
 def train(
     manifest: str | os.PathLike[str] | None = None,
     config: cfg.TrainConfig | Mapping[str, Any] | str | os.PathLike[str] | None = None,
@@ -451,6 +453,10 @@ def _train(
             test_losses = evaluate(core, task, loaders["test"], device, autocast, evaluator).reduce(ctx)
             evaluator.reduce(ctx)
             test_metrics = {"loss": test_losses.loss, **evaluator.compute()}
+        if ctx.is_main and hasattr(task, "run_figures") and best_epoch is not None:
+            if test_metrics is None:  # the test pass loaded the best weights; without one, load them here
+                core.load_state_dict(read_checkpoint(run.best)["model"])
+            task.run_figures(core, datasets, data, run_dir, device)  # e.g. overlays and per-class IoU bars
         test_accuracy = test_metrics.get("accuracy") if test_metrics else None
         finish(status, test_accuracy=test_accuracy, test_metrics=test_metrics)
     # nobody leaves the process group while the first process still writes the run directory

@@ -200,8 +200,10 @@ def test_predict_writes_rows_coco_yolo_and_drawings(detect_run: Path, tmp_path: 
     assert len(results) == len(boxes) and {"file_name", "category_id", "bbox", "score"} <= set(results[0])
     assert results[0]["file_name"] in {p.relative_to(images).as_posix() for p in files}
     labels = sorted((tmp_path / "out" / "labels").glob("*.txt"))
-    assert len(labels) == len(files) + 1  # one per image, and classes.txt
-    first = next(p for p in labels if p.name != "classes.txt").read_text().split("\n")[0].split()
+    assert {p.stem for p in labels} == {p.stem for p in files}  # one per image, named by its stem
+    classes = json.loads((detect_run / "run.json").read_text())["classes"]
+    assert (tmp_path / "out" / "classes.txt").read_text().split("\n")[:-1] == classes
+    first = labels[0].read_text().split("\n")[0].split()
     assert len(first) == 6 and all(0.0 <= float(v) <= 1.0 for v in first[1:5])
     assert len(list((tmp_path / "out" / "draw").glob("*.png"))) == len(files)
 
@@ -241,3 +243,142 @@ def test_eval_of_a_detection_run_writes_the_run_extras(detect_run: Path) -> None
     # the predictions it wrote score the same through `datakit eval --predictions`
     assert isinstance(json.loads(Path(result["files"]["predictions.json"]).read_text()), list)
     assert result["counts"]["ground_truth"] > 0 and 0.0 <= result["map50"] <= 1.0
+    # the detection confusion matrix has a background row and column (missed boxes, false detections)
+    cm = result["confusion_matrix"]
+    classes = json.loads((detect_run / "run.json").read_text())["classes"]
+    assert cm["labels"][-1] == "background" and set(classes) <= set(cm["labels"])
+    matrix = np.asarray(cm["matrix"])
+    assert matrix.shape == (len(cm["labels"]), len(cm["labels"]))
+    true_axis = 0 if cm.get("rows") == "predicted" else 1  # every true box is counted once: found or missed
+    assert matrix.sum(axis=true_axis)[:-1].sum() == result["counts"]["ground_truth"]
+    for name in ("pr_curves.png", "confusion_matrix.png", "detections.png"):
+        picture = cv2.imread(result["files"][name])
+        assert picture is not None and min(picture.shape[:2]) > 100, name
+
+
+@pytest.fixture(scope="module")
+def split_manifest(detect_run: Path) -> Path:
+    """The sample manifest with the run's own splits written in (what `datakit split` would give)."""
+    from datakit.manifest import save_manifest
+
+    m = load_manifest(detect_run.parent / "sample" / "objects.manifest")
+    splits = pd.read_csv(detect_run / "splits.csv", dtype=str)
+    m.images["split"] = m.images["id"].astype(str).map(dict(zip(splits["id"], splits["split"]))).astype("string")
+    # beside the original, so the relative image root still leads to the images
+    return save_manifest(m, detect_run.parent / "sample" / "split.manifest")
+
+
+STATS = ("map", "map50", "map75", "map_small", "map_medium", "map_large", "ar1", "ar10", "ar100")
+
+
+def _same_scores(a: dict, b: dict) -> None:
+    keys = [k for k in STATS if k in a]
+    assert keys and all(k in b for k in keys)
+    for k in keys:
+        if a[k] is None or (isinstance(a[k], float) and np.isnan(a[k])):
+            assert b[k] is None or np.isnan(b[k]), k
+        else:
+            assert b[k] == pytest.approx(a[k], abs=1e-6), k
+
+
+def test_predict_then_eval_predictions_round_trip_equals_eval_of_the_run(detect_run: Path, split_manifest: Path,
+                                                                         tmp_path: Path) -> None:
+    """`datakit predict RUN TEST-IMAGES -o OUT` then `datakit eval --predictions OUT/predictions.json
+    --manifest M --split test` gives `datakit eval RUN`'s numbers; the results carry integer image ids."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from datakit.cli import app
+
+    runner = CliRunner()
+    done = runner.invoke(app, ["eval", str(detect_run), "--manifest", str(split_manifest), "--split", "test",
+                               "--json"])
+    assert done.exit_code == 0, done.output
+    direct = json.loads(done.output)
+    assert direct["counts"]["detections"] > 0
+    m = load_manifest(split_manifest)
+    test = m.images[m.images["split"] == "test"]
+    files = [str(m.root() / p) for p in test["path"]]
+    out = tmp_path / "out"
+    done = runner.invoke(app, ["predict", str(detect_run), *files, "-o", str(out), "--min-score", "0.3",
+                               "--manifest", str(split_manifest), "--json"])
+    assert done.exit_code == 0, done.output
+    table = pd.DataFrame(json.loads(done.output))
+    assert (table["score"].dropna() >= 0.3).all()  # --min-score: the table keeps what scores at least 0.3
+    results = json.loads((out / "predictions.json").read_text())
+    assert len(results) == direct["counts"]["detections"]  # the JSON keeps every box (mAP needs them all)
+    assert all(isinstance(r["image_id"], int) for r in results)
+    # the ids are the ones datakit's COCO export writes for the test split file
+    from datakit.convert import export
+
+    export(split_manifest, "coco", tmp_path / "coco", images="none")
+    exported = json.loads(next((tmp_path / "coco").rglob("instances_test.json")).read_text())
+    by_name = {Path(im["file_name"]).name: im["id"] for im in exported["images"]}
+    assert all(r["image_id"] == by_name[Path(r["file_name"]).name] for r in results)
+    done = runner.invoke(app, ["predict", str(detect_run), *files, "-o", str(tmp_path / "yolo"), "--yolo", "--json"])
+    assert done.exit_code == 0, done.output
+    for predictions in (out / "predictions.json", Path(direct["predictions"]), tmp_path / "yolo" / "labels"):
+        done = runner.invoke(app, ["eval", "--predictions", str(predictions), "--manifest", str(split_manifest),
+                                   "--split", "test", "--json", "--no-plots"])
+        assert done.exit_code == 0, done.output
+        _same_scores(direct, json.loads(done.output))
+
+
+def test_ids_numbered_in_another_split_never_match_silently(detect_run: Path, split_manifest: Path,
+                                                            tmp_path: Path) -> None:
+    """Each split file numbers its images 1..N: a train image's id also exists in test. Predictions
+    for every image scored on test are refused (exit 2), or with --lenient skipped, never matched."""
+    import json
+
+    from datakit.evaluation import evaluate
+    from datakit.manifest import save_manifest
+    from datakit.prediction import predict
+
+    m = load_manifest(split_manifest)
+    m.images["source_id"] = pd.NA  # not from COCO: the export numbers each split file 1..N
+    split_manifest = save_manifest(m, split_manifest.parent / "numbered.manifest")
+    images = detect_run.parent / "sample" / "images"
+    predict(detect_run, images, output=tmp_path / "all", manifest=split_manifest)
+    results = json.loads((tmp_path / "all" / "predictions.json").read_text())
+    assert len({r["image_id"] for r in results}) < len({r["file_name"] for r in results})  # ids repeat across splits
+    with pytest.raises(DatakitError, match="image_id and file_name name different images|not in the manifest"):
+        evaluate(predictions=tmp_path / "all" / "predictions.json", manifest=split_manifest, split="test", plots=False)
+    lenient = evaluate(predictions=tmp_path / "all" / "predictions.json", manifest=split_manifest, split="test",
+                       plots=False, lenient=True)
+    _same_scores(evaluate(detect_run, split_manifest, "test", show_progress=False), lenient)
+
+
+def test_predict_min_score_must_be_a_fraction(detect_run: Path) -> None:
+    from datakit.prediction import predict
+
+    with pytest.raises(DatakitError, match="--min-score must be between 0 and 1"):
+        predict(detect_run, detect_run.parent / "sample" / "images", min_score=1.5)
+    with pytest.raises(DatakitError, match="--yolo and --draw write into the -o/--output folder"):
+        predict(detect_run, detect_run.parent / "sample" / "images", draw=True)
+
+
+def test_detection_stops_early_on_map_and_keeps_the_best_checkpoint(tmp_path: Path) -> None:
+    """A model that cannot change (lr 1e-9, no batch norm) never improves val mAP after epoch 1:
+    the run stops after `patience` epochs, best.pt is epoch 1, last.pt the last epoch; resume
+    from an early-stopped run goes on with the count reset."""
+    import json
+    import shutil
+
+    from datakit.checkpoint import read_checkpoint
+    from datakit.training import train
+
+    shutil.copytree(ROOT / "shapes-mini", tmp_path / "sample")
+    manifest = tmp_path / "sample" / "objects.manifest"
+    frozen = {**TINY, "epochs": 6, "optim.lr": 1e-9, "model.conv.batch_norm": False, "model.head.dropout": 0.0,
+              "train.patience": 2, "schedule.name": "none"}
+    result = train(manifest, None, tmp_path / "run", show_progress=False, task="detect", **frozen)
+    assert result.status == "early_stopped" and result.epochs_run == 3
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["monitor"] == "val_map"
+    metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    assert metrics["val_map"].nunique() == 1  # the same mAP every epoch: no improvement after the first
+    assert read_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt")["epoch"] == 1
+    assert read_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["epoch"] == 3
+    resumed = train(manifest, None, tmp_path / "run", resume=True, show_progress=False, epochs=4)
+    assert resumed.epochs_run == 4 and pd.read_csv(tmp_path / "run" / "metrics.csv")["epoch"].tolist() == [1, 2, 3, 4]

@@ -14,7 +14,11 @@ HEAVY = {"resnet50", "densenet121", "convnext_tiny", "efficientnet_b1", "mobilen
          "resnet34", "mobilenet_v2", "shufflenet_v2_x1_0", "efficientnet_b0", "mobilenet_v3_small",
          # torchvision detectors (built from scratch, seconds each)
          "fasterrcnn_mobilenet_v3_large_320_fpn", "fasterrcnn_mobilenet_v3_large_fpn", "retinanet_resnet50_fpn",
-         "fcos_resnet50_fpn", "ssdlite320_mobilenet_v3_large"}
+         "fcos_resnet50_fpn", "ssdlite320_mobilenet_v3_large",
+         # torchvision Mask R-CNN (instance segmentation)
+         "maskrcnn_resnet50_fpn", "maskrcnn_mobilenet_v3_large_fpn",
+         # torchvision segmentation models (from scratch)
+         "deeplabv3_mobilenet_v3_large", "fcn_resnet50", "deeplabv3_resnet50"}
 
 
 def _cases() -> list:
@@ -38,6 +42,8 @@ def test_family_builds_and_maps_a_batch(task: str, name: str) -> None:
         assert out.shape == (2, 3 + 4)
     if task == "detection" and isinstance(out, dict):  # raw maps: a heatmap per class
         assert out["heatmap"].shape[:2] == (2, 3)
+    if task == "semantic_segmentation":  # class logits for every pixel, at the input size
+        assert out.shape == (2, 3, 32, 32)
     if family.channels is None:  # any channel count: 3 works as well as 1
         assert _batch(build_model(config, 3, 3, (32, 32), task=task)(torch.randn(1, 3, 32, 32))) == 1
 

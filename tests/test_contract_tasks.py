@@ -19,7 +19,10 @@ ROOT = Path(__file__).resolve().parent.parent
 # the shipped manifest each implemented task trains on (later task issues add theirs)
 SAMPLES = {"classification": ROOT / "sample_manifests" / "digits-mini" / "manifest",
            "localization": ROOT / "sample_manifests" / "shapes-one" / "manifest",
-           "detection": ROOT / "sample_manifests" / "shapes-mini" / "objects.manifest"}
+           "detection": ROOT / "sample_manifests" / "shapes-mini" / "objects.manifest",
+           "instance_segmentation": ROOT / "sample_manifests" / "shapes-mini" / "objects.manifest",
+           # class maps rasterized from the objects' RLE masks
+           "semantic_segmentation": ROOT / "sample_manifests" / "shapes-mini" / "objects.manifest"}
 TINY = {"epochs": 1, "batch_size": 32, "image_size": 16, "model.conv.filters": [8], "model.head.dense": [],
         "train.threads": 1, "device": "cpu", "data.val_fraction": 0.2, "data.test_fraction": 0.2}
 

@@ -169,11 +169,56 @@ def test_applied_values_pass_validation_and_resume_derives_nothing() -> None:
     assert again.derived == []
 
 
-def test_other_tasks_keep_static_defaults() -> None:
+def box_manifest(images: int, objects_per_image: int = 2, side: int = 128) -> Manifest:
+    """A detection manifest table: unlabelled images, the objects in the annotations table."""
+    from datakit.manifest import ANNOTATION_COLUMNS
+
+    base = synthetic_manifest({"img": images}, sides=(side, side))
+    base.images["label"] = pd.Series([None] * images, dtype=base.images["label"].dtype)
+    rows = [{"id": f"a{i}-{k}", "image_id": f"img-{i}", "category": ("circle", "star")[k % 2],
+             "bbox_x": 4.0, "bbox_y": 4.0, "bbox_w": 20.0, "bbox_h": 20.0}
+            for i in range(images) for k in range(objects_per_image)]
+    annotations = pd.DataFrame(rows)
+    for column, dtype in ANNOTATION_COLUMNS.items():
+        if column not in annotations:
+            annotations[column] = pd.Series([None] * len(annotations), dtype="object")
+        annotations[column] = annotations[column].astype(dtype)
+    return Manifest(images=base.images, annotations=annotations, categories=categories_from_names(["circle", "star"]),
+                    tasks=["detection"])
+
+
+def test_box_tasks_derive_length_warmup_and_batch_but_not_their_model_or_input() -> None:
+    manifest = box_manifest(1000)
+    config = cfg.resolve_config(None, {"task": "detection"})
+    stats = data_stats(manifest, config, "detection")
+    assert stats.class_counts == {"circle": 1000, "star": 1000} and stats.images == 1000  # objects, not labels
+    values = {d.key: d.value for d in derive(stats, config, set(), task="detection").derived}
+    assert {"train.batch_size", "train.epochs", "schedule.warmup_epochs", "train.patience"} <= set(values)
+    assert not {"data.image_size", "augment", "model.stem"} & set(values)
+    assert not any(k.startswith("model.") for k in values)
+    assert steps(values, stats.train_images) >= defaults.MIN_STEPS
+    # a family's own defaults (FCOS: warm-up 2 epochs) are the family's to set, not derived
+    fcos = cfg.resolve_config(None, {"task": "detection", "model.name": "fcos_resnet50_fpn"})
+    values = {d.key: d.value for d in derive(stats, fcos, cfg.user_set_keys(fcos), task="detection").derived}
+    assert "schedule.warmup_epochs" not in values and "train.epochs" in values
+    # the user's keys win
+    user = cfg.resolve_config(None, {"task": "localization", "epochs": 7, "batch_size": 4})
+    values = {d.key: d.value for d in derive(stats, user, cfg.user_set_keys(user), task="localization").derived}
+    assert "train.epochs" not in values and "train.batch_size" not in values
+    assert "schedule.warmup_epochs" not in values  # a set length keeps its own schedule
+
+
+def test_shipped_box_configs_derive_only_run_speed_keys() -> None:
+    for name, task in (("shapes-detect", "detection"), ("shapes-localize", "localization")):
+        config = cfg.resolve_config(f"configs/{name}.yaml")
+        _, derivation = defaults.derive_config(box_manifest(300), config, task)
+        assert {d.key for d in derivation.derived} <= {"data.workers", "train.threads"}, name
+
+
+def test_segmentation_tasks_keep_static_defaults() -> None:
     manifest = synthetic_manifest({"a": 50, "b": 50})
     config = cfg.resolve_config()
-    assert derive(data_stats(manifest, config), config, set(), task="detection").derived == []
-    assert derive(None, config, set()).derived == []
+    assert derive(data_stats(manifest, config), config, set(), task="semantic_segmentation").derived == []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -244,8 +289,31 @@ def test_threads_and_workers_follow_the_cores_and_the_step() -> None:
     assert threads_and_workers(16, 64, 64, augmenting=True) == (4, 4)
     assert threads_and_workers(16, 128, 64, augmenting=False) == (8, 0)  # cached, nothing to augment
     assert threads_and_workers(1, 128, 64, augmenting=True) == (1, 0)
-    assert threads_and_workers(16, 64, 64, augmenting=True, load=40.0) == (1, 0)  # a busy machine
-    assert threads_and_workers(2, 64, 64, augmenting=True, load=2.5) == (2, 0)  # our own last run is not busy
+    # a torchvision family does more per pixel: threads from a smaller input on
+    assert threads_and_workers(16, 16, 64, augmenting=False, model="resnet18") == (4, 0)
+    assert threads_and_workers(16, 16, 64, augmenting=False) == (2, 0)
+
+
+def test_an_oversubscribed_machine_gets_one_thread_and_says_why(monkeypatch) -> None:
+    """Cores held by other processes (5-minute load above 1.5 per core): one thread, no workers;
+    our own previous run alone (load up to one per core) never counts as busy."""
+    from datakit.engine import defaults
+
+    assert defaults.threads_and_workers(16, 64, 64, augmenting=True, load=40.0) == (1, 0)
+    assert defaults.threads_and_workers(2, 64, 64, augmenting=True, load=2.5) == (2, 0)
+    manifest = synthetic_manifest({"a": 300, "b": 300}, sides=(64, 64))
+    config = cfg.resolve_config()
+    monkeypatch.setattr(defaults, "available_cores", lambda: 2)
+    chosen = []
+    for load in (0.5, 25.0):
+        monkeypatch.setattr(defaults, "machine_load", lambda load=load: load)
+        _, derivation = defaults.derive_config(manifest, config, "classification")
+        chosen.append({d.key: (d.value, d.reason) for d in derivation.derived if d.key == "train.threads"})
+    assert chosen[0]["train.threads"][0] == 2 and chosen[1]["train.threads"][0] == 1
+    assert "oversubscribed" in chosen[1]["train.threads"][1] and "25.0" in chosen[1]["train.threads"][1]
+    user = cfg.resolve_config(None, {"train.threads": 2})
+    _, derivation = defaults.derive_config(manifest, user, "classification")
+    assert "train.threads" not in {d.key for d in derivation.derived}  # the user's choice wins
 
 
 def test_threads_and_workers_are_derived_unless_set_and_not_under_torchrun() -> None:

@@ -71,7 +71,8 @@ def test_a_failing_step_stops_the_pipeline_and_is_named(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("steps, message", [
-    ([{"augment": {}}], r"step 1: unknown step 'augment'; known: sample, ingest, info, split, train, eval, sweep"),
+    ([{"augmnt": {}}], r"step 1: unknown step 'augmnt'; did you mean 'augment'\? known: sample, ingest, info, "
+                       r"split, augment, train, eval, sweep"),
     ([{"report": {}}], r"unknown step 'report'; known: "),
     ([{"trian": {}}], r"unknown step 'trian'; did you mean 'train'\? known: sample, "),
     ([{"sample": {"nmae": "digits"}}], r"step 1 'sample': step 'sample' has no option 'nmae'; did you mean 'name'\?"),
@@ -167,3 +168,42 @@ def test_cli_run_never_cuts_a_path_and_titles_wrap_only_between_words(tmp_path: 
     assert any(line.startswith("wrote ") and str(deep / "ingest") in line for line in lines)
     # a title that fits the terminal stays on one line, even over a narrow table
     assert any(line.strip() == "usable images per label and split" for line in lines)
+
+
+def test_augment_step_sits_between_split_and_train(tmp_path: Path) -> None:
+    pipeline = {
+        "name": "augmented",
+        "seed": 2,
+        "steps": [
+            {"sample": {"name": "shapes", "count": 20, "size": 24, "objects": [1, 1]}},
+            {"ingest": {}},
+            {"split": {"val": 0.2, "test": 0.2}},
+            {"augment": {"preset": "light", "copies": 2, "verify": True}},  # manifest: the split one
+            {"train": {"epochs": 1, **TINY_TRAIN}},  # manifest: the augmented one
+        ],
+    }
+    result = run_pipeline(pipeline, tmp_path / "out", show_progress=False)
+    out = (tmp_path / "out").resolve()
+    augmented = result.results("augment")
+    train_count = result.results("split")["splits"]["train"]
+    assert augmented["manifest"] == str(out / "augment") and augmented["split"] == "train"
+    assert augmented["derived"] == 2 * train_count and augmented["carried"] == 20
+    assert augmented["verified"] == augmented["derived"]
+    m = load_manifest(out / "augment")
+    derived = m.images[m.images["parent_id"].notna()]
+    assert len(derived) == 2 * train_count and set(derived["split"]) == {"train"}
+    assert (derived["seed"].notna() & derived["pipeline"].notna()).all()
+    assert json.loads((out / "train" / "run.json").read_text())["manifest"] == str(out / "augment")
+    assert json.loads((out / "augment" / "augment.json").read_text())["seed"] == 2  # the pipeline's seed
+
+
+def test_augment_step_takes_the_short_form_inline_and_says_when_there_is_no_split(tmp_path: Path) -> None:
+    steps = [{"sample": {"name": "shapes", "count": 8, "size": 24, "objects": [1, 1]}}, {"ingest": {}},
+             {"augment": {"spec": [{"HorizontalFlip": {"p": 1.0}}]}}]
+    with pytest.raises(StepFailed, match="step 3/3 'augment'.*no splits.*--split all"):
+        run_pipeline({"name": "nosplit", "steps": steps}, tmp_path / "a", show_progress=False)
+    steps[2]["augment"]["split"] = "all"
+    result = run_pipeline({"name": "all", "steps": steps}, tmp_path / "b", show_progress=False)
+    assert result.results("augment")["derived"] == 8 and result.results("augment")["source"] == "list"
+    with pytest.raises(DatakitError, match="step 'augment' has no option 'copy'; did you mean 'copies'"):
+        load_pipeline({"name": "typo", "steps": [{"augment": {"copy": 2}}]})

@@ -6,10 +6,12 @@ import os
 from typing import Any
 
 from datakit.errors import DatakitError
+from datakit.manifest_header import takes_allow_outside
 
 DEFAULT_PRESET = "medium"
 
 
+@takes_allow_outside
 def augment(
     manifest: str | os.PathLike[str] | None = None,
     output: str | os.PathLike[str] | None = None,

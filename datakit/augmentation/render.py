@@ -145,8 +145,7 @@ def render(compose: Any, job: Job, encoding: dict[str, int] | None = None,
     semantic = read_label_png(job.semantic_mask) if job.semantic_mask else None
     sample = targets.Sample(image=image, boxes=np.array([o.box for o in job.objects], dtype=np.float64).reshape(-1, 4),
                             labels=[o.label for o in job.objects], masks=masks, semantic_mask=semantic)
-    compose.set_random_seed(job.seed)
-    result = targets.apply(compose, sample, replay=replay)
+    result = targets.apply(compose, sample, replay=replay, seed=job.seed)
     out = result.sample
     pixels = np.ascontiguousarray(out.image)
     semantic_bytes = None

@@ -19,11 +19,18 @@ Rules applied here and nowhere else:
 - a surviving object cut by the image border is marked clipped (``Result.clipped``,
   ``Result.objects``);
 - the parameters each transform applied are recorded (``Result.applied``) and can be applied again
-  (``apply(..., replay=...)``), independently of any seed.
+  (``apply(..., replay=...)``), independently of any seed. A parameter too large to record (the
+  noise map of ``GaussNoise``, the size of the image) is recorded by shape and hash together with
+  the transform's own random state at the moment it drew its parameters: replay regenerates it
+  from that state and checks the hash, so replay is exact for noise too.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import random
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -190,25 +197,147 @@ def leaves(transform: Any) -> list[Any]:
     return out
 
 
+def _compositions(transform: Any) -> list[Any]:
+    import albumentations as A
+
+    out = []
+    for t in getattr(transform, "transforms", []):
+        if isinstance(t, A.BaseCompose):
+            out += [t, *_compositions(t)]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# speed: an image-only twin of a pipeline, and reseeding without building new generators
+
+_IMAGE_ONLY: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def image_only(transform: Any) -> Any:
+    """The same pipeline without box and keypoint processing, for an image that has no targets.
+
+    Built once per pipeline object from its serialized form (its own transform objects, so the
+    two never share random state) and cached. Seeded alike, it draws exactly what ``transform``
+    draws (the box processor takes no random numbers; tests/test_augmentation_replay.py compares
+    the bytes), and it skips what a bare albumentations loop does not pay either. A pipeline that
+    cannot be serialized (``A.Lambda``) keeps its box processing.
+    """
+    import albumentations as A
+
+    if isinstance(transform, A.Compose) and not transform.processors:
+        return transform
+    twin = _IMAGE_ONLY.get(transform)
+    if twin is None:
+        try:
+            data = A.to_dict(transform if isinstance(transform, A.Compose) else A.Compose([transform]))
+            data["transform"].update(bbox_params=None, keypoint_params=None)
+            twin = A.from_dict(data)
+        except Exception:  # noqa: BLE001 - not serializable: the full pipeline works for images alone too
+            twin = target_aware(transform)
+        _IMAGE_ONLY[transform] = twin
+    return twin
+
+
+def reseed(transform: Any, seed: int) -> None:
+    """``transform.set_random_seed(seed)`` without building new generators for every transform.
+
+    albumentations gives the Compose and each transform its own ``default_rng(seed)`` and
+    ``random.Random(seed)``; setting the state of the existing ones to those seeds' states is the
+    same thing at a third of the cost (it is paid once per derived image). Falls back to
+    ``set_random_seed`` when generators are shared or missing, where the two would differ.
+    """
+    objects = [transform, *_compositions(transform), *leaves(transform)]
+    numpy_generators = [getattr(o, "random_generator", None) for o in objects]
+    python_generators = [getattr(o, "py_random", None) for o in objects]
+    distinct = (len({id(g) for g in numpy_generators}) == len(objects)
+                and len({id(g) for g in python_generators}) == len(objects))
+    if (not distinct or any(not isinstance(g, np.random.Generator) or not isinstance(g.bit_generator, np.random.PCG64)
+                            for g in numpy_generators)
+            or any(type(g) is not random.Random for g in python_generators)):
+        transform.set_random_seed(seed)
+        return
+    numpy_state = np.random.PCG64(seed).state
+    python_state = random.Random(seed).getstate()
+    for obj, numpy_generator, python_generator in zip(objects, numpy_generators, python_generators):
+        obj.seed = seed
+        numpy_generator.bit_generator.state = numpy_state
+        python_generator.setstate(python_state)
+
+
+# ---------------------------------------------------------------------------------------------
+# applied parameters: recording and replay
+
 # arrays up to this many values are recorded whole (matrices, kernels); larger ones (a noise map the
-# size of the image) by shape, dtype and hash only: those transforms replay from the seed alone
+# size of the image) by shape, dtype and hash, with the random state that regenerates them
 _MAX_RECORDED_ARRAY = 256
+RANDOM_STATE = "random_state"
+# Transforms whose applied parameters are a few numbers or a 3x3 matrix whatever their arguments and
+# the image size (tests/test_augmentation_replay.py checks each): their random state is not
+# captured, which saves a copy of Python's 625-word generator state per transform and image. Any
+# other transform has it captured, kept only when its parameters hold a large array.
+SMALL_PARAMS = frozenset({
+    "HorizontalFlip", "VerticalFlip", "Transpose", "RandomRotate90", "D4", "Affine", "ShiftScaleRotate", "Rotate",
+    "SafeRotate", "Perspective", "CropAndPad", "RandomCrop", "CenterCrop", "RandomResizedCrop", "RandomSizedCrop",
+    "Resize", "LongestMaxSize", "SmallestMaxSize", "PadIfNeeded", "RandomScale", "RandomBrightnessContrast",
+    "RandomGamma", "ColorJitter", "HueSaturationValue", "RGBShift", "ToGray", "ToSepia", "InvertImg", "Posterize",
+    "Solarize", "Equalize", "CLAHE", "ChannelShuffle", "NoOp",
+})
+
+
+@dataclass(frozen=True)
+class Unrecorded:
+    """A parameter array recorded by shape, dtype and hash only; replay regenerates it."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    sha256: str
+
+
+def _array_hash(value: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest()
+
+
+def _has_large_array(value: Any) -> bool:
+    if isinstance(value, np.ndarray):
+        return value.size > _MAX_RECORDED_ARRAY
+    if isinstance(value, dict):
+        return any(_has_large_array(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_large_array(v) for v in value)
+    return False
+
+
+def _pack_state(state: tuple[dict[str, Any], tuple]) -> dict[str, Any]:
+    """JSON form of a transform's (numpy, python) random state; the python one as base64 words."""
+    numpy_state, (version, words, gauss) = state
+    return {"numpy": numpy_state,
+            "python": {"version": version, "words": base64.b64encode(np.asarray(words, dtype=np.uint32).tobytes())
+                       .decode("ascii"), "gauss": gauss}}
+
+
+def _unpack_state(packed: dict[str, Any]) -> tuple[dict[str, Any], tuple]:
+    python = packed["python"]
+    words = tuple(int(w) for w in np.frombuffer(base64.b64decode(python["words"]), dtype=np.uint32))
+    return packed["numpy"], (python["version"], words, python["gauss"])
 
 
 def encode_applied(applied: list[dict[str, Any]] | None) -> Any:
     """JSON-ready applied parameters: arrays and tuples tagged so :func:`decode_applied` restores them."""
-    import hashlib
-
-    plain = (int, float, str, bool, type(None))
+    plain = {int, float, str, bool, type(None)}
 
     def enc(value: Any) -> Any:
-        if type(value) in plain:
+        kind = type(value)
+        if kind in plain:
             return value
+        if kind is dict:
+            return {str(k): enc(v) for k, v in value.items()}
+        if kind is tuple:
+            return {"__tuple__": [enc(v) for v in value]}
         if isinstance(value, np.ndarray):
             if value.size <= _MAX_RECORDED_ARRAY:
                 return {"__ndarray__": value.tolist(), "dtype": str(value.dtype)}
             return {"__ndarray__": None, "dtype": str(value.dtype), "shape": list(value.shape),
-                    "sha256": hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest()}
+                    "sha256": _array_hash(value)}
         if isinstance(value, np.generic):
             return value.item()
         if isinstance(value, tuple):
@@ -225,37 +354,94 @@ def encode_applied(applied: list[dict[str, Any]] | None) -> Any:
 
 
 def decode_applied(data: Any) -> list[dict[str, Any]]:
-    """The applied parameters :func:`encode_applied` wrote; a transform whose array was not recorded
-    (too large) raises, naming it."""
+    """The applied parameters :func:`encode_applied` wrote.
 
-    def dec(value: Any, where: str) -> Any:
+    An array recorded by hash only becomes an :class:`Unrecorded` that replay regenerates from the
+    step's recorded random state; without one (manifests written before it was recorded) it
+    raises, naming the transform.
+    """
+
+    def dec(value: Any, where: str, regenerable: bool) -> Any:
         if isinstance(value, dict):
             if "__ndarray__" in value:
                 if value["__ndarray__"] is None:
-                    raise DatakitError(f"{where}: array of shape {value.get('shape')} was not recorded (too large); "
-                                       "this transform is replayed from the seed only")
+                    if regenerable:
+                        return Unrecorded(tuple(value.get("shape") or ()), str(value["dtype"]), str(value["sha256"]))
+                    raise DatakitError(f"{where}: array of shape {value.get('shape')} was not recorded (too large) "
+                                       "and no random state was recorded with it; this transform is replayed from "
+                                       "the seed only")
                 return np.asarray(value["__ndarray__"], dtype=value["dtype"])
             if "__tuple__" in value:
-                return tuple(dec(v, where) for v in value["__tuple__"])
-            return {k: dec(v, f"{where}.{k}") for k, v in value.items()}
+                return tuple(dec(v, where, regenerable) for v in value["__tuple__"])
+            return {k: dec(v, f"{where}.{k}", regenerable) for k, v in value.items()}
         if isinstance(value, list):
-            return [dec(v, where) for v in value]
+            return [dec(v, where, regenerable) for v in value]
         return value
 
-    return [{**step, "params": dec(step["params"], f"{step['name']}.params")} for step in data]
+    return [{**step, "params": dec(step["params"], f"{step['name']}.params", RANDOM_STATE in step)} for step in data]
 
 
-def apply(transform: Any, sample: Sample, replay: list[dict[str, Any]] | None = None) -> Result:
+def _regenerate(step: Any, recorded: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """The step's parameters drawn again from its recorded random state; checked against the hashes."""
+    numpy_state, python_state = _unpack_state(recorded[RANDOM_STATE])
+    step.random_generator.bit_generator.state = numpy_state
+    step.py_random.setstate(python_state)
+    fresh = step.get_params()
+    fresh = step.update_transform_params(params=fresh, data=data)
+    fresh.update(step.get_params_dependent_on_data(params=fresh, data=data))
+
+    def fill(old: Any, new: Any, where: str) -> Any:
+        if isinstance(old, Unrecorded):
+            if (not isinstance(new, np.ndarray) or tuple(new.shape) != old.shape or str(new.dtype) != old.dtype
+                    or _array_hash(new) != old.sha256):
+                raise DatakitError(f"replay: {where} regenerated from the recorded random state differs from the "
+                                   "recorded one (another albumentations version?)")
+            return new
+        if isinstance(old, dict) and isinstance(new, dict):
+            return {k: fill(v, new.get(k), f"{where}.{k}") for k, v in old.items()}
+        if isinstance(old, (list, tuple)) and isinstance(new, (list, tuple)) and len(old) == len(new):
+            return type(old)(fill(a, b, where) for a, b in zip(old, new))
+        return old
+
+    return fill(recorded["params"], fresh, f"{recorded['name']}.params")
+
+
+def _needs_regeneration(value: Any) -> bool:
+    if isinstance(value, Unrecorded):
+        return True
+    if isinstance(value, dict):
+        return any(_needs_regeneration(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_needs_regeneration(v) for v in value)
+    return False
+
+
+def apply(transform: Any, sample: Sample, replay: list[dict[str, Any]] | None = None,
+          seed: int | None = None) -> Result:
     """Run ``transform`` on the image and every target of ``sample`` in one call.
 
     With ``replay`` (a result's ``applied``, or :func:`decode_applied` of its JSON), the transforms
-    apply exactly those parameters instead of drawing new ones.
+    apply exactly those parameters instead of drawing new ones. With ``seed``, the pipeline is
+    reseeded first, and an image with no boxes, masks or semantic mask goes through the
+    pipeline's image-only twin (:func:`image_only`), which draws the same.
     """
-    transform = target_aware(transform)
+    if seed is not None and not len(sample.boxes) and sample.masks is None and sample.semantic_mask is None:
+        transform = image_only(transform)
+    else:
+        transform = target_aware(transform)
+    if seed is not None:
+        reseed(transform, seed)
     steps = leaves(transform)
+    states: dict[int, tuple[dict[str, Any], tuple]] = {}
+    patched: list[tuple[Any, str]] = []
     if replay is None:
-        for step in steps:
+        for index, step in enumerate(steps):
             step.params = {}  # a transform a OneOf did not choose keeps its old params otherwise
+            if type(step).__name__ not in SMALL_PARAMS:
+                # the step's random state as it starts drawing: what regenerates a parameter too
+                # large to record (kept only for such steps, see _applied)
+                step.get_params = _capturing(step, step.get_params, states, index)
+                patched.append((step, "get_params"))
     else:
         by_index = {int(r["index"]): r for r in replay}
         for index, step in enumerate(steps):
@@ -266,44 +452,72 @@ def apply(transform: Any, sample: Sample, replay: list[dict[str, Any]] | None = 
             step.replay_mode = True
             step.applied_in_replay = recorded is not None
             step.params = dict(recorded["params"]) if recorded is not None else {}
-        for compose in _compositions(transform):
-            compose.replay_mode = True
+            if recorded is not None and _needs_regeneration(recorded["params"]):
+                step.apply_with_params = _regenerating(step, step.apply_with_params, recorded)
+                patched.append((step, "apply_with_params"))
+        for composition in _compositions(transform):
+            composition.replay_mode = True
     try:
-        return _apply(transform, sample, steps)
+        return _apply(transform, sample, steps, states)
     finally:
+        for step, name in patched:
+            step.__dict__.pop(name, None)
         if replay is not None:
             for step in [*steps, *_compositions(transform)]:
                 step.replay_mode = False
 
 
-def _compositions(transform: Any) -> list[Any]:
-    import albumentations as A
+def _capturing(step: Any, get_params: Any, states: dict[int, Any], index: int) -> Any:
+    def get_params_capturing() -> dict[str, Any]:
+        states[index] = (step.random_generator.bit_generator.state, step.py_random.getstate())
+        return get_params()
 
-    out = []
-    for t in getattr(transform, "transforms", []):
-        if isinstance(t, A.BaseCompose):
-            out += [t, *_compositions(t)]
-    return out
+    return get_params_capturing
 
 
-def _apply(transform: Any, sample: Sample, steps: list[Any]) -> Result:
+def _regenerating(step: Any, apply_with_params: Any, recorded: dict[str, Any]) -> Any:
+    def apply_regenerated(params: dict[str, Any], *args: Any, **data: Any) -> Any:
+        return apply_with_params(_regenerate(step, recorded, data), *args, **data)
+
+    return apply_regenerated
+
+
+def _applied(steps: list[Any], states: dict[int, Any]) -> list[dict[str, Any]]:
+    applied = []
+    for i, step in enumerate(steps):
+        if step.params:
+            entry = {"index": i, "name": type(step).__name__, "params": dict(step.params)}
+            if i in states and _has_large_array(step.params):
+                entry[RANDOM_STATE] = _pack_state(states[i])
+            applied.append(entry)
+    return applied
+
+
+def _apply(transform: Any, sample: Sample, steps: list[Any], states: dict[int, Any]) -> Result:
+    if not transform.processors and not len(sample.boxes) and sample.masks is None and sample.semantic_mask is None:
+        # the image-only twin on an image without targets: nothing to clip, filter or recompute
+        image = transform(image=sample.image)["image"]
+        return Result(sample=Sample(image=image), kept=np.zeros((0,), dtype=np.int64), dropped=[],
+                      applied=_applied(steps, states))
     height, width = sample.image.shape[:2]
     boxes = _clip_to_image(sample.boxes, width, height)
     valid = (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
     dropped = [DroppedObject(int(i), REASON_INVALID_INPUT) for i in np.flatnonzero(~valid)]
     indices = np.flatnonzero(valid)
 
-    inputs: dict[str, Any] = {"image": sample.image, "bboxes": boxes[indices], _INDEX_FIELD: indices.tolist()}
+    inputs: dict[str, Any] = {"image": sample.image}
+    if transform.processors:  # not the image-only twin
+        inputs.update({"bboxes": boxes[indices], _INDEX_FIELD: indices.tolist()})
     if sample.masks is not None and len(sample.masks):
         inputs["masks"] = sample.masks
     if sample.semantic_mask is not None:
         inputs["mask"] = sample.semantic_mask
     out = transform(**inputs)
 
-    kept = np.asarray(out[_INDEX_FIELD], dtype=np.int64).reshape(-1)
+    kept = np.asarray(out.get(_INDEX_FIELD, ()), dtype=np.int64).reshape(-1)
     filtered = sorted(set(indices.tolist()) - set(kept.tolist()))
     dropped += [DroppedObject(int(i), REASON_FILTERED) for i in filtered]
-    new_boxes = np.asarray(out["bboxes"], dtype=np.float64).reshape(-1, 4)
+    new_boxes = np.asarray(out.get("bboxes", ()), dtype=np.float64).reshape(-1, 4)
     new_masks = None
     if sample.masks is not None:
         image_out = out["image"]
@@ -327,6 +541,4 @@ def _apply(transform: Any, sample: Sample, steps: list[Any]) -> Result:
     out_height, out_width = result_sample.image.shape[:2]
     clipped = (_touches_border(result_sample.boxes, out_width, out_height)
                & ~_touches_border(boxes[kept], width, height)) if len(kept) else np.zeros((0,), dtype=bool)
-    applied = [{"index": i, "name": type(step).__name__, "params": dict(step.params)}
-               for i, step in enumerate(steps) if step.params]
-    return Result(sample=result_sample, kept=kept, dropped=dropped, applied=applied, clipped=clipped)
+    return Result(sample=result_sample, kept=kept, dropped=dropped, applied=_applied(steps, states), clipped=clipped)

@@ -20,10 +20,15 @@ with the reason. What the user set is never changed.
 - augmentation: the ``light`` preset with orientation ``fixed`` (no flips: a flip can change a
   class, as with digits; flips are opted into with ``augment: light``);
 - a torchvision family's stem: CIFAR-style (``model.stem: small``) under 128 px;
-- threads and workers (``threads_and_workers``): torch threads from the work of one step, worker
-  processes for augmentation when there are cores to spare;
+- threads and workers (``threads_and_workers``): torch threads from the core count, the model and
+  the work of one step, worker processes for augmentation when there are cores to spare; one
+  thread and no workers when the machine has been oversubscribed for minutes (below);
 - the cnn's depth (one block per halving the input affords) and width (by class count), only when
   no ``model.conv``/``model.pool``/``model.head`` key is set.
+
+Box tasks (localization, detection) get the batch, the step budget, the warm-up, early stopping
+and threads by the same rules; their input size, augmentation and model stay the task's and the
+model family's (a detector family's own defaults, e.g. FCOS's warm-up, are never replaced).
 """
 
 from __future__ import annotations
@@ -46,6 +51,9 @@ PATIENCE_SHARE = 0.3  # early stopping cannot fire before this share of the step
 MIN_PATIENCE = 5
 AUGMENT = "light:fixed"
 MODEL_SECTIONS = ("model.conv.", "model.pool.", "model.head.")
+# tasks whose training length, warm-up, early stopping and batch are derived too; their input size,
+# augmentation and model belong to the task's own configs and model families (boxes, strides)
+BOX_TASKS = ("localization", "detection")
 
 
 @dataclass(frozen=True)
@@ -106,10 +114,14 @@ class Derivation:
 # statistics
 
 
-def data_stats(manifest: Any, config: cfg.TrainConfig) -> DataStats | None:
-    """Statistics of the usable labelled images (None when there are none: training says why)."""
+def data_stats(manifest: Any, config: cfg.TrainConfig, task: str = "classification") -> DataStats | None:
+    """Statistics of the usable labelled images (None when there are none: training says why).
+
+    For a box task every readable image counts (one without objects is a negative) and the class
+    counts are the objects'."""
     images = manifest.images
-    rows = images[(images["status"] == "ok") & images["label"].notna()]
+    box = task in BOX_TASKS
+    rows = images[(images["status"] == "ok") & (True if box else images["label"].notna())]
     if rows.empty:
         return None
     import numpy as np
@@ -126,10 +138,14 @@ def data_stats(manifest: Any, config: cfg.TrainConfig) -> DataStats | None:
     else:
         train = int(round(len(rows) * (1 - config.data.val_fraction - config.data.test_fraction)))
     channels = rows["channels"].fillna(3).astype(int)
+    labels = rows["label"]
+    if box:
+        annotations = manifest.annotations
+        labels = annotations.loc[annotations["image_id"].isin(rows["id"]), "category"]
     size = rows["file_size"] if "file_size" in rows.columns else None
     return DataStats(
         images=len(rows), train_images=max(1, train),
-        class_counts={str(k): int(v) for k, v in rows["label"].astype(str).value_counts().sort_index().items()},
+        class_counts={str(k): int(v) for k, v in labels.astype(str).value_counts().sort_index().items()},
         median_side=float(np.median(side)), side_range=(float(np.percentile(side, 10)), float(np.percentile(side, 90))),
         channels=1 if (channels == 1).all() else 3,
         total_bytes=int(size.fillna(0).sum()) if size is not None else 0,
@@ -160,24 +176,45 @@ def _side_of(value: Any) -> int:
     return int(min(value)) if isinstance(value, list) else int(value)
 
 
-BUSY_LOAD = 1.5  # load average per core above which the machine counts as busy (others' work, not ours)
+HEAVY_MODEL = 8  # a torchvision family does ~8x the small cnn's work per pixel: it uses threads sooner
+# 5-minute load average per core above which the cores are oversubscribed by other processes (our
+# own previous run adds at most one per core, so it never counts as busy on its own)
+BUSY_LOAD = 1.5
 
 
-def threads_and_workers(cores: int, side: int, batch: int, augmenting: bool, load: float = 0.0) -> tuple[int, int]:
-    """(torch threads, DataLoader workers) for a machine with ``cores`` cores.
+def threads_and_workers(cores: int, side: int, batch: int, augmenting: bool, model: str = "cnn",
+                        load: float = 0.0) -> tuple[int, int]:
+    """(torch threads, DataLoader workers) for a machine with ``cores`` cores, from the core count,
+    the model and the step's size.
 
     Workers only pay when there is augmentation to move out of the training process and cores to
-    spare for it (4 or more); torch's threads follow the work of one step (pixels x batch): a small
-    step gains nothing from many threads and loses to their synchronisation (the issue measured
-    16 threads 5x slower than 2 on 8 px digits)."""
+    spare for it (4 or more); torch's threads follow the work of one step (pixels x batch, more for
+    a torchvision family): a small step gains nothing from many threads and loses to their
+    synchronisation (the issue measured 16 threads 5x slower than 2 on 8 px digits).
+
+    ``load`` (the 5-minute load average, a steadier figure than the 1-minute one) guards one case:
+    cores oversubscribed by other processes. There every parallel operation waits until all its
+    threads are scheduled again, and the shipped digits config ran 16-40x slower per epoch with 2
+    threads than with 1 on 2 cores at load ~25 (benchmarks/threads.py, issue 13 note), while 1
+    thread on an idle machine costs ~15% (the issue's 0.85 s against 0.73 s). Threads change speed
+    only, never what is learnt; the choice and its reason are printed and saved in run.json, and
+    ``train.threads`` set by the user always wins."""
     if load > BUSY_LOAD * cores:
-        # other processes hold the cores: a thread that waits for a descheduled sibling at every
-        # operation is slower than one thread alone (measured 10x on 2 busy cores)
         return 1, 0
     workers = min(4, cores // 4) if augmenting and cores >= 4 else 0
-    work = side * side * batch
+    work = side * side * batch * (1 if model == "cnn" else HEAVY_MODEL)
     wanted = 2 if work <= 32 * 32 * 64 else 4 if work <= 64 * 64 * 64 else 8
     return max(1, min(wanted, cores - workers)), workers
+
+
+def machine_load() -> float:
+    """The 5-minute load average (0 where the platform has none)."""
+    import os
+
+    try:
+        return os.getloadavg()[1]
+    except (AttributeError, OSError):
+        return 0.0
 
 
 def available_cores() -> int:
@@ -193,11 +230,18 @@ def derive(stats: DataStats | None, config: cfg.TrainConfig, user_set: Iterable[
            task: str = "classification", cores: int | None = None, processes: int = 1,
            load: float = 0.0) -> Derivation:
     """Derived values for the keys not in ``user_set`` (pure: nothing is read or changed; ``cores``
-    is the machine's, given by the caller; ``processes`` > 1 under torchrun)."""
+    is the machine's, given by the caller, with its 5-minute ``load`` average; ``processes`` > 1 under
+    torchrun)."""
     chosen = set(user_set)
     result = Derivation(stats, user_set=sorted(chosen))
-    if stats is None or task != "classification":
+    if stats is None or task not in ("classification", *BOX_TASKS):
         return result  # other tasks keep the static defaults until their own rules exist
+    box = task in BOX_TASKS
+    if box:  # a detector family's own defaults (lr, input size, warm-up, clipping) win over derived ones
+        from datakit.models import REGISTRY
+
+        family = REGISTRY.get((task, config.model.name))
+        chosen |= set(family.defaults) if family else set()
 
     def add(key: str, value: Any, reason: str) -> None:
         result.derived.append(Derived(key, value, reason))
@@ -208,7 +252,7 @@ def derive(stats: DataStats | None, config: cfg.TrainConfig, user_set: Iterable[
     # input size
     side = _side_of(config.data.image_size)
     cnn = config.model.name == "cnn"
-    if free("data.image_size"):
+    if not box and free("data.image_size"):
         side = input_side(stats.median_side)
         if not cnn:  # a torchvision family downsamples 8x even with its small stem
             side = max(side, TORCHVISION_MIN_SIDE)
@@ -253,22 +297,23 @@ def derive(stats: DataStats | None, config: cfg.TrainConfig, user_set: Iterable[
                                         f"({PATIENCE_SHARE:.0%} of the {steps}; {patience} epochs without improvement)")
 
     # augmentation
-    if free("augment"):
+    if not box and free("augment"):
         add("augment", AUGMENT, "light preset without flips (a flip can change a class, as with digits): ±2° turns, "
                                 "±5% zoom, ±3% shifts, ±10% brightness/contrast; flips: augment=light")
 
     # a torchvision family's stem
-    if not cnn and free("model.stem"):
-        from datakit.models.torchvision_models import SMALL_INPUT
+    if not box and not cnn and free("model.stem"):
+        from datakit.models.torchvision_models import SMALL_INPUT, stem_stride
 
         small = side < SMALL_INPUT
         add("model.stem", "small" if small else "imagenet",
-            f"a {side} px input: " + ("CIFAR-style 3x3 stride-1 first convolution, no max-pool (the ImageNet stem "
-                                      "would shrink it 4x before the first block)" if small else
+            f"a {side} px input: " + (f"CIFAR-style 3x3 stride-{stem_stride(side)} first convolution, no max-pool, "
+                                      f"the first block at {side // stem_stride(side)} px (the ImageNet stem would "
+                                      f"leave {side // 4})" if small else
                                       f"{SMALL_INPUT} px or more suits the ImageNet stem"))
 
     # the cnn's depth and width
-    if cnn and not any(k.startswith(MODEL_SECTIONS) for k in chosen):
+    if not box and cnn and not any(k.startswith(MODEL_SECTIONS) for k in chosen):
         blocks = cnn_blocks(side)
         first = 16 if stats.classes <= 10 else 32
         filters = [min(256, first * 2 ** i) for i in range(blocks)]
@@ -280,19 +325,20 @@ def derive(stats: DataStats | None, config: cfg.TrainConfig, user_set: Iterable[
     # threads and workers: how fast, never what is learnt
     if cores and processes == 1:
         augmenting = bool(config.augment) or any(d.key == "augment" and d.value for d in result.derived)
-        threads, workers = threads_and_workers(cores, side, batch, augmenting, load)
+        threads, workers = threads_and_workers(cores, side, batch, augmenting, config.model.name, load)
         busy = load > BUSY_LOAD * cores
         if free("data.workers"):
             add("data.workers", workers, f"{cores} cores: " + (
-                f"busy (load average {load:.1f}): no worker processes" if busy else
+                f"oversubscribed (5-minute load average {load:.1f}): no worker processes" if busy else
                 f"{workers} worker processes augment while the model trains" if workers else
                 ("too few cores to spare for worker processes" if augmenting else "nothing to augment: "
                  "cached images need no workers")))
         if free("train.threads") and busy:
-            add("train.threads", threads, f"the machine is busy (load average {load:.1f} on {cores} cores): one "
-                                          "thread, as threads waiting on each other would be slower")
+            add("train.threads", threads, f"the cores are oversubscribed (5-minute load average {load:.1f} on {cores} "
+                                          "cores): one thread, since threads that wait for each other's turn were "
+                                          "16-40x slower there; set train.threads to choose")
         elif free("train.threads"):
-            add("train.threads", threads, f"{side} px x batch {batch} per step on {cores} cores"
+            add("train.threads", threads, f"{side} px x batch {batch} per step of {config.model.name} on {cores} cores"
                                           f"{f' less {workers} workers' if workers and free('data.workers') else ''}: "
                                           "more threads than the step can use only slow it down")
     return result
@@ -303,10 +349,6 @@ def derive_config(manifest: Any, config: cfg.TrainConfig, task: str) -> tuple[cf
     import os
 
     processes = int(os.environ.get("WORLD_SIZE", "1") or 1)
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):  # not on every platform
-        load = 0.0
-    derivation = derive(data_stats(manifest, config), config, cfg.user_set_keys(config), task,
-                        cores=available_cores(), processes=processes, load=load)
+    derivation = derive(data_stats(manifest, config, task), config, cfg.user_set_keys(config), task,
+                        cores=available_cores(), processes=processes, load=machine_load())
     return derivation.apply(config), derivation

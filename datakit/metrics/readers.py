@@ -117,9 +117,14 @@ def read_coco_results(path: Path, truth: Truth, lint: Lint) -> Detections:
             image_id = truth.coco_ids.get(raw_image) if raw_image is not None else None
         except TypeError:
             image_id = None
-        if image_id is None and isinstance(d.get("file_name"), str):
-            name = d["file_name"]
-            image_id = truth.by_name.get(name) or truth.by_name.get(os.path.basename(name))
+        if isinstance(d.get("file_name"), str):
+            named = _by_file_name(truth, d["file_name"])
+            if image_id is not None and named != image_id:
+                # an image_id numbered in another split's file (each is 1..N) names another image
+                lint.add("prediction(s) whose image_id and file_name name different images"
+                         + (f" (split {truth.split})" if truth.split else ""), f"{raw_image} {d['file_name']}")
+                continue
+            image_id = named
         if image_id is None:
             shown = raw_image if raw_image is not None else d.get("file_name")
             lint.add("prediction(s) for image ids that are not in the manifest"
@@ -204,6 +209,10 @@ def _clean_box_results(data: list[Any], truth: Truth) -> Detections | None:
     category = [category_of_id.get(c) for c in raw_cats]
     if None in image or None in category:
         return None
+    names = [d.get("file_name") for d in data]
+    if any(n is not None for n in names):  # both given: they must name the same image
+        if set(map(type, names)) != {str} or any(_by_file_name(truth, n) != i for n, i in zip(names, image)):
+            return None
     ids = [d["id"] for d in data if "id" in d]
     try:
         if len(set(ids)) != len(ids):
@@ -217,6 +226,10 @@ def _clean_box_results(data: list[Any], truth: Truth) -> Detections | None:
     matched = set(image)
     return Detections(image, category, boxes, score, None, box_area=True, kind="coco",
                       unmatched_images=sum(1 for i in truth.images.index if i not in matched))
+
+
+def _by_file_name(truth: Truth, name: str) -> str | None:
+    return truth.by_name.get(name) or truth.by_name.get(os.path.basename(name))
 
 
 def _result_rle(seg: Any, h: int, w: int) -> Any:

@@ -20,6 +20,7 @@ import numpy as np
 from datakit.atomic import write_json
 from datakit.errors import DatakitError
 from datakit.manifest import load_manifest
+from datakit.manifest_header import takes_allow_outside
 from datakit.metrics import coco
 from datakit.metrics.lint import Lint
 from datakit.metrics.readers import Detections, MaskFolder, read_predictions
@@ -76,6 +77,7 @@ def _infer_task(predictions: Detections | MaskFolder, truth: Truth, task: str | 
     return task
 
 
+@takes_allow_outside
 def evaluate_predictions(predictions: str | os.PathLike[str], manifest: str | os.PathLike[str],
                          **options: Any) -> dict[str, Any]:
     """Score a predictions file or folder against the manifest's ground truth (``datakit eval
@@ -159,9 +161,9 @@ def detection_instances(dets: Detections, truth: Truth, image_number: dict[str, 
     image = np.fromiter((image_number[i] for i in dets.image), np.int64, len(dets))
     category = np.fromiter((truth.category_ids[c] for c in dets.category), np.int64, len(dets))
     if areas == "mask":
-        from pycocotools import mask as mask_utils
+        from datakit.geometry import rle_areas
 
-        area = np.asarray(mask_utils.area(dets.rles), dtype=np.float64) if len(dets) else np.zeros(0)
+        area = rle_areas(dets.rles)
     else:
         area = dets.boxes[:, 2] * dets.boxes[:, 3]
     return coco.Instances(image, category, dets.boxes, area, np.arange(1, len(dets) + 1, dtype=np.int64),

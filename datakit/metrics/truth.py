@@ -40,6 +40,9 @@ class Truth:
     notes: list[str] = field(default_factory=list)
     sizes: dict[str, tuple[int, int]] = field(default_factory=dict)      # manifest image id -> (height, width)
     paths: dict[str, str] = field(default_factory=dict)                  # manifest image id -> path
+    # manifest image id -> the COCO image id datakit's export writes in its split's file (kept where
+    # ids repeat across splits too: ``datakit predict`` writes it beside ``file_name``)
+    export_ids: dict[str, int] = field(default_factory=dict)
 
     @property
     def category_of_id(self) -> dict[int, str]:
@@ -97,6 +100,7 @@ def _coco_image_ids(truth: Truth) -> None:
     for split, group in by_split(exported):  # type: ignore[arg-type]
         numbers = coco_format._image_ids(group, "", Report())
         for number, image in zip(numbers, group):
+            truth.export_ids[image.id] = int(number)
             if number in truth.coco_ids and truth.coco_ids[number] != image.id:
                 clash.add(number)
             truth.coco_ids[number] = image.id

@@ -16,6 +16,8 @@ from torch import nn
 from datakit.config import ModelConfig
 from datakit.errors import DatakitError
 from datakit.models import centernet, cnn, localizer, torchvision_detectors, torchvision_models
+from datakit.models import maskhead, torchvision_maskrcnn
+from datakit.models import torchvision_segmentation, unet  # semantic segmentation
 
 Builder = Callable[[ModelConfig, int, int, "tuple[int, int]"], nn.Module]
 
@@ -37,6 +39,15 @@ REGISTRY: dict[tuple[str, str], ModelFamily] = {
     **{("detection", name): ModelFamily(torchvision_detectors.builder(name), channels=3,
                                         defaults=torchvision_detectors.DEFAULTS[name])
        for name in torchvision_detectors.NAMES},
+    ("instance_segmentation", "cnn"): ModelFamily(maskhead.build, channels=None),
+    **{("instance_segmentation", name): ModelFamily(torchvision_maskrcnn.builder(name), channels=3,
+                                                    defaults=torchvision_maskrcnn.DEFAULTS[name])
+       for name in torchvision_maskrcnn.NAMES},
+    # semantic segmentation: the U-Net (also under the default name `cnn`), torchvision's models
+    ("semantic_segmentation", "unet"): ModelFamily(unet.build, channels=None, defaults=unet.DEFAULTS),
+    ("semantic_segmentation", "cnn"): ModelFamily(unet.build, channels=None, defaults=unet.DEFAULTS),
+    **{("semantic_segmentation", name): ModelFamily(torchvision_segmentation.builder(name), channels=3)
+       for name in torchvision_segmentation.NAMES},
 }
 
 # the classification families by name (what `model.name` means for the default task)

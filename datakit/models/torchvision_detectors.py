@@ -41,9 +41,15 @@ def builder(name: str):  # noqa: ANN201 - returns a model builder bound to one f
         kwargs: dict[str, Any] = {"weights": None, "weights_backbone": None, "num_classes": num_classes + 1,
                                   "image_mean": [0.0] * 3, "image_std": [1.0] * 3}
         if name.startswith("ssdlite"):
-            kwargs["size"] = (height, width)
-        else:
-            kwargs.update(min_size=min(height, width), max_size=max(height, width))
+            # SSDlite's builder fixes its input at 320 x 320 (a size argument is refused): its resize
+            # step is replaced by one to the input size; anchors follow the feature maps, any size works
+            from torchvision.models.detection.transform import GeneralizedRCNNTransform
+
+            model = get_model(name, **kwargs)
+            model.transform = GeneralizedRCNNTransform(min(height, width), max(height, width), [0.0] * 3, [1.0] * 3,
+                                                       size_divisible=1, fixed_size=(width, height))
+            return model
+        kwargs.update(min_size=min(height, width), max_size=max(height, width))
         return get_model(name, **kwargs)
 
     return build

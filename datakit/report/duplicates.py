@@ -30,55 +30,74 @@ class Duplicates(Section):
         return len(ctx.ok) > 0
 
     def compute(self, ctx: ReportContext) -> dict[str, Any]:
+        # counted with whole-array operations over the rows in clusters: no Python object per image,
+        # which at 100k images and large clusters of look-alikes held gigabytes
         rows = ctx.pixel_rows()
         found = ctx.duplicates()
-        paths = rows["path"].astype(str).to_numpy()
-        labels = rows["label"].astype("string").to_numpy(dtype=object, na_value=None)
-        splits = rows["split"].astype("string").to_numpy(dtype=object, na_value=None)
-        orientations: dict[int, set[str]] = {}
-        for (i, _), v in zip(found.near_pairs.tolist(), found.near_variant.tolist()):
-            orientations.setdefault(int(found.cluster[i]), set()).add(describe_variant(v))
-        near_rows = set(np.asarray(found.near_pairs).ravel().tolist())
-        exact_rows = set(np.asarray(found.exact_pairs).ravel().tolist())
-        clusters, leaked, conflicts = [], [], 0
-        exact_images = 0
-        for group in found.groups():
-            members = sorted(group.tolist())
-            member_labels = sorted({labels[i] for i in members if labels[i] is not None})
-            member_splits = [splits[i] for i in members]
-            has_train = "train" in member_splits
-            leaks = [paths[i] for i in members if has_train and splits[i] in ("val", "test")]
-            leaked.extend((paths[i], splits[i]) for i in members if has_train and splits[i] in ("val", "test"))
-            conflict = len(member_labels) > 1
-            conflicts += conflict
-            kinds = set()
-            if any(i in exact_rows for i in members):
-                kinds.add("exact")
-            if any(i in near_rows for i in members):
-                kinds.add("near")
-            exact_images += len(members) - len({rows["sha256"].iloc[i] for i in members})
-            matches = sorted(orientations.get(int(found.cluster[members[0]]), ()))
-            clusters.append({
-                "size": len(members), "kind": "+".join(sorted(kinds)),
-                "paths": [paths[i] for i in members], "labels": [labels[i] for i in members],
-                "splits": member_splits, "conflict": conflict, "leaks": leaks,
-                "orientations": matches,
-            })
-        leak_by_split: dict[str, int] = {}
-        for _, split in leaked:
-            leak_by_split[split] = leak_by_split.get(split, 0) + 1
+        members = np.flatnonzero(found.sizes[found.cluster] > 1)
+        frame = pd.DataFrame({
+            "cluster": found.cluster[members],
+            "label": rows["label"].astype("string").to_numpy()[members],
+            "split": rows["split"].astype("string").to_numpy()[members],
+            "sha": rows["sha256"].astype("string").to_numpy()[members],
+        }, index=members)
+        groups = frame.groupby("cluster", sort=False)
+        has_train = (frame["split"] == "train").fillna(False).groupby(frame["cluster"], sort=False).transform("any")
+        leaked = has_train & frame["split"].isin(["val", "test"]).fillna(False)
+        conflict_of = groups["label"].nunique() > 1
+        exact_images = int(len(frame) - groups["sha"].nunique(dropna=False).sum())
+        clusters = self._listed(rows, found, frame, leaked, conflict_of)
+        leak_by_split = {str(k): int(v) for k, v in frame.loc[leaked, "split"].value_counts().items()}
         return {
             "images": int(len(rows)),
             "duplicates": found.duplicate_count,
-            "exact_duplicates": int(exact_images),
+            "exact_duplicates": exact_images,
             "near_duplicates": int(found.duplicate_count - exact_images),
-            "clusters": len(clusters),
-            "leakage": len(leaked),
+            "clusters": int(conflict_of.size),
+            "leakage": int(leaked.sum()),
             "leakage_by_split": leak_by_split,
-            "conflicts": int(conflicts),
-            "has_splits": bool(pd.Series(splits).notna().any()),
-            "cluster_list": clusters[:MAX_CLUSTERS_KEPT],
+            "conflicts": int(conflict_of.sum()),
+            "has_splits": bool(rows["split"].notna().any()),
+            "cluster_list": clusters,
         }
+
+    @staticmethod
+    def _listed(rows: pd.DataFrame, found: Any, frame: pd.DataFrame, leaked: pd.Series,
+                conflict_of: pd.Series) -> list[dict[str, Any]]:
+        """The largest ``MAX_CLUSTERS_KEPT`` clusters (ties: first row first), each with its members."""
+        if frame.empty:
+            return []
+        first = frame.index.to_series().groupby(frame["cluster"], sort=False).min()
+        order = pd.DataFrame({"size": found.sizes[first.index.to_numpy()], "first": first.to_numpy()},
+                             index=first.index).sort_values(["size", "first"], ascending=[False, True])
+        kept = order.index[:MAX_CLUSTERS_KEPT]
+        near_rows = np.zeros(len(found.cluster), bool)
+        near_rows[np.asarray(found.near_pairs, np.int64).ravel()] = True
+        exact_rows = np.zeros(len(found.cluster), bool)
+        exact_rows[np.asarray(found.exact_pairs, np.int64).ravel()] = True
+        orientations: dict[int, set[str]] = {}
+        if len(found.near_pairs):
+            pair_cluster = found.cluster[np.asarray(found.near_pairs)[:, 0]]
+            wanted = np.isin(pair_cluster, kept.to_numpy())
+            for c, v in zip(pair_cluster[wanted].tolist(), np.asarray(found.near_variant)[wanted].tolist()):
+                orientations.setdefault(int(c), set()).add(describe_variant(v))
+        part = frame[frame["cluster"].isin(kept)].sort_index()
+        paths = rows["path"].astype(str).to_numpy()
+        out = []
+        by_cluster = dict(tuple(part.groupby("cluster", sort=False)))
+        for c in kept.tolist():
+            g = by_cluster[c]
+            idx = g.index.to_numpy()
+            labels = [None if pd.isna(x) else str(x) for x in g["label"]]
+            splits = [None if pd.isna(x) else str(x) for x in g["split"]]
+            kinds = {k for k, on in (("exact", exact_rows[idx].any()), ("near", near_rows[idx].any())) if on}
+            out.append({
+                "size": len(idx), "kind": "+".join(sorted(kinds)),
+                "paths": paths[idx].tolist(), "labels": labels, "splits": splits,
+                "conflict": bool(conflict_of[c]), "leaks": paths[idx[leaked[idx].to_numpy()]].tolist(),
+                "orientations": sorted(orientations.get(int(c), ())),
+            })
+        return out
 
     def metrics(self, data: dict[str, Any]) -> dict[str, float]:
         return {"duplicates": data["duplicates"], "leakage": data["leakage"], "conflicts": data["conflicts"]}

@@ -9,10 +9,10 @@ from __future__ import annotations
 import base64
 import html as _html
 import io
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+if TYPE_CHECKING:  # matplotlib is imported only when a page with plots is written (~1 s saved otherwise)
+    from matplotlib.figure import Figure
 
 _CSS = """
 *{box-sizing:border-box}
@@ -64,6 +64,8 @@ def findings(items: Sequence[str], empty: str) -> str:
 
 def figure(fig: Figure, alt: str) -> str:
     """A matplotlib figure as an inline PNG."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     FigureCanvasAgg(fig)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
@@ -72,6 +74,8 @@ def figure(fig: Figure, alt: str) -> str:
 
 
 def new_figure(width: float = 6.0, height: float = 3.0) -> Figure:
+    from matplotlib.figure import Figure
+
     return Figure(figsize=(width, height))
 
 

@@ -30,9 +30,19 @@ class Objects(Section):
     title = "Boxes and masks"
 
     def applies(self, ctx: ReportContext) -> bool:
-        return len(ctx.manifest.annotations) > 0
+        images = ctx.manifest.images
+        return len(ctx.manifest.annotations) > 0 or (
+            "semantic_mask" in images.columns and bool(images["semantic_mask"].notna().any()))
 
     def compute(self, ctx: ReportContext) -> dict[str, Any]:
+        from datakit.report.semantic import semantic_statistics
+
+        data = self._objects(ctx) if len(ctx.manifest.annotations) else {"objects": 0, "images": int(len(ctx.ok))}
+        data["semantic"] = semantic_statistics(ctx)
+        return data
+
+    @staticmethod
+    def _objects(ctx: ReportContext) -> dict[str, Any]:
         ok = ctx.ok.set_index("id")
         ann = ctx.manifest.annotations
         ann = ann[ann["image_id"].isin(ok.index)].copy()
@@ -101,11 +111,13 @@ class Objects(Section):
         }
 
     def metrics(self, data: dict[str, Any]) -> dict[str, float]:
-        return {"degenerate_boxes": data["degenerate"] + data["outside"]}
+        return {"degenerate_boxes": data.get("degenerate", 0) + data.get("outside", 0)}
 
     @staticmethod
     def findings(data: dict[str, Any]) -> list[str]:
-        out = []
+        out = _semantic_findings(data.get("semantic"))
+        if "classes" not in data:  # semantic masks only
+            return out
         if data["degenerate"]:
             out.append(f"{data['degenerate']} degenerate box(es) (width or height not positive)")
         if data["outside"]:
@@ -117,6 +129,14 @@ class Objects(Section):
         return out
 
     def render(self, console: Console, data: dict[str, Any]) -> None:
+        if "classes" not in data:
+            _render_semantic(console, data["semantic"])
+            for f in self.findings(data):
+                console.print(f"  [yellow]![/] {f}", highlight=False)
+            return
+        if data.get("semantic"):
+            _render_semantic(console, data["semantic"])
+            console.print()
         table = Table(title=f"Boxes and masks: {data['objects']} objects in {data['images']} images")
         table.add_column("class")
         for s in data["splits"]:
@@ -145,10 +165,13 @@ class Objects(Section):
             console.print(listing)
 
     def html(self, data: dict[str, Any]) -> str:
+        out = _semantic_html(data.get("semantic"))
+        if "classes" not in data:
+            return out + html.findings(self.findings(data), "Every mask is readable and every split holds every class.")
         rows = [(c, *[d["objects"].get(s, 0) for s in data["splits"]], d["images"],
                  *[d["sizes"][k] for k in ("small", "medium", "large")],
                  "-" if d["aspect"] is None else f"{d['aspect']['median']:.2f}") for c, d in data["classes"].items()]
-        out = html.table(["class", *data["splits"], "images", "small", "medium", "large", "aspect"], rows,
+        out += html.table(["class", *data["splits"], "images", "small", "medium", "large", "aspect"], rows,
                          "objects per class and split; COCO sizes; median box aspect (w/h)")
         hist = data["objects_per_image_histogram"]
         out += html.bar_figure(list(hist), {"images": list(hist.values())}, "objects per image", "images")
@@ -162,6 +185,54 @@ class Objects(Section):
                               [(b["image"], b["category"], ", ".join(f"{v:g}" for v in b["box"]), b["problem"])
                                for b in data["bad_boxes"][:200]])
         return out
+
+
+def _semantic_findings(sem: dict[str, Any] | None) -> list[str]:
+    if not sem:
+        return []
+    out = []
+    if sem["unreadable"]:
+        out.append(f"{sem['unreadable']} semantic mask(s) could not be read: " + "; ".join(sem["unreadable_list"][:3]))
+    if sem["unknown_values"]:
+        values = ", ".join(f"{v} ({n} images)" for v, n in sem["unknown_values"].items())
+        out.append(f"semantic masks hold values that are no category: {values}")
+    if sem["images_without_foreground"]:
+        out.append(f"{sem['images_without_foreground']} semantic mask(s) are all background")
+    for s, absent in sem["missing_from_split"].items():
+        out.append(f"classes absent from every semantic mask in '{s}': {', '.join(absent)}")
+    return out
+
+
+def _semantic_rows(sem: dict[str, Any]) -> list[tuple[str, int, str, int]]:
+    return [(name, c["value"], f"{100 * c['pixel_share']:.2f}%", c["images"]) for name, c in sem["classes"].items()]
+
+
+def _render_semantic(console: Console, sem: dict[str, Any] | None) -> None:
+    if not sem:
+        return
+    table = Table(title=f"Semantic masks: {sem['masks']} read; share of labelled pixels per class")
+    for col, justify in (("class", "left"), ("value", "right"), ("pixels", "right"), ("images", "right")):
+        table.add_column(col, justify=justify)
+    for row in _semantic_rows(sem):
+        table.add_row(*[str(v) for v in row])
+    console.print(table)
+    cov = sem["coverage"]
+    if cov:
+        console.print(f"  mask coverage per image (non-background pixels): median {100 * cov['median']:.1f}% "
+                      f"(5-95%: {100 * cov['p5']:.1f}-{100 * cov['p95']:.1f}%) · ignore {100 * sem['ignore_share']:.2f}%",
+                      highlight=False)
+
+
+def _semantic_html(sem: dict[str, Any] | None) -> str:
+    if not sem:
+        return ""
+    out = html.table(["class", "value", "pixels", "images"], _semantic_rows(sem),
+                     f"semantic masks ({sem['masks']} read): share of labelled pixels per class")
+    cov = sem["coverage"]
+    if cov:
+        out += html.para(f"Semantic mask coverage per image (non-background pixels): median {100 * cov['median']:.1f}% "
+                         f"(5-95%: {100 * cov['p5']:.1f}-{100 * cov['p95']:.1f}%); ignore {100 * sem['ignore_share']:.2f}%.")
+    return out
 
 
 SECTION = Objects()

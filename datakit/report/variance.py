@@ -29,6 +29,7 @@ ODD_SIZE_FACTOR = 4.0  # side sqrt(w*h) this many times smaller or larger than t
 LOW_VARIANCE_DIVERSITY = 0.15  # 1 - |mean unit perceptual hash|: 0 when every image is the same picture
 ISSUES = ("dark", "light", "blurry", "low_information", "odd_aspect", "odd_size", "grayscale", "undecodable")
 MAX_LISTED = 20
+MAX_ISSUES_KEPT = 1000  # images listed in the JSON/HTML; the counts cover all
 
 
 def pixel_frame(ctx: ReportContext) -> pd.DataFrame:
@@ -109,11 +110,12 @@ class Variance(Section):
             if d < LOW_VARIANCE_DIVERSITY or (len(classes) > 1 and d < 0.5 * reference):
                 low_variance.append({"class": label, "diversity": d, "median_of_others": reference})
         flagged = issues.any(axis=1)
-        listed = [
-            {"path": frame.at[i, "path"], "label": None if pd.isna(frame.at[i, "label"]) else str(frame.at[i, "label"]),
-             "issues": [name for name in ISSUES if issues.at[i, name]]}
-            for i in frame.index[flagged.to_numpy()]
-        ]
+        shown = flagged.to_numpy().nonzero()[0][:MAX_ISSUES_KEPT]  # the counts cover all of them
+        flags = issues.to_numpy()[shown]
+        listed = [{"path": path, "label": None if pd.isna(label) else str(label),
+                   "issues": [name for name, on in zip(ISSUES, row) if on]}
+                  for path, label, row in zip(frame["path"].to_numpy()[shown], frame["label"].to_numpy()[shown],
+                                              flags.tolist())]
         return {
             "images": int(len(frame)),
             "classes": classes,
@@ -158,14 +160,15 @@ class Variance(Section):
             console.print(f"  [yellow]![/] {line}", highlight=False)
         rows = data["issue_images"]
         if rows:
-            listing = Table(title=f"images with issues ({len(rows)})", title_style="bold yellow")
+            listing = Table(title=f"images with issues ({data['images_with_issues']})", title_style="bold yellow")
             listing.add_column("path", overflow="fold")
             listing.add_column("label")
             listing.add_column("issues")
             for row in rows[:MAX_LISTED]:
                 listing.add_row(row["path"], row["label"] or "", ", ".join(row["issues"]))
             if len(rows) > MAX_LISTED:
-                listing.caption = f"... and {len(rows) - MAX_LISTED} more (--json lists all)"
+                listing.caption = (f"... and {data['images_with_issues'] - MAX_LISTED} more "
+                                   f"(--json lists {min(data['images_with_issues'], MAX_ISSUES_KEPT)})")
             console.print(listing)
 
     def html(self, data: dict[str, Any]) -> str:

@@ -45,9 +45,10 @@ TASKS: dict[str, TaskSpec] = {
     "localization": TaskSpec("localization", "localize", ("accuracy", "box_iou", "acc_iou50"),
                              "datakit.tasks.localization"),
     "detection": TaskSpec("detection", "detect", ("map", "map50", "map75"), "datakit.tasks.detection"),
-    "semantic_segmentation": TaskSpec("semantic_segmentation", "segment", ("miou", "dice", "pixel_accuracy"), None),
+    "semantic_segmentation": TaskSpec("semantic_segmentation", "segment", ("miou", "dice", "pixel_accuracy"),
+                                      "datakit.tasks.segmentation"),
     "instance_segmentation": TaskSpec("instance_segmentation", "instance", ("mask_map", "mask_map50", "map", "map50"),
-                                      None),
+                                      "datakit.tasks.instance"),
 }
 ALIASES: dict[str, str] = {spec.alias: name for name, spec in TASKS.items()}
 AUTO = "auto"

@@ -252,17 +252,17 @@ class BoxDataset(Dataset):
             x = self._ready[torch.as_tensor(list(indices), dtype=torch.long)]
         else:
             x = self.preprocess.to_tensor(np.stack([p[0] for p in parts]))
-        targets = [{"boxes": torch.as_tensor(xywh_to_xyxy(p[1]), dtype=torch.float32),
-                    "labels": torch.tensor(np.asarray(p[2], dtype=np.int64))} for p in parts]
-        return x, targets
+        return x, [self._target(p) for p in parts]
+
+    @staticmethod
+    def _target(part: tuple[np.ndarray, ...]) -> dict[str, torch.Tensor]:
+        return {"boxes": torch.as_tensor(xywh_to_xyxy(part[1]), dtype=torch.float32),
+                "labels": torch.tensor(np.asarray(part[2], dtype=np.int64))}
 
 
 def build_datasets(task: Any, data: BoxSplits, preprocess: Preprocess, display: Any, fill_normalization: bool,
                    notes: list[str], keep_one: bool) -> dict[str, BoxDataset]:
     """Decoded, resized images per split (all in memory), normalization from train, augmentation on train."""
-    from datakit.augmentation.specs import resolve
-
-    config = task.config
     total = sum(len(f) for f in data.frames.values())
     display.start_task("loading images", total)
     decoded = {}
@@ -290,15 +290,25 @@ def build_datasets(task: Any, data: BoxSplits, preprocess: Preprocess, display: 
                 images, moved = images[keep], [moved[i] for i in keep]
                 notes.append(f"{len(empty)} {name} image(s) lost their object in resizing and are left out")
         decoded[name] = (images, moved)
+    transform = train_transform(task, decoded, data.where, preprocess, fill_normalization)
+    return {name: BoxDataset(images, moved, preprocess, transform if name == "train" else None, keep_one)
+            for name, (images, moved) in decoded.items()}
+
+
+def train_transform(task: Any, decoded: dict[str, tuple[np.ndarray, Any]], where: str, preprocess: Preprocess,
+                    fill_normalization: bool) -> Any:
+    """After decoding (split -> (images, targets)): train and val must hold images; the normalization
+    comes from the train images; the online augmentation (moving the targets) for the train split."""
+    from datakit.augmentation.specs import resolve
+
+    config = task.config
     for name in ("train", "val"):
         if name not in decoded or not len(decoded[name][0]):
-            raise DatakitError(f"{data.where}: no image of split '{name}' could be decoded; see the notes above")
+            raise DatakitError(f"{where}: no image of split '{name}' could be decoded; see the notes above")
     if fill_normalization:
         preprocess.mean, preprocess.std = normalization(config.data.normalize, preprocess.channels,
                                                         decoded["train"][0])
-    transform = resolve(config.augment, task=task.name, seed=config.seed).compose if config.augment else None
-    return {name: BoxDataset(images, moved, preprocess, transform if name == "train" else None, keep_one)
-            for name, (images, moved) in decoded.items()}
+    return resolve(config.augment, task=task.name, seed=config.seed).compose if config.augment else None
 
 
 def collate_targets(batch: Any) -> Any:

@@ -15,7 +15,9 @@ import torch
 from datakit.errors import DatakitError
 from datakit.tasks.boxdata import load_sample
 
-Found = tuple[np.ndarray, np.ndarray, np.ndarray]  # boxes x0 y0 x1 y1 (original pixels), scores, class indices
+# boxes x0 y0 x1 y1 (original pixels), scores, class indices; for an instance run also the masks
+# (RLEs on the original image, ``datakit.tasks.instancerun``)
+Found = tuple[np.ndarray, ...]
 
 
 def detect_files(loaded: Any, paths: Sequence[Path], batch_size: int = 64,
@@ -50,6 +52,10 @@ def detect_files(loaded: Any, paths: Sequence[Path], batch_size: int = 64,
                     sizes[i] = (h, w)
                 boxes = boxes_to_original(out["boxes"].float().cpu().numpy(), h, w, pre.height, pre.width, pre.resize)
                 found[i] = (boxes, out["scores"].float().cpu().numpy(), out["labels"].cpu().numpy().astype(np.int64))
+                if "masks" in out:  # an instance run: its masks, as RLE on the original image
+                    from datakit.tasks.instancerun import mask_rles
+
+                    found[i] += (mask_rles(out["masks"], h, w, pre),)
         if on_image is not None:
             on_image(len(chunk))
     return found, errors
@@ -65,7 +71,7 @@ def rows(paths: Sequence[str], found: list[Found | None], errors: list[str | Non
             for k, v in zip(out, (path, None, np.nan, np.nan, np.nan, np.nan, np.nan, error)):
                 out[k].append(v)
             continue
-        boxes, scores, labels = f  # type: ignore[misc]
+        boxes, scores, labels = f[:3]  # type: ignore[misc]
         for b, s, c in zip(boxes, scores, labels):
             values = (path, classes[int(c)], float(s), float(b[0]), float(b[1]), float(b[2] - b[0]),
                       float(b[3] - b[1]), None)
@@ -77,30 +83,68 @@ def rows(paths: Sequence[str], found: list[Found | None], errors: list[str | Non
     return table
 
 
-def coco_results(names: Sequence[str], found: list[Found | None], category_ids: Sequence[int]) -> list[dict[str, Any]]:
-    """COCO results entries (``file_name``, ``category_id``, ``bbox`` x y w h, ``score``) for
-    ``datakit eval --predictions`` and other COCO tools; images are named by ``file_name``."""
+def coco_results(names: Sequence[str], found: list[Found | None], category_ids: Sequence[int],
+                 image_ids: Sequence[int | None] | None = None) -> list[dict[str, Any]]:
+    """COCO results entries (``image_id``, ``file_name``, ``category_id``, ``bbox`` x y w h,
+    ``score``, and for an instance run ``segmentation`` as RLE) for ``datakit eval --predictions``
+    and other COCO tools. ``image_id`` is the integer id datakit's COCO export writes for the image
+    (given in ``image_ids``; left out for an image that is in no manifest); ``file_name`` names the
+    image too, and the evaluator checks both agree."""
     results = []
-    for name, f in zip(names, found):
+    for n, (name, f) in enumerate(zip(names, found)):
         if f is None:
             continue
-        for b, s, c in zip(*f):
-            results.append({"file_name": name, "category_id": int(category_ids[int(c)]),
-                            "bbox": [round(float(v), 3) for v in (b[0], b[1], b[2] - b[0], b[3] - b[1])],
-                            "score": round(float(s), 6)})
+        number = None if image_ids is None else image_ids[n]
+        head: dict[str, Any] = {} if number is None else {"image_id": int(number)}
+        for b, s, c, *mask in zip(*f):
+            entry = {**head, "file_name": name, "category_id": int(category_ids[int(c)]),
+                     "bbox": [round(float(v), 3) for v in (b[0], b[1], b[2] - b[0], b[3] - b[1])],
+                     "score": round(float(s), 6)}
+            if mask:
+                from datakit.tasks.instancerun import rle_json
+
+                entry["segmentation"] = rle_json(mask[0])
+            results.append(entry)
     return results
 
 
-def evaluate_run(loaded: Any, manifest: str | os.PathLike[str] | None, split: str, output: Any,
-                 batch_size: int, show_progress: bool) -> dict[str, Any]:
-    """``datakit eval RUN`` for a box task: detections on the split's images, scored by datakit.metrics."""
-    from datakit.atomic import write_json
-    from datakit.console import progress_bar
+def above(f: Found | None, min_score: float) -> Found | None:
+    """The detections of one image scoring at least ``min_score`` (masks kept with their boxes)."""
+    if f is None:
+        return None
+    keep = np.flatnonzero(f[1] >= min_score)
+    return tuple(a[keep] if isinstance(a, np.ndarray) else [a[i] for i in keep] for a in f)
+
+
+def export_category_ids(classes: Sequence[str], manifest_ids: Sequence[int] | None) -> list[int]:
+    """The COCO category id of each class as datakit's COCO export (and so the evaluator) numbers
+    it: the manifest's id, shifted by one when a category has id 0 (``target_category_ids``)."""
+    from datakit.formats.base import Report, target_category_ids
+
+    if not manifest_ids:  # an old run without its ids: the export's numbering of classes in order
+        return list(range(1, len(classes) + 1))
+    table = [{"id": int(i), "name": c} for c, i in zip(classes, manifest_ids)]
+    mapping = target_category_ids(table, "keep_nonzero", Report(), "COCO category ids")
+    return [mapping[c] for c in classes]
+
+
+def manifest_image_ids(manifest: Any, paths: Sequence[Path]) -> list[int | None]:
+    """Each file's COCO image id as datakit's export of ``manifest`` writes it (per split file);
+    None for a file that is not one of the manifest's usable images."""
+    from datakit.metrics.truth import load_truth
+
+    truth = load_truth(manifest, "all")
+    root = manifest.root()
+    number = {os.path.normpath(os.path.abspath(root / p)): truth.export_ids.get(i) for i, p in truth.paths.items()}
+    return [number.get(os.path.normpath(os.path.abspath(p))) for p in paths]
+
+
+
+def eval_truth(loaded: Any, manifest: str | os.PathLike[str] | None, split: str) -> tuple[Any, Any, str]:
+    """(manifest, its truth for ``split``, where the split came from) for ``eval RUN``: the split the
+    run recorded (splits.csv) when the manifest is the one it trained on or has no splits."""
     from datakit.engine.rundir import RunDir
     from datakit.manifest import load_manifest
-    from datakit.metrics import figures, localization
-    from datakit.metrics.readers import Detections
-    from datakit.metrics.scoring import _json_default, score_detections
     from datakit.metrics.truth import load_truth
 
     if manifest is None:
@@ -116,27 +160,44 @@ def evaluate_run(loaded: Any, manifest: str | os.PathLike[str] | None, split: st
         split_of = dict(zip(table["id"].astype(str), table["split"].astype(str)))
         data.images["split"] = data.images["id"].astype(str).map(split_of).astype("string")
         source = "the run's splits.csv"
-    truth = load_truth(data, split)
+    return data, load_truth(data, split), source
+
+
+def evaluate_run(loaded: Any, manifest: str | os.PathLike[str] | None, split: str, output: Any,
+                 batch_size: int, show_progress: bool) -> dict[str, Any]:
+    """``datakit eval RUN`` for a box task: detections on the split's images, scored by datakit.metrics."""
+    from datakit.atomic import write_json
+    from datakit.console import progress_bar
+    from datakit.engine.rundir import RunDir
+    from datakit.metrics import figures, localization
+    from datakit.metrics.readers import Detections
+    from datakit.metrics.scoring import _json_default, score_detections
+
+    data, truth, source = eval_truth(loaded, manifest, split)
     root = data.root()
     paths = [root / p for p in truth.images["path"].astype(str)]
     with progress_bar(f"Evaluating on {split}", len(paths), show_progress) as advance:
         found, errors = detect_files(loaded, paths, batch_size, on_image=lambda n: advance(n))
     skipped = [{"path": str(p), "reason": e} for p, e in zip(paths, errors) if e is not None]
     ids = truth.images.index.tolist()
-    image, category, boxes, scores = [], [], [], []
+    masks = loaded.task.name == "instance_segmentation"  # its detections carry RLEs: scored as segm too
+    image, category, boxes, scores, rles = [], [], [], [], []
     for image_id, f in zip(ids, found):
         if f is None:
             continue
-        for b, s, c in zip(*f):
+        for b, s, c, *mask in zip(*f):
             image.append(image_id)
             category.append(loaded.classes[int(c)])
             boxes.append([b[0], b[1], b[2] - b[0], b[3] - b[1]])
             scores.append(float(s))
+            rles += mask
     dets = Detections(image, category, np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
-                      np.asarray(scores, dtype=np.float64), kind="run",
+                      np.asarray(scores, dtype=np.float64), rles=rles if masks else None, kind="run",
                       unmatched_images=sum(1 for f in found if f is None or not len(f[0])))
     if loaded.task.name == "localization":
         result, extras = localization.score(dets, truth)
+    elif masks:
+        result, extras = score_detections(dets, truth, "instance", [1, 10, 100])
     else:
         result, extras = score_detections(dets, truth, "detection", [1, 10, 100])
     out_dir = Path(output) if output else RunDir(loaded.run_dir or loaded.checkpoint.parent).eval_dir(split)
@@ -148,8 +209,14 @@ def evaluate_run(loaded: Any, manifest: str | os.PathLike[str] | None, split: st
               "run": str(loaded.run_dir or loaded.checkpoint), "run_source": loaded.source}
     files = figures.write_all(result, extras, out_dir)
     files["detections.png"] = str(_grid(truth, paths, ids, found, loaded.classes, out_dir / "detections.png", split))
+    if masks:
+        from datakit.tasks.instancerun import overlay_grid
+
+        files["instances.png"] = str(overlay_grid(truth, paths, ids, found, loaded.classes, out_dir / "instances.png",
+                                                  split))
     names = truth.images["path"].astype(str).tolist()
-    write_json(out_dir / "predictions.json", coco_results(names, found, [truth.category_ids[c] for c in loaded.classes]))
+    write_json(out_dir / "predictions.json", coco_results(names, found, [truth.category_ids[c] for c in loaded.classes],
+                                                          [truth.export_ids.get(i) for i in ids]))
     files["predictions.json"] = str(out_dir / "predictions.json")
     files["metrics.json"] = str(out_dir / "metrics.json")
     result["files"] = files
@@ -159,9 +226,12 @@ def evaluate_run(loaded: Any, manifest: str | os.PathLike[str] | None, split: st
 
 def write_outputs(out_dir: Path, names: Sequence[str], paths: Sequence[Path], found: list[Found | None],
                   sizes: list[tuple[int, int] | None], classes: list[str], category_ids: Sequence[int],
-                  yolo: bool = False, draw: bool = False) -> dict[str, str]:
-    """``predict -o OUT``: ``predictions.json`` (COCO results), ``labels/*.txt`` (YOLO: class cx cy w h
-    score, normalized) with ``yolo``, ``draw/*.png`` (the images with their boxes) with ``draw``."""
+                  yolo: bool = False, draw: bool = False, image_ids: Sequence[int | None] | None = None,
+                  min_score: float = 0.25) -> dict[str, str]:
+    """``predict -o OUT``: ``predictions.json`` (COCO results, every box; instance runs: with RLE
+    masks), ``labels/*.txt`` (YOLO: class cx cy w h score, normalized; every box) with ``yolo``,
+    ``draw/*.png`` (the images with their boxes, or instance outlines in colour, scoring at least
+    ``min_score``) with ``draw``."""
     import cv2
 
     from datakit.atomic import write_json, write_text
@@ -169,25 +239,34 @@ def write_outputs(out_dir: Path, names: Sequence[str], paths: Sequence[Path], fo
 
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {"predictions.json": str(write_json(out_dir / "predictions.json",
-                                                coco_results(names, found, category_ids)))}
+                                                coco_results(names, found, category_ids, image_ids)))}
     if yolo:
+        # one file per image named by its stem (how `datakit eval --predictions labels/` and YOLO tools
+        # match them); images that share a stem get their path flattened instead; class names beside
         (out_dir / "labels").mkdir(exist_ok=True)
-        for name, f, size in zip(names, found, sizes):
+        stems = [Path(name).stem for name in names]
+        for name, stem, f, size in zip(names, stems, found, sizes):
             if f is None or size is None:
                 continue
             h, w = size
             lines = [f"{int(c)} {(b[0] + b[2]) / 2 / w:.6f} {(b[1] + b[3]) / 2 / h:.6f} {(b[2] - b[0]) / w:.6f} "
-                     f"{(b[3] - b[1]) / h:.6f} {float(s):.6f}" for b, s, c in zip(*f)]
-            write_text(out_dir / "labels" / (Path(name).with_suffix(".txt").as_posix().replace("/", "__")),
-                       "\n".join(lines) + ("\n" if lines else ""))
-        write_text(out_dir / "labels" / "classes.txt", "\n".join(classes) + "\n")
+                     f"{(b[3] - b[1]) / h:.6f} {float(s):.6f}" for b, s, c in zip(*f[:3])]
+            file = stem if stems.count(stem) == 1 else Path(name).with_suffix("").as_posix().replace("/", "__")
+            write_text(out_dir / "labels" / f"{file}.txt", "\n".join(lines) + ("\n" if lines else ""))
+        write_text(out_dir / "classes.txt", "\n".join(classes) + "\n")
         files["labels/"] = str(out_dir / "labels")
+        files["classes.txt"] = str(out_dir / "classes.txt")
     if draw:
         (out_dir / "draw").mkdir(exist_ok=True)
         for name, path, f in zip(names, paths, found):
             if f is None:
                 continue
-            image = draw_boxes(read_image(path, 3), f, classes)
+            if len(f) > 3:  # an instance run: outlines of its masks
+                from datakit.tasks.instancerun import draw_instances
+
+                image = draw_instances(read_image(path, 3), *f, classes, min_score=min_score)
+            else:
+                image = draw_boxes(read_image(path, 3), f, classes, min_score)
             target = out_dir / "draw" / (Path(name).with_suffix(".png").as_posix().replace("/", "__"))
             cv2.imwrite(str(target), image[:, :, ::-1])
         files["draw/"] = str(out_dir / "draw")
@@ -210,7 +289,7 @@ def draw_boxes(image: np.ndarray, found: Found, classes: list[str], min_score: f
     if truth is not None:
         for b in truth[0]:
             cv2.rectangle(image, (int(b[0]), int(b[1])), (int(round(b[2])), int(round(b[3]))), (255, 255, 255), 1)
-    for b, s, c in zip(*found):
+    for b, s, c in zip(*found[:3]):
         if s < min_score:
             continue
         colour = COLOURS[int(c) % len(COLOURS)]

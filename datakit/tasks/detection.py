@@ -82,10 +82,13 @@ def apply_family_defaults(config: Any, family_defaults: dict[str, Any]) -> list[
     chosen = cfg.user_set_keys(config)  # what the user set (file, --set, flag, sweep) is never changed
     notes = []
     for key, value in family_defaults.items():
-        section, _, leaf = key.partition(".")
-        current = getattr(getattr(config, section), leaf)
-        if key not in chosen and current == getattr(getattr(base, section), leaf) and current != value:
-            setattr(getattr(config, section), leaf, value)
+        current = cfg.get_key(config, key)  # dotted keys of any depth (model.conv.filters)
+        if key not in chosen and current == cfg.get_key(base, key) and current != value:
+            *path, leaf = key.split(".")
+            node = config
+            for part in path:
+                node = getattr(node, part)
+            setattr(node, leaf, value)  # not cfg.set_key: a family's default is not the user's choice
             notes.append(f"{key} = {value} (model {config.model.name}'s default; set {key} to choose another)")
     return notes
 
@@ -125,7 +128,7 @@ class DetectionTask(LocalizationTask):
             loss = sum(parts.values())
             return loss, {"loss": loss, **parts}, torch.zeros(0), targets
         detections = model(list(x))
-        outputs = [{"boxes": d["boxes"], "scores": d["scores"], "labels": d["labels"] - 1} for d in detections]
+        outputs = [{**d, "labels": d["labels"] - 1} for d in detections]  # Mask R-CNN's masks pass through
         nan = torch.tensor(float("nan"))
         return nan, {"loss": nan}, outputs, targets
 
@@ -136,7 +139,7 @@ class DetectionTask(LocalizationTask):
         core = _core(model)
         if hasattr(core, "decode"):
             return core.decode(model(x))
-        return [{"boxes": d["boxes"], "scores": d["scores"], "labels": d["labels"] - 1} for d in model(list(x))]
+        return [{**d, "labels": d["labels"] - 1} for d in model(list(x))]
 
 
 TASK = DetectionTask
