@@ -6,8 +6,13 @@ The Python API and the CLI are the same functions: ``datakit.ingest(...)`` does 
 
 __version__ = "0.1.0"
 
+import os as _os
 import sys as _sys
 import types as _types
+
+# albumentations asks PyPI for a newer version on import (a network call with a timeout, in
+# every DataLoader worker and sweep trial); datakit never reaches the network at run time.
+_os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 from datakit.errors import CheckFailed, DatakitError, ManifestError  # noqa: E402
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
@@ -366,11 +367,14 @@ class DuplicateClusters:
 
 
 def find_duplicates(content_hashes: pd.Series, stats: pd.DataFrame | np.ndarray, threshold: float = NEAR_THRESHOLD,
-                    flips_only: bool = False, show_progress: bool = False) -> DuplicateClusters:
+                    flips_only: bool = False, show_progress: bool = False,
+                    cache: Path | None = None) -> DuplicateClusters:
     """Exact (equal content hash) and near (perceptual hash) duplicate clusters.
 
     ``content_hashes`` is indexed by image id; ``stats`` holds the perceptual hashes in the same
-    row order: an (n, d) array or a frame with columns ``ph0 .. ph{d-1}``.
+    row order: an (n, d) array or a frame with columns ``ph0 .. ph{d-1}``. ``cache`` (a file)
+    keeps the confirmed near pairs keyed by every content hash in order and the search settings,
+    so a second run over the same files skips the search (the hashes are a function of content).
     """
     ids = [str(i) for i in content_hashes.index]
     n = len(ids)
@@ -383,12 +387,61 @@ def find_duplicates(content_hashes: pd.Series, stats: pd.DataFrame | np.ndarray,
     # one representative per content hash goes through the near-duplicate search
     reps = np.flatnonzero(np.r_[True, ~same]) if n else np.empty(0, np.int64)
     rep_rows = order[reps] if n else reps
-    near, sims, which = near_duplicate_pairs(hashes[rep_rows], None if thumbs is None else thumbs[rep_rows],
-                                             threshold, flips_only=flips_only)
+    key = None
+    if cache is not None and content_hashes.notna().all():
+        key = _near_key(content_hashes.to_numpy()[rep_rows], threshold, flips_only, thumbs is not None)
+    found = _read_near(cache, key) if key is not None else None
+    if found is None:
+        found = near_duplicate_pairs(hashes[rep_rows], None if thumbs is None else thumbs[rep_rows],
+                                     threshold, flips_only=flips_only)
+        if key is not None:
+            _write_near(cache, key, found)
+    near, sims, which = found
     near = rep_rows[near] if len(near) else near.reshape(0, 2)
     all_pairs = np.concatenate([exact.reshape(-1, 2), near.reshape(-1, 2)]).astype(np.int64)
     cluster = clusters_from_pairs(n, all_pairs)
     return DuplicateClusters(ids, cluster, exact, near, sims, which)
+
+
+NEAR_CACHE_VERSION = 1
+
+
+def _near_key(content: np.ndarray, threshold: float, flips_only: bool, colour: bool) -> str:
+    digest = hashlib.sha256()
+    digest.update(repr((NEAR_CACHE_VERSION, HASH_SIDE, THUMB, threshold, COLOUR_TOLERANCE, flips_only, colour,
+                        _MAX_BUCKET, _CANDIDATE_RECALL, _SEED)).encode())
+    for value in content.tolist():
+        digest.update(str(value).encode("utf-8") + b"\n")
+    return digest.hexdigest()
+
+
+def _read_near(path: Path | None, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    if path is None or not Path(path).exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if str(data["key"]) != key:
+                return None
+            return data["pairs"].astype(np.int64).reshape(-1, 2), data["sims"], data["which"]
+    except Exception:  # noqa: BLE001 - a damaged cache is only a cache: search again
+        return None
+
+
+def _write_near(path: Path | None, key: str, found: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    if path is None:
+        return
+    from datakit.atomic import write_atomic
+
+    pairs, sims, which = found
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, key=np.array(key), pairs=pairs, sims=sims, which=which)
+
+    try:
+        write_atomic(path, write)
+    except OSError:
+        pass  # optional, like the statistics cache
 
 
 def phash_matrix(stats: pd.DataFrame | np.ndarray) -> np.ndarray:

@@ -181,3 +181,22 @@ def test_semantic_only_manifest_reports_unknown_values_and_unreadable_masks(mask
     assert sem["unreadable"] == 1 and sem["masks"] == len(rows) - 1
     text = " ".join(report.sections and datakit.report.SECTIONS["objects"].findings(report.sections["objects"]))
     assert "values that are no category: 9" in text and "could not be read" in text
+
+
+def test_near_duplicate_search_is_cached_by_content_and_redone_when_the_set_changes(shapes: Path, monkeypatch):
+    first = ReportContext(load_manifest(shapes), shapes, workers=1, show_progress=False).duplicates()
+    assert (shapes / "pixel_stats.near_pairs.npz").exists()
+
+    def no_search(*args, **kwargs):
+        raise AssertionError("the near-duplicate search ran again")
+
+    monkeypatch.setattr(hashing, "near_duplicate_pairs", no_search)
+    again = ReportContext(load_manifest(shapes), shapes, workers=1, show_progress=False).duplicates()
+    assert np.array_equal(first.cluster, again.cluster) and np.array_equal(first.near_pairs, again.near_pairs)
+    m = load_manifest(shapes)
+    fewer = ReportContext(m, shapes, workers=1, sample=30, show_progress=False)  # another set of images
+    with pytest.raises(AssertionError, match="ran again"):
+        fewer.duplicates()
+    monkeypatch.undo()
+    uncached = ReportContext(load_manifest(shapes), shapes, workers=1, cache=False, show_progress=False).duplicates()
+    assert np.array_equal(first.cluster, uncached.cluster)

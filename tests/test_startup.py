@@ -49,3 +49,16 @@ def test_version_flag() -> None:
     import datakit
 
     assert out.returncode == 0 and out.stdout.strip() == f"datakit {datakit.__version__}"
+
+
+def test_albumentations_never_asks_pypi_for_updates() -> None:
+    # albumentations' import-time version check is a network call; datakit turns it off unless
+    # the user set the variable themselves.
+    probe = ("import os\nos.environ.pop('NO_ALBUMENTATIONS_UPDATE', None)\nimport datakit\n"
+             "from unittest import mock\nimport albumentations.check_version as cv\n"
+             "with mock.patch.object(cv, 'check_for_updates', side_effect=AssertionError('network')):\n"
+             "    import importlib, albumentations\n    importlib.reload(albumentations)\n"
+             "print(os.environ['NO_ALBUMENTATIONS_UPDATE'])")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "1"

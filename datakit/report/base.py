@@ -64,7 +64,9 @@ class ReportContext:
             rows = self.pixel_rows()
             stats = self.stats()
             content = pd.Series(rows["sha256"].to_numpy(), index=rows["id"].astype(str).to_numpy())
-            self._duplicates = find_duplicates(content, stats, show_progress=self.show_progress)
+            where = stats.attrs.get("cache")
+            near_cache = Path(where).with_name(Path(where).stem + ".near_pairs.npz") if where else None
+            self._duplicates = find_duplicates(content, stats, show_progress=self.show_progress, cache=near_cache)
         return self._duplicates
 
     def note(self, text: str) -> None:
