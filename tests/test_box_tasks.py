@@ -89,6 +89,23 @@ def test_localization_takes_the_largest_object() -> None:
     assert any("several objects" in n for n in data.notes)
 
 
+def _squares(rng: np.random.Generator, sizes: tuple[int, int], hollow: bool = False,
+             n: int = 16) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
+    """``n`` 32x32 one-channel images with one white square each (class i % 2; with ``hollow`` the
+    odd ones are outlines, so the class must be seen) and their targets."""
+    images = torch.zeros(n, 1, 32, 32)
+    targets = []
+    for i in range(n):
+        s = int(rng.integers(*sizes))
+        x, y = int(rng.integers(0, 32 - s)), int(rng.integers(0, 32 - s))
+        images[i, 0, y:y + s, x:x + s] = 1.0
+        if hollow and i % 2:
+            images[i, 0, y + 2:y + s - 2, x + 2:x + s - 2] = 0.0
+        targets.append({"boxes": torch.tensor([[x, y, x + s, y + s]], dtype=torch.float32),
+                        "labels": torch.tensor([i % 2])})
+    return images, targets
+
+
 def test_light_detector_learns_to_find_squares() -> None:
     """A few hundred steps on 16 images: the detector finds every square at IoU >= 0.5."""
     from torchvision.ops import box_iou
@@ -96,15 +113,7 @@ def test_light_detector_learns_to_find_squares() -> None:
     from datakit.models import build_model
 
     torch.manual_seed(0)
-    rng = np.random.default_rng(0)
-    images = torch.zeros(16, 1, 32, 32)
-    targets = []
-    for i in range(16):
-        s = int(rng.integers(7, 12))
-        x, y = int(rng.integers(0, 32 - s)), int(rng.integers(0, 32 - s))
-        images[i, 0, y:y + s, x:x + s] = 1.0
-        targets.append({"boxes": torch.tensor([[x, y, x + s, y + s]], dtype=torch.float32),
-                        "labels": torch.tensor([i % 2])})
+    images, targets = _squares(np.random.default_rng(0), (7, 12))
     config = cfg.resolve_config(None, {"model.conv.filters": [16, 32], "model.head.dropout": 0.0}).model
     model = build_model(config, 1, 2, (32, 32), task="detection")
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
@@ -122,6 +131,39 @@ def test_light_detector_learns_to_find_squares() -> None:
         top = det["boxes"][:1]
         assert len(top) and float(box_iou(top, target["boxes"])[0, 0]) >= 0.5
         assert int(det["labels"][0]) == int(target["labels"][0])
+
+
+
+def test_localizer_learns_the_class_and_box_of_one_object() -> None:
+    """A few hundred steps on 16 images: the localizer names each shape (filled or hollow square)
+    and puts its box at IoU >= 0.6, through the task's own loss."""
+    from torchvision.ops import box_iou
+
+    from datakit.tasks.localization import LocalizationTask, cxcywh_to_xyxy
+
+    torch.manual_seed(0)
+    images, targets = _squares(np.random.default_rng(1), (9, 16), hollow=True)
+    config = cfg.resolve_config(None, {"task": "localization", "model.conv.filters": [16, 32, 32],
+                                       "model.head.dense": [32], "model.head.dropout": 0.0})
+    task = LocalizationTask(config)
+    task.num_classes = 2
+    from datakit.models import build_model
+
+    model = build_model(config.model, 1, 2, (32, 32), task="localization")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(200):
+        loss, _, _, _ = task.step(model, (images, targets), torch.device("cpu"), train=True)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        found = task.detections(model, images)
+    for det, target in zip(found, targets):
+        assert int(det["labels"][0]) == int(target["labels"][0])
+        assert float(box_iou(det["boxes"], target["boxes"])[0, 0]) >= 0.6
+    torch.testing.assert_close(cxcywh_to_xyxy(torch.tensor([[0.5, 0.5, 0.2, 0.4]])),
+                               torch.tensor([[0.4, 0.3, 0.6, 0.7]]))
 
 
 TINY = {"epochs": 1, "batch_size": 8, "image_size": 32, "model.conv.filters": [8, 16], "train.threads": 1,

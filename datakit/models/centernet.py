@@ -30,6 +30,7 @@ from datakit.models.cnn import ACTIVATIONS, conv_blocks
 
 STRIDE = 4
 NECK = 64
+HEAD = 32  # hidden width of each head: at stride 4 the heads' 3x3 convs were half the compute at 64
 MAX_DETECTIONS = 100
 SCORE_THRESHOLD = 0.01
 NMS_IOU = 0.7
@@ -56,7 +57,7 @@ class CenterNet(nn.Module):
         self.num_classes = num_classes
 
         def head(out: int) -> nn.Sequential:
-            return nn.Sequential(nn.Conv2d(NECK, NECK, 3, padding=1), ACTIVATIONS[act](), nn.Conv2d(NECK, out, 1))
+            return nn.Sequential(nn.Conv2d(NECK, HEAD, 3, padding=1), ACTIVATIONS[act](), nn.Conv2d(HEAD, out, 1))
 
         self.heatmap = head(num_classes)
         self.offset = head(2)
