@@ -159,6 +159,7 @@ def test_negatives_kept_and_empty_masks_reported(shapes: Path, tmp_path: Path) -
               image_size=32, **{"model.conv.filters": [8], "train.threads": 1, "device": "cpu"})
 
 
+@pytest.mark.slow  # 200 full steps: 215 CPU-seconds measured on the contended 2-core machine
 def test_light_instance_model_learns_masks() -> None:
     """A few hundred steps on 12 generated images (squares and discs): the light model's masks of
     them reach mask mAP50 well above 0 (near 1) under the task's own COCO evaluator."""

@@ -79,6 +79,11 @@ def to_values(indices: np.ndarray, values: Sequence[int]) -> np.ndarray:
 # pictures
 
 
+# what the first VOC palette colours look like, for the overlays' legend
+VOC_NAMES = ("black", "maroon", "green", "olive", "navy", "purple", "teal", "grey", "dark brown", "red",
+             "moss green", "orange", "indigo", "pink", "slate", "rose")
+
+
 def colours(count: int) -> np.ndarray:
     from datakit.geometry import voc_colormap
 
@@ -120,8 +125,9 @@ def overlay_grid(images: Sequence[np.ndarray], truths: Sequence[np.ndarray], pre
         pictures += [image if image.shape[2] == 3 else np.repeat(image, 3, axis=2),
                      overlay(image, true, background), overlay(image, pred, background)]
         captions += [name, "true", f"predicted (mIoU {image_iou(true, pred, len(classes)):.2f})"]
-    legend = ", ".join(f"{c}" for c in classes if c != "background")
-    return plots.image_grid(pictures, captions, path, title=f"{title}\nclasses in VOC colours, in order: {legend}")
+    legend = ", ".join(f"{c} ({VOC_NAMES[k] if k < len(VOC_NAMES) else f'VOC colour {k}'})"
+                       for k, c in enumerate(classes) if k != background)
+    return plots.image_grid(pictures, captions, path, title=f"{title}\n{legend}")
 
 
 def class_iou_bars(per_class: dict[str, dict[str, Any]], path: Path, title: str) -> Path:
