@@ -68,6 +68,7 @@ def test_coco_to_masks_paints_the_same_class_map(shapes: Path, tmp_path: Path) -
 
 def test_mask_folder_without_classes_txt_names_values(tmp_path: Path) -> None:
     shapes = shapes_set(tmp_path / "s", count=4)
+    (shapes / "classes.txt").unlink()  # `datakit sample shapes` writes one; this test is about its absence
     m = read_source(shapes, "masks", ReadOptions()).manifest
     assert set(m.category_names) <= {"class_1", "class_2", "class_3", "class_4"}
 
