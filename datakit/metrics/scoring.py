@@ -163,7 +163,7 @@ def detection_instances(dets: Detections, truth: Truth, image_number: dict[str, 
     if areas == "mask":
         from datakit.geometry import rle_areas
 
-        area = rle_areas(dets.rles)
+        area = rle_areas(dets.rles) if len(dets) else np.zeros(0)
     else:
         area = dets.boxes[:, 2] * dets.boxes[:, 3]
     return coco.Instances(image, category, dets.boxes, area, np.arange(1, len(dets) + 1, dtype=np.int64),

@@ -123,21 +123,8 @@ def prepare_boxes(manifest: Manifest, data_config: Any, seed: int, task: str, on
     key = {k: str(g.loc[g["_area"].idxmax(), "category"]) for k, g in per_image.items()}
     rows = ok.assign(label=ok["id"].map(key).fillna(NEGATIVE).astype("string"))
     splits, plan = assign_splits(rows, data_config, seed, fixed_splits, where, notes)
-    frames: dict[str, pd.DataFrame] = {}
-    objects: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
-    for name in ("train", "val", "test"):
-        chosen = rows[splits.to_numpy() == name]
-        frame = pd.DataFrame({
-            "id": chosen["id"].astype(str).to_numpy(), "path": chosen["path"].astype(str).to_numpy(),
-            "label": chosen["label"].astype(str).to_numpy(),
-            "channels": chosen["channels"].fillna(3).astype(int).to_numpy(),
-        }).sort_values("id", kind="stable").reset_index(drop=True)
-        frames[name] = frame
-        objects[name] = [objects_of(i) for i in frame["id"]]
-    for name in ("train", "val"):
-        if frames[name].empty:
-            raise DatakitError(f"{where}: split '{name}' has no usable images; training needs train and val "
-                               f"(set data.val_fraction, or give the manifest a '{name}' split)")
+    frames = split_frames(rows, splits, where)
+    objects = {name: [objects_of(i) for i in frame["id"]] for name, frame in frames.items()}
     seen = {name: np.bincount(np.concatenate([o[1] for o in objects[name]] or [np.zeros(0, np.int64)]),
                               minlength=len(classes)) for name in objects}
     for name in ("val", "test"):
@@ -153,6 +140,24 @@ def prepare_boxes(manifest: Manifest, data_config: Any, seed: int, task: str, on
 
 # ---------------------------------------------------------------------------------------------
 # decoding and resizing, with the boxes
+
+
+def split_frames(rows: pd.DataFrame, splits: pd.Series, where: str) -> dict[str, pd.DataFrame]:
+    """The train/val/test image tables (id, path, label, channels; sorted by id) of the rows as
+    ``assign_splits`` placed them; an empty train or val split is a clear error."""
+    frames: dict[str, pd.DataFrame] = {}
+    for name in ("train", "val", "test"):
+        chosen = rows[splits.to_numpy() == name]
+        frames[name] = pd.DataFrame({
+            "id": chosen["id"].astype(str).to_numpy(), "path": chosen["path"].astype(str).to_numpy(),
+            "label": chosen["label"].astype(str).to_numpy(),
+            "channels": chosen["channels"].fillna(3).astype(int).to_numpy(),
+        }).sort_values("id", kind="stable").reset_index(drop=True)
+    for name in ("train", "val"):
+        if frames[name].empty:
+            raise DatakitError(f"{where}: split '{name}' has no usable images; training needs train and val "
+                               f"(set data.val_fraction, or give the manifest a '{name}' split)")
+    return frames
 
 
 def load_sample(path: str | Path, preprocess: Preprocess, boxes: np.ndarray | None = None,

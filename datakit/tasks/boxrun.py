@@ -14,6 +14,7 @@ import torch
 
 from datakit.errors import DatakitError
 from datakit.tasks.boxdata import load_sample
+from datakit.tasks.filebatches import batches_of_files
 
 # boxes x0 y0 x1 y1 (original pixels), scores, class indices; for an instance run also the masks
 # (RLEs on the original image, ``datakit.tasks.instancerun``)
@@ -32,32 +33,18 @@ def detect_files(loaded: Any, paths: Sequence[Path], batch_size: int = 64,
     errors: list[str | None] = [None] * len(paths)
     if sizes is not None:
         sizes[:] = [None] * len(paths)
-    for start in range(0, len(paths), batch_size):
-        chunk = range(start, min(start + batch_size, len(paths)))
-        images, shapes, good = [], [], []
-        for i in chunk:
-            try:
-                image, _, _, size = load_sample(paths[i], pre)
-                images.append(image)
-                shapes.append(size)
-                good.append(i)
-            except DatakitError as exc:
-                errors[i] = str(exc)
-        if good:
-            with torch.inference_mode():
-                x = pre.to_tensor(np.stack(images)).to(loaded.device)
-                outputs = loaded.task.detections(loaded.model, x)
-            for i, (h, w), out in zip(good, shapes, outputs):
-                if sizes is not None:
-                    sizes[i] = (h, w)
-                boxes = boxes_to_original(out["boxes"].float().cpu().numpy(), h, w, pre.height, pre.width, pre.resize)
-                found[i] = (boxes, out["scores"].float().cpu().numpy(), out["labels"].cpu().numpy().astype(np.int64))
-                if "masks" in out:  # an instance run: its masks, as RLE on the original image
-                    from datakit.tasks.instancerun import mask_rles
+    for good, batch, shapes in batches_of_files(paths, batch_size, lambda path: load_sample(path, pre), errors, on_image):
+        with torch.inference_mode():
+            outputs = loaded.task.detections(loaded.model, pre.to_tensor(batch).to(loaded.device))
+        for i, (h, w), out in zip(good, shapes, outputs):
+            if sizes is not None:
+                sizes[i] = (h, w)
+            boxes = boxes_to_original(out["boxes"].float().cpu().numpy(), h, w, pre.height, pre.width, pre.resize)
+            found[i] = (boxes, out["scores"].float().cpu().numpy(), out["labels"].cpu().numpy().astype(np.int64))
+            if "masks" in out:  # an instance run: its masks, as RLE on the original image
+                from datakit.tasks.instancerun import mask_rles
 
-                    found[i] += (mask_rles(out["masks"], h, w, pre),)
-        if on_image is not None:
-            on_image(len(chunk))
+                found[i] += (mask_rles(out["masks"], h, w, pre),)
     return found, errors
 
 

@@ -34,7 +34,7 @@ from datakit.errors import DatakitError
 from datakit.manifest import Manifest
 from datakit.metrics.segmentation import IGNORE  # 255: one ignore value for targets, loss and metrics
 from datakit.splitting import SplitPlan
-from datakit.tasks.boxdata import BoxSplits, train_transform
+from datakit.tasks.boxdata import BoxSplits, split_frames, train_transform
 
 BACKGROUND = "background"
 NEGATIVE = "(background only)"  # the stratification key of an image without objects
@@ -234,21 +234,8 @@ def prepare_masks(manifest: Manifest, data_config: Any, seed: int, fixed_splits:
 
     rows = ok.assign(label=ok["id"].map(key).astype("string"))
     splits, plan = assign_splits(rows, data_config, seed, fixed_splits, where, notes)
-    frames: dict[str, pd.DataFrame] = {}
-    masks: dict[str, list[np.ndarray]] = {}
-    for name in ("train", "val", "test"):
-        chosen = rows[splits.to_numpy() == name]
-        frame = pd.DataFrame({
-            "id": chosen["id"].astype(str).to_numpy(), "path": chosen["path"].astype(str).to_numpy(),
-            "label": chosen["label"].astype(str).to_numpy(),
-            "channels": chosen["channels"].fillna(3).astype(int).to_numpy(),
-        }).sort_values("id", kind="stable").reset_index(drop=True)
-        frames[name] = frame
-        masks[name] = [maps[i] for i in frame["id"]]
-    for name in ("train", "val"):
-        if frames[name].empty:
-            raise DatakitError(f"{where}: split '{name}' has no usable images; training needs train and val "
-                               f"(set data.val_fraction, or give the manifest a '{name}' split)")
+    frames = split_frames(rows, splits, where)
+    masks = {name: [maps[i] for i in frame["id"]] for name, frame in frames.items()}
     train_pixels = sum((pixels[i] for i in frames["train"]["id"]), np.zeros(len(names), dtype=np.int64))
     never = [names[k] for k in range(len(names)) if not train_pixels[k]]
     if never:

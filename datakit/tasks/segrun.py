@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from datakit.errors import DatakitError
+from datakit.tasks.filebatches import batches_of_files
 from datakit.tasks.maskdata import IGNORE, load_pair
 
 
@@ -46,25 +47,11 @@ def segment_files(loaded: Any, paths: Sequence[Path], batch_size: int = 32,
     pre = loaded.preprocess
     found: list[np.ndarray | None] = [None] * len(paths)
     errors: list[str | None] = [None] * len(paths)
-    for start in range(0, len(paths), batch_size):
-        chunk = range(start, min(start + batch_size, len(paths)))
-        images, shapes, good = [], [], []
-        for i in chunk:
-            try:
-                image, _, size = load_pair(paths[i], pre)
-                images.append(image)
-                shapes.append(size)
-                good.append(i)
-            except DatakitError as exc:
-                errors[i] = str(exc)
-        if good:
-            with torch.inference_mode():
-                x = pre.to_tensor(np.stack(images)).to(loaded.device)
-                probabilities = loaded.task.segment(loaded.model, x)
-            for i, (h, w), p in zip(good, shapes, probabilities):
-                found[i] = to_original(p, h, w, pre.height, pre.width, pre.resize)
-        if on_image is not None:
-            on_image(len(chunk))
+    for good, batch, shapes in batches_of_files(paths, batch_size, lambda path: load_pair(path, pre), errors, on_image):
+        with torch.inference_mode():
+            probabilities = loaded.task.segment(loaded.model, pre.to_tensor(batch).to(loaded.device))
+        for i, (h, w), p in zip(good, shapes, probabilities):
+            found[i] = to_original(p, h, w, pre.height, pre.width, pre.resize)
     return found, errors
 
 
