@@ -37,6 +37,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from measure import cpu_seconds  # noqa: E402
+
 TEST_IMAGES = 1000
 # the tuned side: a fixed search the benchmark gives every set (keys not searched are derived as usual)
 SPACE: dict[str, Any] = {
@@ -150,19 +152,10 @@ def _splits(manifest: Path, kind: str, seed: int) -> None:
     datakit.split(manifest, ratios=[rest * 0.8, rest * 0.2, test], seed=seed)
 
 
-def _cpu_seconds() -> float:
-    """CPU time of this process and its finished children (DataLoader workers): the honest
-    measure of work on a shared machine, where wall time counts other people's processes too."""
-    import resource
-
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
 def _timed(work: Callable[[], Any]) -> tuple[Any, float, float]:
-    wall, cpu = time.perf_counter(), _cpu_seconds()
+    wall, cpu = time.perf_counter(), cpu_seconds()
     out = work()
-    return out, time.perf_counter() - wall, _cpu_seconds() - cpu
+    return out, time.perf_counter() - wall, cpu_seconds() - cpu
 
 
 def _load_results(path: Path) -> dict[tuple[str, str, int], dict[str, Any]]:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import sys
 import tempfile
@@ -30,6 +29,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from measure import cpu_seconds  # noqa: E402
 
 # name: ({metric: minimum}, maximum train-step seconds)
 TARGETS: dict[str, tuple[dict[str, float], float]] = {
@@ -48,12 +49,6 @@ def check(name: str, metrics: dict[str, float], train_seconds: float, cpu_second
         budget = seconds * cores
         verdicts.append(f"pipeline <= {budget:.0f} CPU-s: {'PASS' if cpu_seconds <= budget else 'FAIL'}")
     return "; ".join(verdicts)
-
-
-def cpu_seconds() -> float:
-    """User + system CPU seconds of this process and its finished children."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def main() -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import resource
 import sys
 import tempfile
 import time
@@ -27,15 +26,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from measure import cpu_seconds  # noqa: E402
+
 SETTINGS = {
     "defaults": {},
     "calibration": {"optim.lr": 1e-3, "train.grad_clip": None, "schedule.warmup_epochs": 0},
 }
-
-
-def cpu_seconds() -> float:
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def main() -> None:

@@ -57,3 +57,12 @@ def run_measured(command: list[str]) -> tuple[str, float, int]:
     if process.returncode != 0:
         raise SystemExit(f"{' '.join(command[:4])} ... failed ({process.returncode}): {stderr}")
     return stdout, elapsed, peak
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its finished children (DataLoader workers):
+    the honest measure of work on a shared machine, where wall time counts other processes too."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime

@@ -23,7 +23,6 @@ import argparse
 import functools
 import json
 import os
-import resource
 import shutil
 import sys
 import tempfile
@@ -33,15 +32,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from measure import cpu_seconds  # noqa: E402
+
 GOAL_MIOU = 0.90
 GOAL_SECONDS = 10 * 60.0
 CORES = 2
-
-
-def cpu_seconds() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def main() -> None:
