@@ -41,8 +41,12 @@ def train_summary(console: Console, result: Any) -> None:
     for problem in getattr(result, "warnings", None) or []:
         epochs = problem["epochs"]
         span = f"epoch {epochs[0]}" if len(epochs) == 1 else f"{len(epochs)} epochs, {epochs[0]}-{epochs[-1]}"
-        console.print(f"[bold yellow]not learning ({span}):[/] {problem['message']}", highlight=False,
-                      soft_wrap=True)
+        if problem.get("gone_from"):
+            console.print(f"[yellow]not learning early on ({span}), gone from epoch {problem['gone_from']}:[/] "
+                          f"{problem['message']}", highlight=False, soft_wrap=True)
+        else:
+            console.print(f"[bold yellow]not learning ({span}):[/] {problem['message']}", highlight=False,
+                          soft_wrap=True)
     path_line(console, f"wrote {result.run_dir}/: config.yaml, metrics.csv, curves.png, splits.csv, "
                        f"checkpoints/best.pt, checkpoints/last.pt")
 

@@ -208,17 +208,33 @@ def test_box_tasks_derive_length_warmup_and_batch_but_not_their_model_or_input()
     assert "schedule.warmup_epochs" not in values  # a set length keeps its own schedule
 
 
-def test_shipped_box_configs_derive_only_run_speed_keys() -> None:
-    for name, task in (("shapes-detect", "detection"), ("shapes-localize", "localization")):
+def test_shipped_object_configs_derive_only_run_speed_keys() -> None:
+    for name, task in (("shapes-detect", "detection"), ("shapes-localize", "localization"),
+                       ("shapes-segment", "semantic_segmentation"), ("shapes-instance", "instance_segmentation")):
         config = cfg.resolve_config(f"configs/{name}.yaml")
         _, derivation = defaults.derive_config(box_manifest(300), config, task)
         assert {d.key for d in derivation.derived} <= {"data.workers", "train.threads"}, name
 
 
-def test_segmentation_tasks_keep_static_defaults() -> None:
-    manifest = synthetic_manifest({"a": 50, "b": 50})
-    config = cfg.resolve_config()
-    assert derive(data_stats(manifest, config), config, set(), task="semantic_segmentation").derived == []
+@pytest.mark.parametrize("task", ["semantic_segmentation", "instance_segmentation"])
+def test_segmentation_tasks_derive_length_and_batch_but_not_their_model_or_input(task: str) -> None:
+    manifest = box_manifest(1000)
+    config = cfg.resolve_config(None, {"task": task})
+    stats = data_stats(manifest, config, task)
+    assert stats.images == 1000 and stats.train_images == 700  # every readable image, labelled or not
+    values = {d.key: d.value for d in derive(stats, config, set(), task=task).derived}
+    assert {"train.batch_size", "train.epochs", "schedule.warmup_epochs", "train.patience"} <= set(values)
+    assert not {"data.image_size", "augment", "model.stem", "model.conv.filters"} & set(values)
+    assert steps(values, stats.train_images) >= defaults.MIN_STEPS
+
+
+@pytest.mark.parametrize(("side", "batch"), [(64, 16), (128, 16), (256, 16), (512, 4), (1024, 1)])
+def test_an_object_task_batch_holds_at_most_a_million_input_pixels(side: int, batch: int) -> None:
+    """400 training images ask for batch 16; large inputs get fewer images per batch, a memory guard."""
+    config = cfg.resolve_config(None, {"task": "detection", "image_size": side})
+    stats = data_stats(box_manifest(572, side=side), config, "detection")
+    values = {d.key: d.value for d in derive(stats, config, {"data.image_size"}, task="detection").derived}
+    assert values["train.batch_size"] == batch
 
 
 # ---------------------------------------------------------------------------------------------
@@ -271,6 +287,79 @@ def test_a_model_that_predicts_one_class_is_reported_during_the_run_and_in_the_s
     train_summary(summary, result)
     text = summary.export_text()
     assert "not learning (2 epochs, 2-3)" in text and "training accuracy" in text
+
+
+def _confusion(rows: list[list[int]]):
+    import torch
+
+    from datakit.tasks.classification import ConfusionEvaluator
+
+    evaluator = ConfusionEvaluator(len(rows))
+    evaluator.matrix = torch.tensor(rows, dtype=torch.int64).flatten()
+    return evaluator
+
+
+def test_memorizing_a_small_set_is_reported_with_its_causes() -> None:
+    """Training fits (0.95) while validation stays at chance: the few-images case (issue 13's few20)."""
+    from datakit.tasks.classification import not_learning
+
+    config = cfg.resolve_config(None, {})
+    train = _confusion([[15, 1, 0, 0], [0, 16, 0, 0], [1, 0, 15, 0], [0, 0, 1, 15]])
+    val_at_chance = _confusion([[1, 1, 1, 1], [1, 1, 1, 1], [1, 1, 1, 1], [1, 1, 1, 1]])
+    found = not_learning(train, val_at_chance, ["a", "b", "c", "d"], config)
+    assert set(found) == {"memorizing"}
+    message = found["memorizing"]
+    assert "training accuracy 0.953 but validation 0.250" in message and "~16 per class" in message
+    assert "augment: medium" in message and "optim.weight_decay" in message
+    val_learning = _confusion([[3, 1, 0, 0], [0, 4, 0, 0], [1, 0, 3, 0], [0, 0, 1, 3]])
+    assert not_learning(train, val_learning, ["a", "b", "c", "d"], config) == {}
+
+
+def test_a_sign_that_goes_away_is_said_to_be_gone(digits_small, tmp_path, monkeypatch) -> None:
+    """An imbalanced set often predicts the big class for the first epochs, then learns: the run says
+    when the sign stops holding, and the summary does not read as a failed run."""
+    from rich.console import Console
+
+    from datakit import train_display
+    from datakit.render_training import train_summary
+    from datakit.tasks.classification import ClassificationTask
+    from datakit.training import train
+    from tests.conftest import TINY_TRAIN
+
+    calls = []
+
+    def early_only(self, train_metrics, val_metrics, data):
+        calls.append(1)
+        return {"single_class": "validation predicts one class only"} if len(calls) <= 2 else {}
+
+    monkeypatch.setattr(ClassificationTask, "diagnose", early_only)
+    console = Console(record=True, width=200)
+    monkeypatch.setattr(train_display, "default_console", console)
+    result = train(digits_small, output=tmp_path / "run", show_progress=True,
+                   **{**TINY_TRAIN, "train.epochs": 6, "schedule.warmup_epochs": 0, "train.patience": None})
+    (sign,) = result.warnings
+    assert sign["kind"] == "single_class" and sign["epochs"] == [2, 3] and sign["gone_from"] == 4
+    during = console.export_text()
+    assert "not learning (epoch 2)" in during
+    assert "learning (epoch 6): the sign 'single_class' of epochs 2-3 has not held since epoch 4" in during
+    summary = Console(record=True, width=200)
+    train_summary(summary, result)
+    assert "not learning early on (2 epochs, 2-3), gone from epoch 4" in summary.export_text()
+
+
+def test_a_sign_that_comes_and_goes_is_not_called_gone(digits_small, tmp_path, monkeypatch) -> None:
+    """Memorizing on a 16-image validation split flickers: two epochs without it do not clear it."""
+    from datakit.tasks.classification import ClassificationTask
+    from datakit.training import train
+    from tests.conftest import TINY_TRAIN
+
+    epochs = iter(range(2, 100))
+    monkeypatch.setattr(ClassificationTask, "diagnose",
+                        lambda self, *a: {"memorizing": "m"} if next(epochs) in (2, 5) else {})
+    result = train(digits_small, output=tmp_path / "run", show_progress=False,
+                   **{**TINY_TRAIN, "train.epochs": 6, "schedule.warmup_epochs": 0, "train.patience": None})
+    (sign,) = result.warnings
+    assert sign["epochs"] == [2, 5] and sign["gone_from"] is None
 
 
 def test_a_model_that_learns_is_not_reported(digits_run) -> None:
@@ -340,4 +429,4 @@ def test_print_config_with_a_manifest_shows_the_derived_values(digits_small) -> 
     printed = yaml.safe_load(result.stdout)
     assert printed["train"]["batch_size"] == 16  # set: kept
     assert printed["data"]["image_size"] == 16 and printed["augment"] == "light:fixed"  # 8 px digits: derived
-    assert printed["train"]["epochs"] == math.ceil(1000 / math.ceil(420 / 16))  # a ~1,000-step budget
+    assert printed["train"]["epochs"] == math.ceil(2000 / math.ceil(420 / 16))  # a ~2,000-step budget

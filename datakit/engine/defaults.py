@@ -26,9 +26,10 @@ with the reason. What the user set is never changed.
 - the cnn's depth (one block per halving the input affords) and width (by class count), only when
   no ``model.conv``/``model.pool``/``model.head`` key is set.
 
-Box tasks (localization, detection) get the batch, the step budget, the warm-up, early stopping
-and threads by the same rules; their input size, augmentation and model stay the task's and the
-model family's (a detector family's own defaults, e.g. FCOS's warm-up, are never replaced).
+Object tasks (localization, detection, semantic and instance segmentation) get the batch (at most
+``BATCH_PIXELS`` input pixels), the step budget, the warm-up, early stopping and threads by the
+same rules; their input size, augmentation and model stay the task's and the model family's (a
+family's own defaults, e.g. FCOS's warm-up, are never replaced).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ MIN_SIDE, MAX_SIDE = 16, 128
 TORCHVISION_MIN_SIDE = 32
 MIN_BATCH, MAX_BATCH = 8, 64
 IMAGES_PER_BATCH = 25  # batch ~ train images / 25: a small set still gets 20+ steps per epoch
-MIN_STEPS = 1000  # optimizer steps a run gets at least
+MIN_STEPS = 2000  # optimizer steps a run gets at least (1,000 left 64 px shapes at 0.85 where 2,000 reached 0.93)
 MIN_EPOCHS, MAX_EPOCHS = 12, 300
 WARMUP_SHARE = 0.05
 PATIENCE_SHARE = 0.3  # early stopping cannot fire before this share of the step budget has run
@@ -52,8 +53,11 @@ MIN_PATIENCE = 5
 AUGMENT = "light:fixed"
 MODEL_SECTIONS = ("model.conv.", "model.pool.", "model.head.")
 # tasks whose training length, warm-up, early stopping and batch are derived too; their input size,
-# augmentation and model belong to the task's own configs and model families (boxes, strides)
-BOX_TASKS = ("localization", "detection")
+# augmentation and model belong to the task's own configs and model families (boxes, strides, masks)
+OBJECT_TASKS = ("localization", "detection", "semantic_segmentation", "instance_segmentation")
+# an object task's batch holds at most this many input pixels (64 images of 128 px): detection and
+# segmentation keep their images' size, and 64 images of 512 px would not fit most GPUs
+BATCH_PIXELS = 64 * 128 * 128
 
 
 @dataclass(frozen=True)
@@ -117,10 +121,10 @@ class Derivation:
 def data_stats(manifest: Any, config: cfg.TrainConfig, task: str = "classification") -> DataStats | None:
     """Statistics of the usable labelled images (None when there are none: training says why).
 
-    For a box task every readable image counts (one without objects is a negative) and the class
-    counts are the objects'."""
+    For an object task (boxes, masks) every readable image counts (one without objects is a
+    negative) and the class counts are the objects' (none for semantic masks given as PNGs only)."""
     images = manifest.images
-    box = task in BOX_TASKS
+    box = task in OBJECT_TASKS
     rows = images[(images["status"] == "ok") & (True if box else images["label"].notna())]
     if rows.empty:
         return None
@@ -234,14 +238,16 @@ def derive(stats: DataStats | None, config: cfg.TrainConfig, user_set: Iterable[
     torchrun)."""
     chosen = set(user_set)
     result = Derivation(stats, user_set=sorted(chosen))
-    if stats is None or task not in ("classification", *BOX_TASKS):
-        return result  # other tasks keep the static defaults until their own rules exist
-    box = task in BOX_TASKS
+    if stats is None or task not in ("classification", *OBJECT_TASKS):
+        return result
+    box = task in OBJECT_TASKS
+    family_defaults: dict[str, Any] = {}
     if box:  # a detector family's own defaults (lr, input size, warm-up, clipping) win over derived ones
         from datakit.models import REGISTRY
 
         family = REGISTRY.get((task, config.model.name))
-        chosen |= set(family.defaults) if family else set()
+        family_defaults = dict(family.defaults) if family else {}
+        chosen |= set(family_defaults)
 
     def add(key: str, value: Any, reason: str) -> None:
         result.derived.append(Derived(key, value, reason))
@@ -250,7 +256,8 @@ def derive(stats: DataStats | None, config: cfg.TrainConfig, user_set: Iterable[
         return not any(k in chosen for k in keys)
 
     # input size
-    side = _side_of(config.data.image_size)
+    side = _side_of(config.data.image_size if "data.image_size" in user_set
+                    else family_defaults.get("data.image_size", config.data.image_size))
     cnn = config.model.name == "cnn"
     if not box and free("data.image_size"):
         side = input_side(stats.median_side)
@@ -270,8 +277,11 @@ def derive(stats: DataStats | None, config: cfg.TrainConfig, user_set: Iterable[
     batch = config.train.batch_size
     if free("train.batch_size"):
         batch = batch_size(stats.train_images)
-        add("train.batch_size", batch, f"{stats.train_images} training images / {IMAGES_PER_BATCH}, a power of 2 in "
-                                       f"[{MIN_BATCH}, {MAX_BATCH}]")
+        why = f"{stats.train_images} training images / {IMAGES_PER_BATCH}, a power of 2 in [{MIN_BATCH}, {MAX_BATCH}]"
+        if box and batch * side * side > BATCH_PIXELS:
+            batch = max(1, 2 ** int(math.floor(math.log2(BATCH_PIXELS / (side * side)))))
+            why += f"; {batch} at {side} px keeps a batch within {BATCH_PIXELS / 2**20:g}M input pixels (memory)"
+        add("train.batch_size", batch, why)
     steps_per_epoch = max(1, math.ceil(stats.train_images / batch))
 
     # training length: a step budget, through train.epochs

@@ -104,10 +104,21 @@ class ConfusionEvaluator:
 
 
 NEAR_CHANCE = 0.1  # train accuracy within 10% of the way from chance to 1.0 counts as "near chance"
+MEMORIZED = 0.9  # training accuracy this high while validation stays near chance: memorizing
+
+
+def _accuracy_and_chance(matrix: torch.Tensor) -> tuple[float, float, float]:
+    """(accuracy, chance = the largest class's share, images) of a confusion matrix (rows: actual)."""
+    matrix = matrix.double()
+    total = float(matrix.sum())
+    if not total:
+        return 0.0, 0.0, 0.0
+    return float(matrix.diagonal().sum()) / total, float(matrix.sum(1).max()) / total, total
 
 
 def not_learning(train: ConfusionEvaluator, val: ConfusionEvaluator, classes: list[str], config: Any) -> dict[str, str]:
-    """Validation predicting one class, or training accuracy near chance (the majority class's share)."""
+    """Validation predicting one class, training accuracy near chance (the majority class's share), or
+    training accuracy high while validation stays near chance (memorizing a set too small)."""
     found: dict[str, str] = {}
     lr, batch = config.optim.lr, config.train.batch_size
     val_matrix = val.matrix.view(val.k, val.k)
@@ -120,17 +131,24 @@ def not_learning(train: ConfusionEvaluator, val: ConfusionEvaluator, classes: li
             f"now {lr:g}), too few optimizer steps (train.epochs, train.batch_size now {batch}), imbalanced "
             "classes (data.balance=weights or sampler), early stopping before it learnt (train.patience), "
             "or images too small to show the difference (data.image_size)")
-    train_matrix = train.matrix.view(train.k, train.k).double()
-    total = float(train_matrix.sum())
+    accuracy, chance, total = _accuracy_and_chance(train.matrix.view(train.k, train.k))
     if total:
-        chance = float(train_matrix.sum(1).max()) / total
-        accuracy = float(train_matrix.diagonal().sum()) / total
         if accuracy < chance + NEAR_CHANCE * (1 - chance):
             found["near_chance"] = (
                 f"training accuracy {accuracy:.3f} is near chance ({chance:.3f}, always the largest class): the "
                 f"model does not fit even the training images. Likely causes: optim.lr (now {lr:g}) too high or "
                 f"too low, augmentation too strong (augment), labels that do not match the images (check the "
                 f"manifest), or a model too small for the data (model.conv.filters)")
+    val_accuracy, val_chance, val_total = _accuracy_and_chance(val_matrix)
+    if total and val_total and accuracy >= MEMORIZED and val_accuracy < val_chance + NEAR_CHANCE * (1 - val_chance):
+        per_class = int(total // max(1, int((train.matrix.view(train.k, train.k).sum(1) > 0).sum())))
+        found["memorizing"] = (
+            f"training accuracy {accuracy:.3f} but validation {val_accuracy:.3f}, near chance ({val_chance:.3f}): "
+            f"the model memorizes the training images instead of learning what tells the classes apart. Likely "
+            f"causes: too few training images (~{per_class} per class) for a model trained from scratch, "
+            f"augmentation too weak for them (augment: medium, or medium:any where flips and turns keep the "
+            f"class), a model too large (model.conv.filters), too little weight decay (optim.weight_decay, now "
+            f"{config.optim.weight_decay:g}), or validation images unlike the training ones (check the splits)")
     return found
 
 
