@@ -354,3 +354,28 @@ def test_only_a_process_this_host_can_see_is_judged_by_its_pid() -> None:
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
     assert not _alive(child.pid, None)  # gone (and reaped)
+
+
+@pytest.mark.parametrize(("task", "metric", "fixed"), [
+    ("segment", "val_miou", {"image_size": 32, "model.conv.filters": [8, 16]}),
+    ("instance", "val_mask_map50", {"image_size": 32, "model.conv.filters": [8, 16]}),
+])
+def test_segmentation_tasks_sweep_on_their_own_metric(task: str, metric: str, fixed: dict, tmp_path: Path) -> None:
+    """A sweep ranks segment and instance trials by their validation metric, like any task's."""
+    import datakit
+
+    datakit.sample("shapes", tmp_path / "data", count=30, size=48, objects=(1, 2), seed=2, show_progress=False)
+    manifest = tmp_path / "m"
+    datakit.ingest(tmp_path / "data", manifest, format="masks" if task == "segment" else "coco", workers=1,
+                   show_progress=False)
+    space = {"sampler": "grid", "pruner": "none", "metric": metric,
+             "set": {"task": task, "epochs": 1, "batch_size": 8, "train.threads": 1, "device": "cpu", **fixed},
+             "params": {"optim.lr": [0.003, 0.01]}}
+    result = sweep(manifest, space, tmp_path / "sweep", show_progress=False)
+    table = result.table
+    assert len(table) == 2 and (table["state"] == "complete").all()
+    assert table["value"].between(0, 1).all()
+    best = json.loads((tmp_path / "sweep" / "best.json").read_text())
+    assert best["metric"] == metric and best["value"] == table["value"].max()
+    info = json.loads((Path(best["run_dir"]) / "run.json").read_text())
+    assert info["task"] == {"segment": "semantic_segmentation", "instance": "instance_segmentation"}[task]
