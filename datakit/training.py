@@ -38,6 +38,7 @@ from datakit import config as cfg
 from datakit import distributed
 from datakit.checkpoint import load_initial_weights, load_model_state, read_checkpoint, save_checkpoint
 from datakit.data import EpochSampler, Preprocess, make_loader
+from datakit.engine.signs import LearningSigns
 from datakit.engine.device import autocast as make_autocast, select_device  # noqa: F401 - select_device: API
 from datakit.engine.loop import NonFiniteLoss, evaluate, train_one_epoch
 from datakit.engine.optim import Schedule, lr_factor, make_optimizer  # noqa: F401 - lr_factor: API
@@ -109,14 +110,6 @@ class TrainResult:
             "best_checkpoint": str(self.best_checkpoint), "notes": self.notes, "derived": self.derived,
             "warnings": self.warnings, "history": self.history,
         }
-
-
-GONE_AFTER = 3  # epochs in a row without a sign of not learning before it counts as gone
-
-
-def _warnings(problems: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """The signs of not learning as run.json and TrainResult keep them (the display's bookkeeping left out)."""
-    return [{k: v for k, v in problem.items() if k not in ("said_gone", "absent")} for problem in problems.values()]
 
 
 def read_run_info(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
@@ -348,11 +341,11 @@ def _train(
 
                 training_curves(history, run.curves, title=run_dir.name, metrics=task.metrics)
             info.update(status=status, epochs_run=len(history), best_epoch=best_epoch, best_metric=best_metric,
-                        seconds=round(time.perf_counter() - started, 3), warnings=_warnings(problems), **extra)
+                        seconds=round(time.perf_counter() - started, 3), warnings=signs.as_list(), **extra)
             run.write_info(info)
 
         higher = higher_is_better(monitor)
-        problems: dict[str, dict[str, Any]] = {}  # signs of not learning, by kind (task.diagnose)
+        signs = LearningSigns(display.note)  # signs of not learning (task.diagnose)
         status = "completed"
         stopped_by_callback: str | None = None
         epoch = start_epoch - 1
@@ -393,28 +386,7 @@ def _train(
                     raise TrainingDiverged(f"validation {monitor} became {value} at epoch {epoch}: training stopped; "
                                            f"best checkpoint (epoch {best_epoch}) kept")
                 if epoch > config.schedule.warmup_epochs and epoch > 1:  # not while it warms up
-                    found = task.diagnose(train_metrics, val_metrics, data)
-                    for kind, message in found.items():
-                        if kind not in problems:
-                            problems[kind] = {"kind": kind, "message": message, "epochs": []}
-                            display.note(f"[bold yellow]not learning (epoch {epoch}):[/] {message}")
-                        problems[kind]["epochs"].append(epoch)
-                        problems[kind]["message"] = message  # the latest numbers
-                        problems[kind]["gone_from"], problems[kind]["absent"] = None, 0
-                    # an early sign that later goes away for good (a rare class learnt after the first epochs)
-                    # is said to be gone, once, so a run that recovers does not read as failed; a sign that
-                    # comes and goes with a noisy validation split stays
-                    for kind, problem in problems.items():
-                        if kind in found:
-                            continue
-                        problem["absent"] += 1
-                        if problem["absent"] == GONE_AFTER:
-                            problem["gone_from"] = epoch - GONE_AFTER + 1
-                            if not problem.get("said_gone"):
-                                display.note(f"[green]learning (epoch {epoch}):[/] the sign '{kind}' of epochs "
-                                             f"{problem['epochs'][0]}-{problem['epochs'][-1]} has not held since "
-                                             f"epoch {problem['gone_from']}")
-                                problem["said_gone"] = True
+                    signs.update(epoch, task.diagnose(train_metrics, val_metrics, data))
                 delta = config.train.min_delta
                 improved = best_metric is None or (
                     value > best_metric + delta if higher else value < best_metric - delta)
@@ -491,5 +463,5 @@ def _train(
         epochs_run=len(history), history=history, test_accuracy=test_accuracy, status=status,
         classes=data.classes, notes=notes, seconds=time.perf_counter() - started,
         task=task.name, task_reason=task_reason, test_metrics=test_metrics,
-        derived=(info.get("defaults") or {}).get("derived", []), warnings=_warnings(problems),
+        derived=(info.get("defaults") or {}).get("derived", []), warnings=signs.as_list(),
     )

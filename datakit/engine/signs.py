@@ -1,0 +1,46 @@
+"""Signs that training is not learning, kept across epochs: when each held, and whether it went away.
+
+A task's ``diagnose`` names the signs of one epoch (kind -> message with that epoch's numbers);
+``LearningSigns`` says each new sign at once, says once when one has not held for ``GONE_AFTER``
+epochs in a row (an imbalanced set often predicts its big class for the first epochs, then learns:
+such a run must not read as failed), and keeps what ``run.json`` and ``TrainResult`` record. A sign
+that comes and goes with a noisy validation split is not called gone.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+GONE_AFTER = 3  # epochs in a row without a sign before it counts as gone
+
+
+class LearningSigns:
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self.say = say
+        self._signs: dict[str, dict[str, Any]] = {}
+        self._absent: dict[str, int] = {}
+        self._said_gone: set[str] = set()
+
+    def update(self, epoch: int, found: dict[str, str]) -> None:
+        for kind, message in found.items():
+            if kind not in self._signs:
+                self._signs[kind] = {"kind": kind, "message": message, "epochs": []}
+                self.say(f"[bold yellow]not learning (epoch {epoch}):[/] {message}")
+            sign = self._signs[kind]
+            sign["epochs"].append(epoch)
+            sign["message"] = message  # the latest numbers
+            sign["gone_from"], self._absent[kind] = None, 0
+        for kind, sign in self._signs.items():
+            if kind in found:
+                continue
+            self._absent[kind] += 1
+            if self._absent[kind] == GONE_AFTER:
+                sign["gone_from"] = epoch - GONE_AFTER + 1
+                if kind not in self._said_gone:
+                    self.say(f"[green]learning (epoch {epoch}):[/] the sign '{kind}' of epochs {sign['epochs'][0]}-"
+                             f"{sign['epochs'][-1]} has not held since epoch {sign['gone_from']}")
+                    self._said_gone.add(kind)
+
+    def as_list(self) -> list[dict[str, Any]]:
+        """kind, message (the latest), epochs it held, gone_from (None while it still holds)."""
+        return [dict(sign) for sign in self._signs.values()]
