@@ -23,6 +23,7 @@ from datakit.data import (IMAGENET_MEAN, IMAGENET_STD, Preprocess, assign_splits
                           read_image, usable_images)
 from datakit.errors import DatakitError
 from datakit.manifest import Manifest
+from datakit.tasks.fits import what_it_has
 from datakit.splitting import SplitPlan
 
 NEGATIVE = "(no object)"  # the stratification key of an image without objects
@@ -48,15 +49,9 @@ class BoxSplits:
 
 
 def _missing_boxes(manifest: Manifest, where: str, task: str) -> DatakitError:
-    images = manifest.images
-    has = []
-    if "label" in images.columns and images["label"].notna().any():
-        has.append("image labels (task classification fits)")
-    if "semantic_mask" in images.columns and images["semantic_mask"].notna().any():
-        has.append("semantic masks (task semantic_segmentation fits)")
-    found = "; it has " + " and ".join(has) if has else ""
     return DatakitError(f"{where}: task {task} needs boxes (annotations with bbox_x, bbox_y, bbox_w, bbox_h) "
-                        f"and none has one{found}; ingest a COCO, VOC, YOLO or LabelMe data set for boxes")
+                        f"and none has one{what_it_has(manifest, 'boxes')}; ingest a COCO, VOC, YOLO or LabelMe "
+                        "data set for boxes")
 
 
 def prepare_boxes(manifest: Manifest, data_config: Any, seed: int, task: str, one_object: bool,

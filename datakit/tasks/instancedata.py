@@ -25,6 +25,7 @@ from datakit.data import Preprocess, read_image
 from datakit.errors import DatakitError
 from datakit.manifest import Manifest
 from datakit.tasks import boxdata
+from datakit.tasks.fits import what_it_has
 
 Rle = dict[str, Any]
 
@@ -38,19 +39,9 @@ class InstanceSplits(boxdata.BoxSplits):
 
 
 def _missing_masks(manifest: Manifest, where: str, task: str) -> DatakitError:
-    images, ann = manifest.images, manifest.annotations
-    boxes = int(ann["bbox_w"].notna().sum()) if len(ann) and "bbox_w" in ann.columns else 0
-    has = []
-    if boxes:
-        has.append(f"{boxes} boxes (task detection fits)")
-    if "semantic_mask" in images.columns and images["semantic_mask"].notna().any():
-        has.append("semantic masks (task semantic_segmentation fits)")
-    if "label" in images.columns and images["label"].notna().any():
-        has.append("image labels (task classification fits)")
-    found = "; it has " + " and ".join(has) if has else ""
     return DatakitError(f"{where}: task {task} needs instance masks (annotations with a segmentation: polygon, "
-                        f"rle or mask_file) and none has one{found}; ingest a COCO data set with segmentations, "
-                        "LabelMe polygons, YOLO segment labels or instance-mask PNGs")
+                        f"rle or mask_file) and none has one{what_it_has(manifest, 'instance_masks')}; ingest a COCO "
+                        "data set with segmentations, LabelMe polygons, YOLO segment labels or instance-mask PNGs")
 
 
 def prepare_instances(manifest: Manifest, data_config: Any, seed: int, task: str,

@@ -35,6 +35,7 @@ from datakit.manifest import Manifest
 from datakit.metrics.segmentation import IGNORE  # 255: one ignore value for targets, loss and metrics
 from datakit.splitting import SplitPlan
 from datakit.tasks.boxdata import BoxSplits, split_frames, train_transform
+from datakit.tasks.fits import what_it_has
 
 BACKGROUND = "background"
 NEGATIVE = "(background only)"  # the stratification key of an image without objects
@@ -81,16 +82,10 @@ def lookup(values: Sequence[int]) -> np.ndarray:
 
 
 def missing_masks(manifest: Manifest, where: str) -> DatakitError:
-    images, ann = manifest.images, manifest.annotations
-    has = []
-    if len(ann) and "bbox_w" in ann.columns and ann["bbox_w"].notna().any():
-        has.append("boxes (task detection fits)")
-    if "label" in images.columns and images["label"].notna().any():
-        has.append("image labels (task classification fits)")
-    found = "; it has " + " and ".join(has) if has else ""
     return DatakitError(f"{where}: task semantic_segmentation needs masks (a semantic_mask PNG per image, or "
-                        f"annotations with a polygon, RLE or mask-file segmentation) and none has one{found}; ingest "
-                        "a mask folder (--format masks) or a COCO/LabelMe data set with segmentations")
+                        f"annotations with a polygon, RLE or mask-file segmentation) and none has one"
+                        f"{what_it_has(manifest, 'semantic_masks')}; ingest a mask folder (--format masks) or a "
+                        "COCO/LabelMe data set with segmentations")
 
 
 def _blank(value: Any) -> bool:
