@@ -1,11 +1,14 @@
 """Defaults benchmark: `datakit train MANIFEST -o RUN` with no config, against a tuned sweep, per data set.
 
-    python benchmarks/defaults.py [--sets shapes64,digits8,...] [--trials 12] [--seeds 5] [--sides default,tuned]
+    python benchmarks/defaults.py [--sets shapes64,digits8,...] [--trials 12] [--seeds 5]
+                                  [--sides default,tuned,shipped]
                                   [--quick] [--output DIR]
 
 For each data set: the held-out test accuracy with nothing set (the data-aware defaults), the test
 accuracy of the best of a fixed budget of sweep trials (``--trials``, default 12, the project's own
-``datakit.sweep`` over SPACE below, ranked on validation accuracy) and the seconds each took.
+``datakit.sweep`` over SPACE below, ranked on validation accuracy), the test accuracy of the
+project's shipped tuned config for that kind of data where there is one (SHIPPED), and the seconds
+each took. The gap is to the better of the sweep and the shipped config.
 Nothing is downloaded: the sets are generated, or built from images that scikit-learn and
 scikit-image ship inside their packages.
 
@@ -41,6 +44,10 @@ sys.path.insert(0, str(REPO))
 from measure import cpu_seconds  # noqa: E402
 
 TEST_IMAGES = 1000
+# the project's own tuned configs for these kinds of data: the "tuned" column is the better of
+# the sweep and this config, trained on the same splits
+SHIPPED = {"shapes64": "configs/shapes-classify.yaml", "imbalanced": "configs/shapes-classify.yaml",
+           "digits8": "configs/digits-cnn.yaml", "digits32": "configs/digits-cnn.yaml"}
 # the tuned side: a fixed search the benchmark gives every set (keys not searched are derived as usual)
 SPACE: dict[str, Any] = {
     "sampler": "tpe", "metric": "val_accuracy", "seed": 0, "pruner": "none",
@@ -210,12 +217,16 @@ def measure(name: str, side: str, seed: int, kind: str, overrides: dict[str, Any
     _splits(manifest, kind, seed)
     out = folder / f"{side}-{seed}"
     shutil.rmtree(out, ignore_errors=True)  # a half-done run of an interrupted benchmark starts again
-    if side == "default" or tuned_params is not None:
+    if side in ("default", "shipped") or tuned_params is not None:
         settings = {**overrides, **(tuned_params or {})}
-        result, wall, cpu = _timed(lambda: datakit.train(manifest, output=out, show_progress=False, **settings))
+        config = REPO / SHIPPED[name] if side == "shipped" else None
+        result, wall, cpu = _timed(lambda: datakit.train(manifest, config, output=out, show_progress=False,
+                                                         **settings))
         row = {"set": name, "side": side, "seed": seed, "accuracy": result.test_accuracy, "wall_s": wall,
                "cpu_s": cpu, "epochs": result.epochs_run, "warnings": [w["kind"] for w in result.warnings],
                "derived": {d["key"]: d["value"] for d in result.derived}}
+        row["warnings"] = [w["kind"] + (f" (gone from epoch {w['gone_from']})" if w.get("gone_from") else "")
+                           for w in result.warnings]
         return row if tuned_params is None else {**row, "params": tuned_params, "params_from": "split 0's sweep"}
     swept, wall, cpu = _timed(lambda: datakit.sweep(manifest, SPACE, out, trials=trials, show_progress=False,
                                                     **overrides))
@@ -237,12 +248,15 @@ def summarize(name: str, rows: list[dict[str, Any]], manifest: Path) -> dict[str
     return {"set": name, "images": len(images), "classes": images["label"].nunique(),
             "test": int((images["split"] == "test").sum()),
             "seeds": f"{sum(r['side'] == 'default' for r in rows)}/{sum(r['side'] == 'tuned' for r in rows)}",
-            "default": mean("default", "accuracy"), "tuned": mean("tuned", "accuracy"),
+            "default": mean("default", "accuracy"), "sweep": mean("tuned", "accuracy"),
+            "shipped": mean("shipped", "accuracy"),
+            "tuned": max((v for v in (mean("tuned", "accuracy"), mean("shipped", "accuracy")) if v is not None),
+                         default=None),
             "default_s": mean("default", "wall_s"), "default_cpu": mean("default", "cpu_s"),
             "tuned_s": next((r["wall_s"] for r in rows if r["side"] == "tuned" and r["seed"] == 0), None),
             "tuned_params": next((r.get("params") for r in rows if r["side"] == "tuned" and r["seed"] == 0), None),
             "epochs": mean("default", "epochs"),
-            "warnings": sorted({k for r in rows for k in r.get("warnings", [])})}
+            "warnings": sorted({k for r in rows if r["side"] == "default" for k in r.get("warnings", [])})}
 
 
 def _fmt(value: float | None, pattern: str) -> str:
@@ -250,15 +264,16 @@ def _fmt(value: float | None, pattern: str) -> str:
 
 
 def table(summaries: list[dict[str, Any]], trials: int) -> str:
-    lines = [f"| set | images | classes | test images | seeds (default/tuned) | default acc | tuned acc ({trials} trials) "
-             f"| gap (pp) | default wall s | default CPU s | epochs | sweep wall s | not learning |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    lines = [f"| set | images | classes | test images | seeds (default/sweep) | default acc | sweep acc ({trials} trials) "
+             f"| shipped config acc | gap to the best (pp) | default wall s | default CPU s | epochs | sweep wall s "
+             f"| not learning (default) |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for r in summaries:
         gap = None if r["default"] is None or r["tuned"] is None else 100 * (r["tuned"] - r["default"])
         lines.append(f"| {r['set']} | {r['images']} | {r['classes']} | {r['test']} | {r['seeds']} | "
-                     f"{_fmt(r['default'], '.4f')} | {_fmt(r['tuned'], '.4f')} | {_fmt(gap, '+.1f')} | "
-                     f"{_fmt(r['default_s'], '.0f')} | {_fmt(r['default_cpu'], '.0f')} | {_fmt(r['epochs'], '.0f')} | "
-                     f"{_fmt(r['tuned_s'], '.0f')} | {', '.join(r['warnings']) or '-'} |")
+                     f"{_fmt(r['default'], '.4f')} | {_fmt(r['sweep'], '.4f')} | {_fmt(r['shipped'], '.4f')} | "
+                     f"{_fmt(gap, '+.1f')} | {_fmt(r['default_s'], '.0f')} | {_fmt(r['default_cpu'], '.0f')} | "
+                     f"{_fmt(r['epochs'], '.0f')} | {_fmt(r['tuned_s'], '.0f')} | {', '.join(r['warnings']) or '-'} |")
     return "\n".join(lines)
 
 
@@ -267,9 +282,10 @@ def main() -> None:
     parser.add_argument("--sets", default=None, help="comma-separated subset of the data sets")
     parser.add_argument("--trials", type=int, default=12, help="sweep trials for the tuned result")
     parser.add_argument("--seeds", type=int, default=5, help="split seeds for the small real sets")
-    parser.add_argument("--sides", default="default,tuned",
-                        help="what to measure: default (no config), tuned (the sweep) or both; every set's "
-                             "defaults are measured before any sweep starts")
+    parser.add_argument("--sides", default="default,tuned,shipped",
+                        help="what to measure: default (no config), tuned (the sweep), shipped (the project's "
+                             "tuned config for that kind of data, where SHIPPED has one); every set's defaults "
+                             "are measured before any sweep starts")
     parser.add_argument("--quick", action="store_true", help="small sets, 1 seed, 2 trials: proves it runs")
     parser.add_argument("--output", type=Path, default=None,
                         help="work folder; results.jsonl there keeps every measurement, and a re-run with the "
@@ -284,7 +300,7 @@ def main() -> None:
     unknown = [s for s in chosen if s not in sets]
     if unknown:
         parser.error(f"unknown set(s) {unknown}; known: {', '.join(sets)}")
-    sides = [s for s in ("default", "tuned") if s in args.sides.split(",")]
+    sides = [s for s in ("default", "tuned", "shipped") if s in args.sides.split(",")]
     work = args.output or Path(tempfile.mkdtemp(prefix="datakit-bench-defaults-"))
     work.mkdir(parents=True, exist_ok=True)
     log = work / "results.jsonl"
@@ -295,7 +311,7 @@ def main() -> None:
         for name in chosen:
             _, kind, overrides = sets[name]
             for seed in range(args.seeds if kind == "real" else 1):
-                if (name, side, seed) in done:
+                if (name, side, seed) in done or (side == "shipped" and name not in SHIPPED):
                     continue
                 # the tuned side sweeps on split 0 only; the other splits train the config it found
                 tuned_params = done[(name, "tuned", 0)].get("params") if side == "tuned" and seed else None

@@ -83,8 +83,9 @@ class PoolConfig:
 
 @dataclass
 class HeadConfig:
-    pooling: Literal["global_avg", "global_max", "flatten"] = _opt(
-        "global_avg", "how feature maps become a vector: global average/max pooling or flatten")
+    pooling: Literal["global_avg", "global_max", "global_avg_max", "flatten"] = _opt(
+        "global_avg", "how feature maps become a vector: global average or max pooling, both side by side "
+                      "(global_avg_max), or flatten")
     dense: list[int] = _opt([128], "hidden dense layer sizes before the output layer ([] = none)")
     dropout: float = _opt(0.2, "dropout before each dense layer")
 

@@ -129,7 +129,8 @@ def sweep_plot(table: pd.DataFrame, metric: str, params: Sequence[str], path: Pa
         for state, (colour, marker) in states.items():
             mask = (shown["state"] == state).to_numpy()
             ax.scatter(xs[mask], shown[metric][mask], c=colour, marker=marker, s=24)
-        if numeric and key in log_params:
+        # a sweep stopped before any trial finished has nothing to place on a log axis
+        if numeric and key in log_params and bool((xs > 0).any()):
             ax.set_xscale("log")
             # 1, 2 and 5 per decade, plainly written: labelled minor ticks overlap on a short range
             ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))

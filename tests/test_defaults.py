@@ -62,6 +62,7 @@ def test_tiny_images_are_upscaled_and_the_cnn_fits_them() -> None:
     assert values["data.image_size"] == 16
     assert values["model.conv.filters"] == [16, 32, 64]  # 16 -> 2 px after three blocks
     assert values["model.conv.convs_per_block"] == 2
+    assert values["model.head.pooling"] == "global_avg_max"
 
 
 def test_large_photos_are_capped_and_many_classes_widen_the_cnn() -> None:

@@ -24,6 +24,7 @@ def _model_config(**overrides: object) -> cfg.ModelConfig:
     {"conv.filters": [4, 8], "conv.stride": [2, 1], "conv.padding": "valid", "pool.type": "avg"},
     {"conv.filters": [4, 8], "pool.type": "none", "head.pooling": "global_max", "head.dense": []},
     {"conv.filters": [4, 8], "head.pooling": "flatten", "head.dense": [32, 16], "head.dropout": 0.5},
+    {"conv.filters": [4, 8], "head.pooling": "global_avg_max", "head.dense": []},
     {"conv.filters": [4], "conv.convs_per_block": 3, "pool.kernel_size": 3, "pool.stride": 2, "pool.padding": 1},
 ])
 def test_cnn_from_config_maps_images_to_class_logits(overrides: dict) -> None:
@@ -46,6 +47,27 @@ def test_cnn_layers_follow_the_config() -> None:
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     assert [(l.in_features, l.out_features) for l in linears] == [(12, 20), (20, 2)]
     assert [m.p for m in model.modules() if isinstance(m, nn.Dropout)] == [0.25, 0.25]
+
+
+def test_avg_max_pooling_gives_both_statistics_side_by_side() -> None:
+    from datakit.models.cnn import global_pool
+
+    maps = torch.zeros(1, 2, 4, 4)
+    maps[0, 0, 1, 2] = 8.0  # one small bright spot: the average hides it, the max keeps it
+    maps[0, 1] = 1.0
+    assert global_pool("global_avg_max")(maps).tolist() == [[0.5, 1.0, 8.0, 1.0]]
+    model = build_model(_model_config(**{"conv.filters": [4, 8], "head.pooling": "global_avg_max", "head.dense": []}),
+                        in_channels=1, num_classes=3, image_size=(16, 16))
+    (linear,) = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    assert linear.in_features == 16
+
+
+def test_localizer_head_takes_avg_max_pooling() -> None:
+    config = _model_config(**{"conv.filters": [4, 8], "head.pooling": "global_avg_max", "head.dense": []})
+    model = build_model(config, in_channels=3, num_classes=4, image_size=(32, 32), task="localization")
+    out = model(torch.randn(2, 3, 32, 32))
+    tensors = out.values() if isinstance(out, dict) else out if isinstance(out, (tuple, list)) else [out]
+    assert all(t.shape[0] == 2 and torch.isfinite(t).all() for t in tensors)
 
 
 def test_flatten_head_width_is_computed_from_the_image_size() -> None:

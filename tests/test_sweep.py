@@ -379,3 +379,13 @@ def test_segmentation_tasks_sweep_on_their_own_metric(task: str, metric: str, fi
     assert best["metric"] == metric and best["value"] == table["value"].max()
     info = json.loads((Path(best["run_dir"]) / "run.json").read_text())
     assert info["task"] == {"segment": "semantic_segmentation", "instance": "instance_segmentation"}[task]
+
+
+def test_the_sweep_plot_of_a_sweep_stopped_before_any_trial_finished_is_drawn(tmp_path: Path) -> None:
+    """Ctrl-C in the first trial: results are written with the plot, and a log-scaled key has no
+    point to place (matplotlib refused a log axis without positive data)."""
+    from datakit.plots import sweep_plot
+
+    table = pd.DataFrame({"trial": [0], "state": ["running"], "val_accuracy": [float("nan")], "optim.lr": [0.002]})
+    path = sweep_plot(table, "val_accuracy", ["optim.lr"], tmp_path / "sweep.png", log_params=["optim.lr"])
+    assert path.is_file() and path.stat().st_size > 0

@@ -23,8 +23,9 @@ with the reason. What the user set is never changed.
 - threads and workers (``threads_and_workers``): torch threads from the core count, the model and
   the work of one step, worker processes for augmentation when there are cores to spare; one
   thread and no workers when the machine has been oversubscribed for minutes (below);
-- the cnn's depth (one block per halving the input affords) and width (by class count), only when
-  no ``model.conv``/``model.pool``/``model.head`` key is set.
+- the cnn's depth (one block per halving the input affords), width (by class count) and head
+  pooling (average and max side by side), only when no ``model.conv``/``model.pool``/``model.head``
+  key is set.
 
 Object tasks (localization, detection, semantic and instance segmentation) get the batch (at most
 ``BATCH_PIXELS`` input pixels), the step budget, the warm-up, early stopping and threads by the
@@ -51,6 +52,9 @@ WARMUP_SHARE = 0.05
 PATIENCE_SHARE = 0.3  # early stopping cannot fire before this share of the step budget has run
 MIN_PATIENCE = 5
 AUGMENT = "light:fixed"
+# average-only pooling left 64 px shapes (the largest of several shapes names the class) at 0.956
+# test accuracy; average and max side by side reached 0.995, as the shipped tuned config does
+HEAD_POOLING = "global_avg_max"
 MODEL_SECTIONS = ("model.conv.", "model.pool.", "model.head.")
 # tasks whose training length, warm-up, early stopping and batch are derived too; their input size,
 # augmentation and model belong to the task's own configs and model families (boxes, strides, masks)
@@ -331,6 +335,8 @@ def derive(stats: DataStats | None, config: cfg.TrainConfig, user_set: Iterable[
                                            f"{side >> blocks} px); width from {first} for {stats.classes} classes")
         if side <= 32:
             add("model.conv.convs_per_block", 2, f"two convolutions per block: few blocks fit a {side} px input")
+        add("model.head.pooling", HEAD_POOLING, "global average and max side by side: the max keeps a small object "
+                                                "that averaging over a large background washes out")
 
     # threads and workers: how fast, never what is learnt
     if cores and processes == 1:

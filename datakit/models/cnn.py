@@ -25,6 +25,28 @@ ACTIVATIONS: dict[str, Any] = {
 }
 
 
+class AvgMaxPool(nn.Module):
+    """Global average and global max pooling side by side (2x the channels): the average sees how
+    much of the image holds a feature, the max whether a small object somewhere has it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x.mean(dim=(2, 3)), x.amax(dim=(2, 3))], dim=1)
+
+
+def global_pool(pooling: str) -> nn.Module:
+    """The head's pooling (``model.head.pooling``) as a module from feature maps to vectors."""
+    if pooling == "flatten":
+        return nn.Flatten()
+    if pooling == "global_avg_max":
+        return AvgMaxPool()
+    return nn.Sequential(nn.AdaptiveAvgPool2d(1) if pooling == "global_avg" else nn.AdaptiveMaxPool2d(1), nn.Flatten())
+
+
+def pooled_width(pooling: str, channels: int) -> int:
+    """Length of the vector ``global_pool`` gives for ``channels`` feature maps (not for flatten)."""
+    return 2 * channels if pooling == "global_avg_max" else channels
+
+
 def _per_block(value: Any, blocks: int) -> list[Any]:
     return list(value) if isinstance(value, list) else [value] * blocks
 
@@ -79,11 +101,7 @@ class ConfigurableCNN(nn.Module):
         # one flat Sequential: the state-dict keys stay those of runs saved before blocks existed
         layers: list[nn.Module] = [layer for block in blocks for layer in block]
         self.features = nn.Sequential(*layers)
-        if head.pooling == "flatten":
-            self.pool: nn.Module = nn.Flatten()
-        else:
-            global_pool = nn.AdaptiveAvgPool2d(1) if head.pooling == "global_avg" else nn.AdaptiveMaxPool2d(1)
-            self.pool = nn.Sequential(global_pool, nn.Flatten())
+        self.pool = global_pool(head.pooling)
         width = self._feature_width(in_channels, image_size)
         dense: list[nn.Module] = []
         for units in head.dense:

@@ -14,7 +14,7 @@ from torch import nn
 
 from datakit.config import ModelConfig
 from datakit.errors import DatakitError
-from datakit.models.cnn import ACTIVATIONS, conv_blocks
+from datakit.models.cnn import ACTIVATIONS, conv_blocks, global_pool, pooled_width
 
 BOX_GRID = 4
 
@@ -36,13 +36,8 @@ class Localizer(nn.Module):
             finally:
                 self.features.train()
         channels = widths[-1]
-        if head.pooling == "flatten":
-            self.pool: nn.Module = nn.Flatten()
-            width = channels * shape[2] * shape[3]
-        else:
-            pool = nn.AdaptiveAvgPool2d(1) if head.pooling == "global_avg" else nn.AdaptiveMaxPool2d(1)
-            self.pool = nn.Sequential(pool, nn.Flatten())
-            width = channels
+        self.pool = global_pool(head.pooling)
+        width = channels * shape[2] * shape[3] if head.pooling == "flatten" else pooled_width(head.pooling, channels)
         layers: list[nn.Module] = []
         for units in head.dense:
             if head.dropout:
