@@ -54,11 +54,10 @@ def test_every_family_has_a_small_stem() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="not shown yet: measured test accuracy 0.31 after 12 epochs on 600 images "
-                                       "(early stopped, 'not learning' reported); resnet18 from scratch needs more "
-                                       "data or steps than this test affords (issue 13, open). Its cost: 0.67 "
-                                       "CPU-s per batch-16 step at 32 px (1 thread), ~220 CPU-s of steps for 12 "
-                                       "epochs; a re-run did not finish in 20 min on the contended machine")
+@pytest.mark.xfail(strict=False, reason="12 epochs (~320 steps) are too few for resnet18 from scratch: measured 0.31. "
+                                       "With the derived 2,000-step budget it reaches 0.989 on 64 px shapes "
+                                       "(benchmarks/defaults.py shapes64-resnet18, 969 s on 2 quiet cores), more "
+                                       "than a test affords")
 def test_resnet18_learns_small_shapes(tmp_path: Path) -> None:
     """The issue's case at a size a test affords: resnet18 on 32 px shapes, defaults derived from the data."""
     import datakit
