@@ -113,6 +113,14 @@ class Preprocess:
     def load(self, path: str | os.PathLike[str]) -> np.ndarray:
         return resize_image(read_image(path, self.channels), self.height, self.width, self.resize)
 
+    def check_augmented(self, image: np.ndarray) -> np.ndarray:
+        """An augmented image, HxWxC, refused when the augmentation changed its size."""
+        image = image if image.ndim == 3 else image[:, :, None]
+        if image.shape[:2] != (self.height, self.width):
+            raise DatakitError(f"augment changed the image size to {image.shape[0]}x{image.shape[1]}; training needs "
+                               f"{self.height}x{self.width} (set the transform's size to match)")
+        return image
+
     def to_tensor(self, images: np.ndarray | torch.Tensor) -> torch.Tensor:
         """uint8 NxHxWxC -> float32 NxCxHxW, scaled to [0, 1] and normalized."""
         batch = torch.as_tensor(images).permute(0, 3, 1, 2).float().div_(255.0)
@@ -401,11 +409,7 @@ class ImageClassificationDataset(Dataset):
         if self.transform is not None:
             from datakit.online_augment import apply
 
-            image = apply(self.transform, image)
-            if image.shape[:2] != (self.preprocess.height, self.preprocess.width):
-                raise DatakitError(
-                    f"augment changed the image size to {image.shape[0]}x{image.shape[1]}; training needs "
-                    f"{self.preprocess.height}x{self.preprocess.width} (set the transform's size to match)")
+            image = self.preprocess.check_augmented(apply(self.transform, image))
         return image, index
 
     def _decoded(self, index: int) -> tuple[np.ndarray, int]:

@@ -138,3 +138,17 @@ def test_balanced_sampler_draws_classes_equally_and_weights_are_inverse_frequenc
     assert 0.45 < drawn.mean() < 0.55
     weights = balanced_class_weights(targets, 3)
     assert torch.allclose(weights, torch.tensor([100 / (2 * 90), 100 / (2 * 10), 0.0]))
+
+
+def test_an_augmentation_that_changes_the_image_size_is_refused_with_both_sizes() -> None:
+    """One check serves every task's dataset: classification, boxes, instance and semantic masks."""
+    import numpy as np
+
+    from datakit.data import Preprocess
+    from datakit.errors import DatakitError
+
+    preprocess = Preprocess(height=32, width=24, channels=1, resize="stretch")
+    assert preprocess.check_augmented(np.zeros((32, 24), np.uint8)).shape == (32, 24, 1)
+    with pytest.raises(DatakitError, match=r"augment changed the image size to 30x24; training needs 32x24 "
+                                           r"\(set the transform's size to match\)"):
+        preprocess.check_augmented(np.zeros((30, 24, 1), np.uint8))

@@ -17,12 +17,12 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import Dataset
 
 from datakit.data import (IMAGENET_MEAN, IMAGENET_STD, Preprocess, assign_splits, channel_stats, output_classes,
                           read_image, usable_images)
 from datakit.errors import DatakitError
 from datakit.manifest import Manifest
+from datakit.tasks.arraydata import AugmentedArrays
 from datakit.tasks.fits import what_it_has
 from datakit.splitting import SplitPlan
 
@@ -207,40 +207,26 @@ def xywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
     return np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1)
 
 
-class BoxDataset(Dataset):
+class BoxDataset(AugmentedArrays):
     """(images NxCxHxW, targets [{"boxes": x0 y0 x1 y1 input pixels, "labels"}]) for rows of one split."""
 
     def __init__(self, images: np.ndarray, objects: Sequence[tuple[np.ndarray, np.ndarray]], preprocess: Preprocess,
                  transform: Any = None, keep_one: bool = False) -> None:
-        self.images = images
+        super().__init__(images, preprocess, transform)
         self.objects = list(objects)
-        self.preprocess = preprocess
-        self.transform = transform
         self.keep_one = keep_one  # localization: an augmentation that loses the object is not used
-        self._ready = preprocess.to_tensor(images) if transform is None else None
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def reseed(self, seed: int) -> None:
-        if self.transform is not None and hasattr(self.transform, "set_random_seed"):
-            self.transform.set_random_seed(seed)
 
     def _one(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         image = self.images[index]
         boxes, labels = self.objects[index]
         if self.transform is None:
             return image, boxes, labels
-        from datakit.augmentation.targets import Sample, apply
+        from datakit.augmentation.targets import Sample
 
-        result = apply(self.transform, Sample(image=image, boxes=boxes, labels=labels)).sample
-        out = result.image if result.image.ndim == 3 else result.image[:, :, None]
-        if out.shape[:2] != (self.preprocess.height, self.preprocess.width):
-            raise DatakitError(f"augment changed the image size to {out.shape[0]}x{out.shape[1]}; training needs "
-                               f"{self.preprocess.height}x{self.preprocess.width} (set the transform's size to match)")
+        result = self.augment(Sample(image=image, boxes=boxes, labels=labels))
         if self.keep_one and len(result.boxes) != len(boxes):
             return image, boxes, labels
-        return out, result.boxes, result.labels
+        return result.image, result.boxes, result.labels
 
     def __getitem__(self, index: int) -> Any:
         x, targets = self.__getitems__([index])

@@ -148,14 +148,10 @@ class InstanceDataset(boxdata.BoxDataset):
         masks = decode(rles, image.shape[0], image.shape[1])
         if self.transform is None:
             return image, boxes, labels, masks
-        from datakit.augmentation.targets import Sample, apply
+        from datakit.augmentation.targets import Sample
 
-        result = apply(self.transform, Sample(image=image, boxes=boxes, labels=labels, masks=masks)).sample
-        out = result.image if result.image.ndim == 3 else result.image[:, :, None]
-        if out.shape[:2] != (self.preprocess.height, self.preprocess.width):
-            raise DatakitError(f"augment changed the image size to {out.shape[0]}x{out.shape[1]}; training needs "
-                               f"{self.preprocess.height}x{self.preprocess.width} (set the transform's size to match)")
-        return out, result.boxes, result.labels, result.masks
+        result = self.augment(Sample(image=image, boxes=boxes, labels=labels, masks=masks))
+        return result.image, result.boxes, result.labels, result.masks
 
     @staticmethod
     def _target(part: tuple[np.ndarray, ...]) -> dict[str, torch.Tensor]:

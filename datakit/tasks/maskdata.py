@@ -26,7 +26,6 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import Dataset
 
 from datakit import geometry
 from datakit.data import Preprocess, assign_splits, read_image, usable_images
@@ -35,6 +34,7 @@ from datakit.manifest import Manifest
 from datakit.metrics.segmentation import IGNORE  # 255: one ignore value for targets, loss and metrics
 from datakit.splitting import SplitPlan
 from datakit.tasks.boxdata import BoxSplits, split_frames, train_transform
+from datakit.tasks.arraydata import AugmentedArrays
 from datakit.tasks.fits import what_it_has
 
 BACKGROUND = "background"
@@ -260,32 +260,18 @@ def load_pair(path: str | Path, preprocess: Preprocess,
     return result.image, result.semantic_mask, image.shape[:2]
 
 
-class MaskDataset(Dataset):
+class MaskDataset(AugmentedArrays):
     """(images NxCxHxW float, class maps NxHxW long with 255 = ignore) for rows of one split."""
 
     def __init__(self, images: np.ndarray, masks: np.ndarray, preprocess: Preprocess, transform: Any = None) -> None:
-        self.images = images
+        super().__init__(images, preprocess, transform)
         self.masks = masks
-        self.preprocess = preprocess
-        self.transform = transform
-        self._ready = preprocess.to_tensor(images) if transform is None else None
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def reseed(self, seed: int) -> None:
-        if self.transform is not None and hasattr(self.transform, "set_random_seed"):
-            self.transform.set_random_seed(seed)
 
     def _one(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        from datakit.augmentation.targets import Sample, apply
+        from datakit.augmentation.targets import Sample
 
-        result = apply(self.transform, Sample(image=self.images[index], semantic_mask=self.masks[index])).sample
-        image = result.image if result.image.ndim == 3 else result.image[:, :, None]
-        if image.shape[:2] != (self.preprocess.height, self.preprocess.width):
-            raise DatakitError(f"augment changed the image size to {image.shape[0]}x{image.shape[1]}; training needs "
-                               f"{self.preprocess.height}x{self.preprocess.width} (set the transform's size to match)")
-        return image, result.semantic_mask
+        result = self.augment(Sample(image=self.images[index], semantic_mask=self.masks[index]))
+        return result.image, result.semantic_mask
 
     def __getitem__(self, index: int) -> Any:
         x, y = self.__getitems__([index])
