@@ -453,8 +453,9 @@ def _seed_worker(worker_id: int) -> None:
     # a worker augments one batch at a time: one thread each, or workers x threads fight for the cores
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
-    if info is not None and isinstance(info.dataset, ImageClassificationDataset):
-        # each worker gets its own augmentation stream, derived from DataLoader's per-worker seed
+    if info is not None and hasattr(info.dataset, "reseed"):
+        # each worker gets its own augmentation stream, derived from DataLoader's per-worker seed; every
+        # task's dataset has reseed (box, mask and instance datasets were left with one shared stream)
         info.dataset.reseed(info.seed % 2**32)
 
 

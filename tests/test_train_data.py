@@ -152,3 +152,22 @@ def test_an_augmentation_that_changes_the_image_size_is_refused_with_both_sizes(
     with pytest.raises(DatakitError, match=r"augment changed the image size to 30x24; training needs 32x24 "
                                            r"\(set the transform's size to match\)"):
         preprocess.check_augmented(np.zeros((30, 24, 1), np.uint8))
+
+
+def test_every_task_dataset_gets_its_own_augmentation_stream_per_worker() -> None:
+    """DataLoader workers start as copies of one dataset: without a reseed each would draw the same
+    augmentations. Box, mask and instance datasets are reseeded like the classification one."""
+    import numpy as np
+
+    from datakit.augmentation.specs import resolve
+    from datakit.data import EpochSampler, Preprocess, make_loader
+    from datakit.tasks.maskdata import MaskDataset
+
+    preprocess = Preprocess(height=16, width=16, channels=1, resize="stretch")
+    images = np.full((4, 16, 16, 1), 128, np.uint8)  # four identical images: only augmentation differs
+    transform = resolve([{"RandomBrightnessContrast": {"brightness_limit": 0.4, "p": 1.0}}],
+                        task="semantic_segmentation", seed=0).compose
+    dataset = MaskDataset(images, np.zeros((4, 16, 16), np.uint8), preprocess, transform)
+    loader = make_loader(dataset, 1, EpochSampler(4, shuffle=False), workers=2, pin_memory=False)
+    batches = [x for x, _ in loader]  # workers take turns: batches 0 and 2 from one, 1 and 3 from the other
+    assert not torch.equal(batches[0], batches[1])
