@@ -504,8 +504,13 @@ class EpochSampler(Sampler[int]):
 
 
 def make_loader(
-    dataset: ImageClassificationDataset, batch_size: int, sampler: EpochSampler, workers: int, pin_memory: bool,
+    dataset: Dataset, batch_size: int, sampler: EpochSampler, workers: int, pin_memory: bool,
 ) -> DataLoader:
+    """The loader every task trains with. With worker processes, OpenCV in this process is set to one
+    thread (training restores the caller's setting when it ends): workers are forked, and a fork
+    of OpenCV's running thread pool deadlocks the first OpenCV call in the worker."""
+    if workers > 0:
+        cv2.setNumThreads(1)
     return DataLoader(
         dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, collate_fn=_passthrough,
         pin_memory=pin_memory, worker_init_fn=_seed_worker, persistent_workers=workers > 0,

@@ -171,3 +171,28 @@ def test_every_task_dataset_gets_its_own_augmentation_stream_per_worker() -> Non
     loader = make_loader(dataset, 1, EpochSampler(4, shuffle=False), workers=2, pin_memory=False)
     batches = [x for x, _ in loader]  # workers take turns: batches 0 and 2 from one, 1 and 3 from the other
     assert not torch.equal(batches[0], batches[1])
+
+
+def test_worker_processes_start_after_opencv_has_used_its_thread_pool() -> None:
+    """A worker forked from a process whose OpenCV thread pool is running used to hang on its first
+    OpenCV call; make_loader sets OpenCV to one thread first. Run in a child process with a
+    timeout, so a regression fails instead of hanging the suite."""
+    import subprocess
+    import sys
+
+    script = """
+import cv2, numpy as np
+from datakit.augmentation.specs import resolve
+from datakit.data import EpochSampler, Preprocess, make_loader
+from datakit.tasks.maskdata import MaskDataset
+big = np.random.default_rng(0).integers(0, 256, (1024, 1024, 3), dtype=np.uint8)
+for _ in range(3):
+    cv2.warpAffine(big, np.float32([[1, 0.1, 3], [0.1, 1, 2]]), (1024, 1024))  # OpenCV's pool now runs
+transform = resolve([{"RandomBrightnessContrast": {"p": 1.0}}], task="semantic_segmentation", seed=0).compose
+dataset = MaskDataset(np.full((4, 16, 16, 1), 128, np.uint8), np.zeros((4, 16, 16), np.uint8),
+                      Preprocess(height=16, width=16, channels=1, resize="stretch"), transform)
+print(len(list(make_loader(dataset, 1, EpochSampler(4, shuffle=False), workers=2, pin_memory=False))))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "4"
