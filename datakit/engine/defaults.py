@@ -260,7 +260,7 @@ def derive(stats: DataStats | None, config: cfg.TrainConfig, user_set: Iterable[
         return not any(k in chosen for k in keys)
 
     # input size
-    side = _side_of(config.data.image_size if "data.image_size" in user_set
+    side = _side_of(config.data.image_size if "data.image_size" in result.user_set
                     else family_defaults.get("data.image_size", config.data.image_size))
     cnn = config.model.name == "cnn"
     if not box and free("data.image_size"):

@@ -42,11 +42,6 @@ def global_pool(pooling: str) -> nn.Module:
     return nn.Sequential(nn.AdaptiveAvgPool2d(1) if pooling == "global_avg" else nn.AdaptiveMaxPool2d(1), nn.Flatten())
 
 
-def pooled_width(pooling: str, channels: int) -> int:
-    """Length of the vector ``global_pool`` gives for ``channels`` feature maps (not for flatten)."""
-    return 2 * channels if pooling == "global_avg_max" else channels
-
-
 def _per_block(value: Any, blocks: int) -> list[Any]:
     return list(value) if isinstance(value, list) else [value] * blocks
 

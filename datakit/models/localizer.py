@@ -14,7 +14,7 @@ from torch import nn
 
 from datakit.config import ModelConfig
 from datakit.errors import DatakitError
-from datakit.models.cnn import ACTIVATIONS, conv_blocks, global_pool, pooled_width
+from datakit.models.cnn import ACTIVATIONS, conv_blocks, global_pool
 
 BOX_GRID = 4
 
@@ -23,7 +23,7 @@ class Localizer(nn.Module):
     def __init__(self, config: ModelConfig, in_channels: int, num_classes: int, image_size: tuple[int, int]) -> None:
         super().__init__()
         head, act = config.head, config.conv.activation
-        blocks, widths = conv_blocks(config, in_channels)
+        blocks, _ = conv_blocks(config, in_channels)
         self.features = nn.Sequential(*blocks)
         with torch.no_grad():
             try:
@@ -35,9 +35,8 @@ class Localizer(nn.Module):
                     from None
             finally:
                 self.features.train()
-        channels = widths[-1]
         self.pool = global_pool(head.pooling)
-        width = channels * shape[2] * shape[3] if head.pooling == "flatten" else pooled_width(head.pooling, channels)
+        width = int(self.pool(torch.zeros(shape)).shape[1])  # whatever the pooling: what the head receives
         layers: list[nn.Module] = []
         for units in head.dense:
             if head.dropout:
@@ -53,7 +52,7 @@ class Localizer(nn.Module):
         self.box_head = nn.Sequential(
             nn.AdaptiveAvgPool2d(grid), nn.Flatten(),
             nn.Dropout(head.dropout) if head.dropout else nn.Identity(),
-            nn.Linear(channels * grid * grid, hidden), ACTIVATIONS[act](),
+            nn.Linear(shape[1] * grid * grid, hidden), ACTIVATIONS[act](),
             nn.Linear(hidden, 4),
         )
 
