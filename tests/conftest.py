@@ -130,6 +130,23 @@ def digits_small(digits_manifest: Path, tmp_path_factory: pytest.TempPathFactory
 
 
 # a CNN small enough to train a few epochs on 600 8x8 digits in about a second
+def fit_loss_parts(model, images, targets, steps: int, lr: float = 3e-3) -> tuple[dict, dict]:  # noqa: ANN001
+    """Full-batch AdamW steps on a model with ``loss(outputs, targets)`` (the detectors and the
+    instance model): its loss parts (floats) at the first step and at the last."""
+    import torch
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    first = last = {}
+    for step in range(steps):
+        parts = model.loss(model(images), targets)
+        optimizer.zero_grad()
+        parts["loss"].backward()
+        optimizer.step()
+        last = {k: float(v.detach()) for k, v in parts.items()}
+        first = last if step == 0 else first
+    return first, last
+
+
 TINY_TRAIN = {
     "data.image_size": 8,
     "model.conv.filters": [16, 32],

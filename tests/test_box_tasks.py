@@ -17,6 +17,7 @@ from datakit.data import Preprocess
 from datakit.errors import DatakitError
 from datakit.manifest import load_manifest
 from datakit.tasks.boxdata import load_sample, prepare_boxes
+from tests.conftest import fit_loss_parts
 
 ROOT = Path(__file__).resolve().parent.parent / "sample_manifests"
 
@@ -116,15 +117,8 @@ def test_light_detector_learns_to_find_squares() -> None:
     images, targets = _squares(np.random.default_rng(0), (7, 12))
     config = cfg.resolve_config(None, {"model.conv.filters": [16, 32], "model.head.dropout": 0.0}).model
     model = build_model(config, 1, 2, (32, 32), task="detection")
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    first = None
-    for _ in range(150):
-        parts = model.loss(model(images), targets)
-        optimizer.zero_grad()
-        parts["loss"].backward()
-        optimizer.step()
-        first = first if first is not None else float(parts["loss"].detach())
-    assert float(parts["loss"].detach()) < first / 4
+    first, last = fit_loss_parts(model, images, targets, steps=150)
+    assert last["loss"] < first["loss"] / 4
     model.eval()
     found = model.decode(model(images))
     for det, target in zip(found, targets):

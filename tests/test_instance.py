@@ -19,6 +19,7 @@ from datakit.data import Preprocess
 from datakit.errors import DatakitError
 from datakit.manifest import load_manifest, save_manifest
 from datakit.tasks import instancedata
+from tests.conftest import fit_loss_parts
 
 ROOT = Path(__file__).resolve().parent.parent / "sample_manifests"
 
@@ -186,15 +187,8 @@ def test_light_instance_model_learns_masks() -> None:
                         "labels": torch.tensor([i % 2]), "masks": torch.from_numpy(canvas)[None]})
     config = cfg.resolve_config(None, {"model.conv.filters": [16, 32], "model.head.dropout": 0.0}).model
     model = build_model(config, 1, 2, (32, 32), task="instance_segmentation")
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    first = None
-    for _ in range(200):
-        parts = model.loss(model(images), targets)
-        optimizer.zero_grad()
-        parts["loss"].backward()
-        optimizer.step()
-        first = first if first is not None else float(parts["mask"].detach())
-    assert float(parts["mask"].detach()) < first / 3
+    first, last = fit_loss_parts(model, images, targets, steps=200)
+    assert last["mask"] < first["mask"] / 3
     model.eval()
     found = model.decode(model(images))
     assert all(d["masks"].shape[1:] == (32, 32) for d in found)
