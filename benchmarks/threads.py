@@ -1,6 +1,7 @@
 """Threads and workers: the derived default against every setting, side by side, on this machine.
 
     python benchmarks/threads.py [--epochs 4] [--threads 1,2,4] [--workers 0,1,2] [--rounds 2] [--config FILE]
+                                 [--device cpu]
 
 Trains the shipped digits config (augmentation on, 16 px, batch 32) on scikit-learn's digits once per
 (train.threads, data.workers) setting and once with neither set (the data-aware default, which
@@ -36,6 +37,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="repeat every setting, rotating the order")
     parser.add_argument("--config", type=Path, default=REPO / "configs" / "digits-cnn.yaml")
     parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument("--device", default="cpu", help="train.device for every run (cpu: what this benchmark is about)")
     args = parser.parse_args()
 
     import datakit
@@ -56,7 +58,7 @@ def main() -> None:
         shift = round_ % len(settings)
         for setting in settings[shift:] + settings[:shift]:
             t, w = setting
-            overrides = {"train.epochs": args.epochs, "train.patience": None}
+            overrides = {"train.epochs": args.epochs, "train.patience": None, "train.device": args.device}
             if t is not None:
                 overrides["train.threads"] = t
             if w is not None:

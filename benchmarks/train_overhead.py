@@ -13,77 +13,17 @@ first epoch of every run is warm-up and left out. Target (issue #3): ratio <= 1.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-
-def prepare(work: Path, config):  # noqa: ANN001, ANN201 - benchmark helper
-    """Digits manifest plus the exact normalized tensors datakit trains on."""
-    import torch
-
-    import datakit
-    from datakit.data import Preprocess, channel_stats, decode_all, image_size, prepare_classification
-    from datakit.manifest import load_manifest
-
-    data = datakit.sample("digits", work / "digits", show_progress=False)
-    datakit.ingest(data.image_folder, work / "digits.manifest", show_progress=False)
-    splits = prepare_classification(load_manifest(work / "digits.manifest"), config.data, config.seed)
-    height, width = image_size(config.data)
-    pre = Preprocess(height, width, 1, config.data.resize)
-    images = {name: decode_all([splits.root / p for p in f["path"]], pre) for name, f in splits.frames.items()
-              if name in ("train", "val")}
-    pre.mean, pre.std = channel_stats(images["train"])
-    tensors = {name: (pre.to_tensor(images[name]), torch.tensor(splits.frames[name]["target"].to_numpy()))
-               for name in images}
-    return work / "digits.manifest", pre, tensors, len(splits.classes)
-
-
-def hand_loop(config, pre, tensors, classes: int) -> list[float]:  # noqa: ANN001 - benchmark helper
-    """What one would write by hand: shuffle, forward, backward, step; then a validation pass."""
-    import torch
-    from torch import nn
-
-    from datakit.models import build_model
-
-    torch.manual_seed(config.seed)
-    model = build_model(config.model, pre.channels, classes, (pre.height, pre.width))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.train.epochs)
-    criterion = nn.CrossEntropyLoss(label_smoothing=config.train.label_smoothing)
-    (x_train, y_train), (x_val, y_val) = tensors["train"], tensors["val"]
-    batch = config.train.batch_size
-    times = []
-    for _ in range(config.train.epochs):
-        started = time.perf_counter()
-        model.train()
-        total, correct = 0.0, 0
-        for index in torch.randperm(len(y_train)).split(batch):
-            x, y = x_train[index], y_train[index]
-            logits = model(x)
-            loss = criterion(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(y)
-            correct += int((logits.argmax(1) == y).sum())
-        scheduler.step()
-        model.eval()
-        val_loss, val_correct = 0.0, 0
-        with torch.inference_mode():
-            for start in range(0, len(y_val), batch):
-                x, y = x_val[start:start + batch], y_val[start:start + batch]
-                logits = model(x)
-                val_loss += nn.functional.cross_entropy(logits, y).item() * len(y)
-                val_correct += int((logits.argmax(1) == y).sum())
-        times.append(time.perf_counter() - started)
-    return times
+from gpu_epoch import bare_batches, hand_loop, prepare  # noqa: E402 - the one hand-written loop, shared
 
 
 def datakit_loop(manifest: Path, config, run_dir: Path, show_progress: bool) -> list[float]:  # noqa: ANN001
@@ -113,12 +53,15 @@ def main() -> None:
         "data.cache": True, "data.workers": 0})
     work = Path(tempfile.mkdtemp(prefix="datakit-bench-overhead-"))
     try:
-        manifest, pre, tensors, classes = prepare(work, config)
+        prepared = prepare(work, config)
+        manifest, pre, labels = prepared["manifest"], prepared["pre"], prepared["labels"]
+        cpu = torch.device("cpu")
+        batches = bare_batches(prepared, cpu, config.train.batch_size)
         ours: list[float] = []
         theirs: list[float] = []
         for round_index in range(args.rounds):
             ours += datakit_loop(manifest, config, work / "run", args.progress)[1:]
-            theirs += hand_loop(config, pre, tensors, classes)[1:]
+            theirs += hand_loop(config, prepared, cpu, contextlib.nullcontext, batches)[1:]
             print(f"round {round_index + 1}: datakit {statistics.median(ours):.4f}s  "
                   f"hand loop {statistics.median(theirs):.4f}s (medians so far)", flush=True)
     finally:
@@ -126,7 +69,7 @@ def main() -> None:
     ratio = statistics.median(ours) / statistics.median(theirs)
     print(f"model             {config.model.name} filters {config.model.conv.filters} x{config.model.conv.convs_per_block}, "
           f"{pre.height}x{pre.width}x{pre.channels}, batch {config.train.batch_size}, "
-          f"{len(tensors['train'][1])} train + {len(tensors['val'][1])} val images")
+          f"{len(labels['train'])} train + {len(labels['val'])} val images")
     print(f"torch threads     {torch.get_num_threads()}; progress display {'on' if args.progress else 'off'}")
     print(f"epoch time        datakit median {statistics.median(ours):.4f}s, hand-written loop median "
           f"{statistics.median(theirs):.4f}s ({len(ours)} epochs each, warm-up epochs excluded)")

@@ -41,6 +41,13 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[Path], Any], *, 
     return path
 
 
+def copy_atomic(source: str | os.PathLike[str], path: str | os.PathLike[str]) -> Path:
+    """``path`` becomes a copy of the file ``source``, atomically (a checkpoint written once, kept twice)."""
+    import shutil
+
+    return write_atomic(path, lambda tmp: shutil.copyfile(source, tmp))
+
+
 def write_text(path: str | os.PathLike[str], text: str, *, fsync: bool = False) -> Path:
     return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), fsync=fsync)
 

@@ -59,6 +59,10 @@ class DataConfig:
     cache: Union[Literal["auto"], bool] = _opt(
         "auto", "decode and resize every image once and keep it in memory; auto: when it fits in 2 GiB")
     workers: int = _opt(0, "DataLoader worker processes for decoding (0 = in the training process)")
+    on_device: Union[Literal["auto"], bool] = _opt(
+        "auto", "keep the cached images on the training device, batched and augmented there (no DataLoader); "
+        "auto: on a CUDA GPU when they fit in a quarter of its free memory and the augmentation has a "
+        "batched equivalent (flips, Affine, RandomBrightnessContrast)")
 
 
 @dataclass

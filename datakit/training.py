@@ -35,7 +35,8 @@ from torch import nn
 
 from datakit import __version__
 from datakit import config as cfg
-from datakit import distributed
+from datakit import device_batches, distributed
+from datakit.atomic import copy_atomic
 from datakit.checkpoint import load_initial_weights, load_model_state, read_checkpoint, save_checkpoint
 from datakit.data import EpochSampler, Preprocess, make_loader
 from datakit.engine.signs import LearningSigns
@@ -260,9 +261,17 @@ def _train(
                                rank=ctx.rank, world=ctx.world, seed=config.seed, pad=name == "train")
             for name, ds in datasets.items()
         }
+        on_device = device_batches.plan(datasets, device, config.data.on_device, task.name)
+        if on_device.note:
+            notes.append(on_device.note)
+            display.note(f"[cyan]note:[/] {on_device.note}")
         pin = device.type == "cuda"
-        loaders = {name: make_loader(ds, config.train.batch_size, samplers[name], config.data.workers, pin)
-                   for name, ds in datasets.items()}
+        loaders = {
+            name: device_batches.DeviceBatches(ds, samplers[name], config.train.batch_size, device,
+                                               on_device.augment if name == "train" else None, config.seed)
+            if name in on_device.splits else
+            make_loader(ds, config.train.batch_size, samplers[name], config.data.workers, pin)
+            for name, ds in datasets.items()}
 
         model = task.build_model(preprocess, data)
         if config.model.weights and not resume_state:
@@ -398,9 +407,9 @@ def _train(
                 record["seconds"] = time.perf_counter() - epoch_start
                 history.append(record)
                 if ctx.is_main:
-                    if improved:
-                        save_checkpoint(run.best, payload(epoch))
                     save_checkpoint(run.last, payload(epoch))
+                    if improved:  # the same payload: serialized once, copied (short epochs felt both writes)
+                        copy_atomic(run.last, run.best)
                 # checkpoint writing is part of what an epoch costs
                 record["seconds"] = time.perf_counter() - epoch_start
                 if ctx.is_main:

@@ -375,13 +375,16 @@ def test_threads_and_workers_follow_the_cores_and_the_step() -> None:
     from datakit.engine.defaults import threads_and_workers
 
     assert threads_and_workers(2, 16, 32, augmenting=True) == (2, 0)  # no core to spare for a worker
-    assert threads_and_workers(16, 16, 32, augmenting=True) == (2, 4)  # tiny steps: 2 threads (the 5x)
-    assert threads_and_workers(16, 64, 64, augmenting=True) == (4, 4)
+    assert threads_and_workers(4, 16, 32, augmenting=True) == (2, 1)  # tiny steps: 2 threads (the 5x)
+    assert threads_and_workers(16, 16, 32, augmenting=True) == (4, 2)  # ...but 4 on many cores (measured there)
+    assert threads_and_workers(16, 64, 64, augmenting=True) == (4, 2)
+    assert threads_and_workers(64, 128, 64, augmenting=True) == (8, 2)
     assert threads_and_workers(16, 128, 64, augmenting=False) == (8, 0)  # cached, nothing to augment
     assert threads_and_workers(1, 128, 64, augmenting=True) == (1, 0)
     # a torchvision family does more per pixel: threads from a smaller input on
     assert threads_and_workers(16, 16, 64, augmenting=False, model="resnet18") == (4, 0)
-    assert threads_and_workers(16, 16, 64, augmenting=False) == (2, 0)
+    assert threads_and_workers(4, 16, 64, augmenting=False, model="resnet18") == (4, 0)
+    assert threads_and_workers(4, 16, 64, augmenting=False) == (2, 0)
 
 
 def test_an_oversubscribed_machine_gets_one_thread_and_says_why(monkeypatch) -> None:
@@ -411,7 +414,7 @@ def test_threads_and_workers_are_derived_unless_set_and_not_under_torchrun() -> 
     config = cfg.resolve_config()
     stats = data_stats(manifest, config)
     values = {d.key: d.value for d in derive(stats, config, set(), cores=8).derived}
-    assert values["data.workers"] == 2 and values["train.threads"] == 2  # 64 px x batch 16
+    assert values["data.workers"] == 2 and values["train.threads"] == 4  # 64 px x batch 16, on 8 cores
     user = cfg.resolve_config(None, {"workers": 0, "train.threads": 3})
     values = {d.key: d.value for d in derive(stats, user, cfg.user_set_keys(user), cores=8).derived}
     assert "data.workers" not in values and "train.threads" not in values
