@@ -376,13 +376,14 @@ def test_threads_and_workers_follow_the_cores_and_the_step() -> None:
 
     assert threads_and_workers(2, 16, 32, augmenting=True) == (2, 0)  # no core to spare for a worker
     assert threads_and_workers(4, 16, 32, augmenting=True) == (2, 1)  # tiny steps: 2 threads (the 5x)
-    assert threads_and_workers(16, 16, 32, augmenting=True) == (4, 2)  # ...but 4 on many cores (measured there)
-    assert threads_and_workers(16, 64, 64, augmenting=True) == (4, 2)
+    assert threads_and_workers(16, 16, 32, augmenting=True) == (8, 2)  # ...but half the cores on many (measured)
+    assert threads_and_workers(8, 16, 32, augmenting=True) == (4, 2)
+    assert threads_and_workers(16, 64, 64, augmenting=True) == (8, 2)
     assert threads_and_workers(64, 128, 64, augmenting=True) == (8, 2)
     assert threads_and_workers(16, 128, 64, augmenting=False) == (8, 0)  # cached, nothing to augment
     assert threads_and_workers(1, 128, 64, augmenting=True) == (1, 0)
     # a torchvision family does more per pixel: threads from a smaller input on
-    assert threads_and_workers(16, 16, 64, augmenting=False, model="resnet18") == (4, 0)
+    assert threads_and_workers(16, 16, 64, augmenting=False, model="resnet18") == (8, 0)
     assert threads_and_workers(4, 16, 64, augmenting=False, model="resnet18") == (4, 0)
     assert threads_and_workers(4, 16, 64, augmenting=False) == (2, 0)
 

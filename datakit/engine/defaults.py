@@ -184,11 +184,12 @@ def _side_of(value: Any) -> int:
     return int(min(value)) if isinstance(value, list) else int(value)
 
 
-# on a machine this large even the smallest step runs faster on 4 threads than on 2, and 2 workers
-# keep up with it: the shipped digits config (16 px, batch 32, augmented) on 16 cores, three runs
-# of benchmarks/threads.py on the lent H200 machine (issue 13), seconds per epoch: 4 threads + 2
-# workers 0.331, 0.423, 0.354; 8 + 2 0.343, 0.379, 0.391; 4 + 4 0.340, 0.438, 0.417; 2 + 2 0.482,
-# 0.420, 0.374; 2 + 4 0.381, 0.518, 0.442; 8 + 4 0.439, 0.443, 0.389
+# on a machine this large even the smallest step runs faster on half the cores (at most 8) than on
+# 2 threads, and 2 workers keep up with it: the shipped digits config (16 px, batch 32, augmented)
+# on 16 cores, four runs of benchmarks/threads.py on fresh lent H200 machines (issue 13), seconds
+# per epoch: 8 threads + 2 workers 0.343, 0.379, 0.391, 0.394 (1.00-1.11x each run's best, the
+# smallest worst case and the best median); 4 + 2 0.331, 0.423, 0.354, 0.450 (1.00-1.25x); 4 + 4
+# 0.340, 0.438, 0.417, 0.359 (1.00-1.18x); 8 + 4 0.439, 0.443, 0.389, 0.374; 2 + 2 0.482, 0.420, 0.374
 MANY_CORES = 8
 MAX_WORKERS = 2
 HEAVY_MODEL = 8  # a torchvision family does ~8x the small cnn's work per pixel: it uses threads sooner
@@ -206,7 +207,7 @@ def threads_and_workers(cores: int, side: int, batch: int, augmenting: bool, mod
     spare for it (4 or more), and 2 keep up with a small model; torch's threads follow the work of one step (pixels x batch, more for
     a torchvision family): a small step gains nothing from many threads and loses to their
     synchronisation (the issue measured 16 threads 5x slower than 2 on 8 px digits), though on 8
-    or more cores 4 threads beat 2 even there (``MANY_CORES``).
+    or more cores half of them (at most 8) beat 2 even there (``MANY_CORES``).
 
     ``load`` (the 5-minute load average, a steadier figure than the 1-minute one) guards one case:
     cores oversubscribed by other processes. There every parallel operation waits until all its
@@ -221,7 +222,7 @@ def threads_and_workers(cores: int, side: int, batch: int, augmenting: bool, mod
     work = side * side * batch * (1 if model == "cnn" else HEAVY_MODEL)
     wanted = 2 if work <= 32 * 32 * 64 else 4 if work <= 64 * 64 * 64 else 8
     if cores >= MANY_CORES:
-        wanted = max(wanted, 4)
+        wanted = max(wanted, min(8, cores // 2))
     return max(1, min(wanted, cores - workers)), workers
 
 
