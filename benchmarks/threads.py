@@ -75,13 +75,18 @@ def main() -> None:
     default = median[(None, None)]
     print(f"machine: {cores} cores, load average {os.getloadavg()[0]:.2f} at the end; {args.config.name}, "
           f"{args.epochs} epochs x {args.rounds} rounds; seconds per epoch (median, first epoch left out)")
-    print(f"{'threads':>8} {'workers':>8} {'s/epoch':>9}")
+    print(f"{'threads':>8} {'workers':>8} {'s/epoch':>9} {'rounds: min-max':>16}")
     for s in settings:
         t, w = s
         label = (f"{'default':>8} {'':>8}" if s == (None, None) else f"{t:>8} {w:>8}")
-        print(f"{label} {median[s]:9.3f}{'  <- best' if s == best else ''}")
+        spread = f"{min(times[s]):.3f}-{max(times[s]):.3f}"
+        print(f"{label} {median[s]:9.3f} {spread:>16}{'  <- best' if s == best else ''}")
     print(f"default chose train.threads={chosen.get('train.threads')} data.workers={chosen.get('data.workers')}: "
           f"{default / median[best]:.2f}x the best setting ({best[0]} threads, {best[1]} workers); goal <= 1.10")
+    if args.rounds > 1 and min(times[(None, None)]) <= max(times[best]):
+        # on fresh cloud machines settings within ~15% swapped ranks from run to run (issue 13's 16-core runs)
+        print("the default's rounds overlap the best setting's: the difference is within this run's noise; "
+              "more --rounds narrow it")
     print(f"work folder: {work} ({time.strftime('%H:%M:%S')})")
 
 

@@ -42,7 +42,7 @@ class DeviceBatches:
             self.images: torch.Tensor | None = None
         else:
             self.ready = None
-            self.images = torch.as_tensor(dataset.images).permute(0, 3, 1, 2).contiguous().to(device)
+            self.images = torch.as_tensor(dataset.images).to(device).permute(0, 3, 1, 2).contiguous()
         channels = preprocess.channels
         self.mean = torch.tensor(preprocess.mean or [0.0] * channels, device=device).view(1, -1, 1, 1)
         self.std = torch.tensor(preprocess.std or [1.0] * channels, device=device).view(1, -1, 1, 1)
@@ -52,7 +52,8 @@ class DeviceBatches:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = torch.as_tensor(list(iter(self.sampler)), dtype=torch.long).to(self.device)
-        rng = np.random.default_rng(self.seed * 1_000_003 + getattr(self.sampler, "epoch", 0))
+        # modulo: numpy takes no negative seed, and config.seed may be one
+        rng = np.random.default_rng((self.seed * 1_000_003 + getattr(self.sampler, "epoch", 0)) % 2**63)
         for index in order.split(self.batch_size):
             if self.ready is not None:
                 yield self.ready[index], self.targets[index]
