@@ -62,7 +62,8 @@ class DataConfig:
     on_device: Union[Literal["auto"], bool] = _opt(
         "auto", "keep the cached images on the training device, batched and augmented there (no DataLoader); "
         "auto: on a CUDA GPU when they fit in a quarter of its free memory and the augmentation has a "
-        "batched equivalent (flips, Affine, RandomBrightnessContrast)")
+        "batched equivalent (flips, Affine, RandomBrightnessContrast, RandomGamma, crop-only CropAndPad: the "
+        "light and medium presets)")
 
 
 @dataclass

@@ -30,7 +30,16 @@ FIXED = {
         A.RandomBrightnessContrast(brightness_limit=(-0.2, -0.2), contrast_limit=(0.3, 0.3), brightness_by_max=False,
                                    p=1),
     ],
+    "RandomGamma": [A.RandomGamma(gamma_limit=(80, 80), p=1), A.RandomGamma(gamma_limit=(117, 117), p=1)],
+    "CropAndPad": [
+        A.CropAndPad(percent=(-0.08, -0.08), keep_size=True, p=1),
+        A.CropAndPad(percent=(-0.2, -0.2), keep_size=True, sample_independently=False, p=1),
+        A.CropAndPad(percent=(-0.9, -0.9), keep_size=True, p=1),  # crops that leave nothing: pixels given back
+    ],
 }
+# OpenCV's resize rounds its bilinear weights to 1/2048 in fixed point (and its SIMD paths round again):
+# about one pixel in ten lands one level away from the float computation; every other step is exact
+MEAN_DIFFERENCE = {"CropAndPad": 0.2}
 
 
 def _images() -> list[np.ndarray]:
@@ -67,7 +76,8 @@ def test_same_pixels_as_albumentations_for_fixed_parameters(name: str, device: s
             assert changed > 1.0, f"{transform}: the example changes nothing, so it proves nothing"
             difference = np.abs(got - expected)
             # float rounding on another device may move a value that sits on .5 by one level
-            assert difference.max() <= 1.0 and difference.mean() < 0.01, (transform, difference.max(), difference.mean())
+            assert difference.max() <= 1.0, (transform, difference.max())
+            assert difference.mean() < MEAN_DIFFERENCE.get(name, 0.01), (transform, difference.mean())
 
 
 def test_the_affine_matrix_is_albumentations_own() -> None:
@@ -83,21 +93,28 @@ def test_the_affine_matrix_is_albumentations_own() -> None:
         np.testing.assert_allclose(got, expected, atol=1e-9)
 
 
+@pytest.mark.parametrize("preset", ["light", "medium"])
 @pytest.mark.parametrize("device", DEVICES)
-def test_random_parameters_follow_the_same_distribution(device: str) -> None:
-    """The light preset (random angles, zooms, shifts, brightness; p=0.5 each) on 1,000 copies of one
-    image: per-pixel mean and spread, and the share of images left untouched, match albumentations'."""
+def test_random_parameters_follow_the_same_distribution(device: str, preset: str) -> None:
+    """A preset (random flips, angles, zooms, shifts, crops, brightness, gamma) on 2,000 copies of one
+    image: the per-pixel mean and spread of ours differ from albumentations' no more than albumentations'
+    differ from themselves under another seed (the sampling noise), and the share of images left
+    untouched matches. (With 8,000 copies, ours and albumentations' other seed sit at the same distance,
+    0.3 levels; a 25 degree rotation where medium has 15 lands at 3-4 levels.)"""
     from datakit.online_augment import build_transform
 
-    pipeline = build_transform("light", seed=0)
     image = _images()[0][3]
-    copies = np.repeat(image[None], 1000, axis=0)
-    got, expected = _both(pipeline, copies, device)
-    assert np.abs(got.mean(0) - expected.mean(0)).mean() < 2.0
-    assert np.abs(got.std(0) - expected.std(0)).mean() < 1.5
+    copies = np.repeat(image[None], 2000, axis=0)
+    got, expected = _both(build_transform(preset, seed=0), copies, device)
+    other_seed = np.stack([build_transform(preset, seed=1)(image=im)["image"].reshape(im.shape) for im in copies])
+
+    def distance(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+        return float(np.abs(a.mean(0) - b.mean(0)).mean()), float(np.abs(a.std(0) - b.std(0)).mean())
+
+    ours, noise = distance(got, expected), distance(other_seed.astype(np.float64), expected)
+    assert ours[0] <= 2 * noise[0] + 0.25 and ours[1] <= 2 * noise[1] + 0.25, (ours, noise)
     untouched = [float((np.abs(x - image).max(axis=(1, 2, 3)) == 0).mean()) for x in (got, expected)]
-    # flip 0.5, affine 0.5, brightness 0.5 (and a flip of a symmetric image is not seen): about 1/8
-    assert abs(untouched[0] - untouched[1]) < 0.05, untouched
+    assert abs(untouched[0] - untouched[1]) < 0.04, untouched
 
 
 def test_a_pipeline_without_an_equivalent_says_which_transform() -> None:
@@ -105,6 +122,8 @@ def test_a_pipeline_without_an_equivalent_says_which_transform() -> None:
     assert augment is None and "GaussNoise" in why
     augment, why = batched_equivalent(A.Compose([A.Affine(fit_output=True)]))
     assert augment is None and "fit_output" in why
+    augment, why = batched_equivalent(A.Compose([A.CropAndPad(percent=(-0.1, 0.1))]))
+    assert augment is None and "padding" in why
 
 
 @pytest.mark.parametrize("device", DEVICES)

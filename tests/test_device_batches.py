@@ -41,8 +41,8 @@ def test_the_plan_keeps_the_dataloader_unless_asked_or_on_a_gpu() -> None:
 
 def test_on_device_true_says_why_it_cannot() -> None:
     with pytest.raises(DatakitError, match=r"data.on_device is true, but the augmentation cannot run batched .*"
-                                           r"CropAndPad.*; use auto or false"):
-        device_batches.plan(_datasets(build_transform("medium")), torch.device("cpu"), True, "classification")
+                                           r"CropAndPad with padding.*; use auto or false"):
+        device_batches.plan(_datasets(build_transform("heavy")), torch.device("cpu"), True, "classification")
     uncached = _datasets()
     uncached["val"] = ImageClassificationDataset(uncached["val"].paths, [0] * 20, uncached["val"].preprocess)
     with pytest.raises(DatakitError, match=r"not cached in memory \(data.cache\)"):

@@ -10,7 +10,11 @@ uint8 scale) with the same parameter distributions and the same arithmetic:
   bilinear or nearest; constant or replicated border): the 3x3 matrix albumentations builds
   (``create_affine_transformation_matrix``, centre (w/2 - 0.5, h/2 - 0.5)), applied by inverse
   mapping with ``affine_grid`` and ``grid_sample`` as ``cv2.warpAffine`` does;
-- ``RandomBrightnessContrast``: ``x * alpha + beta``, clipped and truncated to uint8 as albucore's LUT does.
+- ``RandomBrightnessContrast``: ``x * alpha + beta``, clipped and truncated to uint8 as albucore's LUT does;
+- ``RandomGamma``: each image's own lookup table, computed exactly as albumentations computes it;
+- ``CropAndPad`` with crops only (one percent range <= 0) and ``keep_size``: the crop resized back
+  with ``cv2.resize``'s bilinear mapping (OpenCV's fixed-point weights put about one pixel in ten
+  one level away).
 
 Every step ends with the image rounded and clipped to uint8 values, as albumentations' uint8 images
 are between steps. tests/test_batched_augment.py checks each against albumentations with fixed
@@ -178,6 +182,77 @@ class Affine:
         return warped.round_().clamp_(0, 255)  # as cv2 writes uint8
 
 
+@dataclass(frozen=True)
+class Gamma:
+    gamma: tuple[float, float]  # albumentations' gamma_limit: percent
+    p: float
+    width: int = 256  # each image's own lookup table, computed as albumentations computes it
+
+    def sample(self, n: int, height: int, width: int, active: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        chosen = _chosen(n, self.p, active, rng)
+        gamma = rng.uniform(*self.gamma, n) / 100.0
+        levels = np.arange(0, 256.0 / 255, 1.0 / 255)[:256]  # albumentations' own arange, rounding and all
+        tables = ((levels[None] ** gamma[:, None]) * 255).astype(np.uint8).astype(np.float64)
+        tables[~chosen] = np.arange(256)
+        return tables
+
+    def apply(self, images: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        flat = images.reshape(len(images), -1).long()
+        return torch.gather(params, 1, flat).view_as(images)
+
+
+def _prevent_zero(first: np.ndarray, second: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """albumentations' ``CropAndPad.__prevent_zero``: give back pixels when the crops leave none."""
+    regain = side + 1
+    regain1 = regain // 2 + regain % 2
+    regain2 = np.full_like(first, regain // 2)
+    regain1 = np.full_like(first, regain1)
+    take_first = regain1 > first
+    regain2 = np.where(take_first, regain2 + regain1 - first, regain2)
+    regain1 = np.where(take_first, first, regain1)
+    take_second = ~take_first & (regain2 > second)
+    regain1 = np.where(take_second, regain1 + regain2 - second, regain1)
+    regain2 = np.where(take_second, second, regain2)
+    return first - regain1, second - regain2
+
+
+@dataclass(frozen=True)
+class Crop:
+    """``CropAndPad`` with crops only (percent ranges <= 0), ``keep_size``: the crop resized back with
+    ``cv2.resize``'s bilinear mapping, source coordinates clamped to the crop as OpenCV clamps them."""
+
+    percent: tuple[float, float]
+    independently: bool
+    p: float
+    width: int = 6
+
+    def sample(self, n: int, height: int, width: int, active: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        chosen = _chosen(n, self.p, active, rng)
+        drawn = rng.uniform(*self.percent, (n, 4 if self.independently else 1))
+        top, right, bottom, left = (np.trunc(drawn[:, i % drawn.shape[1]] * side).astype(np.int64)
+                                    for i, side in enumerate((height, width, height, width)))
+        top, right, bottom, left = (np.maximum(-v, 0) for v in (top, right, bottom, left))
+        short = height - (top + bottom) < 1
+        top[short], bottom[short] = _prevent_zero(top[short], bottom[short], height)
+        short = width - (left + right) < 1
+        left[short], right[short] = _prevent_zero(left[short], right[short], width)
+        top, right, bottom, left = (np.maximum(v, 0) * chosen for v in (top, right, bottom, left))
+        kept_w, kept_h = width - left - right, height - top - bottom
+        return np.stack([left, top, kept_w / width, kept_h / height, kept_w, kept_h], axis=1).astype(np.float64)
+
+    def apply(self, images: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        n, _, height, width = images.shape
+        left, top, scale_x, scale_y, kept_w, kept_h = (params[:, i:i + 1] for i in range(6))
+        columns = torch.arange(width, device=images.device, dtype=torch.float32)[None]
+        rows = torch.arange(height, device=images.device, dtype=torch.float32)[None]
+        xs = left + torch.minimum(((columns + 0.5) * scale_x - 0.5).clamp(min=0), kept_w - 1)
+        ys = top + torch.minimum(((rows + 0.5) * scale_y - 0.5).clamp(min=0), kept_h - 1)
+        grid = torch.stack([((2 * xs + 1) / width - 1)[:, None, :].expand(n, height, width),
+                            ((2 * ys + 1) / height - 1)[:, :, None].expand(n, height, width)], dim=-1)
+        warped = F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        return warped.round_().clamp_(0, 255)
+
+
 def _flip(transform: Any, dim: int) -> Step:
     return Flip(dim, float(transform.p))
 
@@ -212,11 +287,34 @@ def _brightness_contrast(transform: Any) -> Step:
                               bool(transform.brightness_by_max), float(transform.p))
 
 
+def _gamma(transform: Any) -> Step:
+    return Gamma(tuple(transform.gamma_limit), float(transform.p))
+
+
+def _crop_and_pad(transform: Any) -> Step:
+    percent = transform.percent
+    problems = []
+    if transform.px is not None or not (isinstance(percent, (tuple, list)) and len(percent) == 2
+                                        and all(isinstance(v, (int, float)) for v in percent)):
+        problems.append("other than one percent range")
+    elif max(percent) > 0:
+        problems.append("padding (a percent range above 0)")
+    if not transform.keep_size:
+        problems.append("keep_size=False")
+    if transform.interpolation != LINEAR:
+        problems.append(f"interpolation {transform.interpolation}")
+    if problems:
+        raise _NoEquivalent(f"CropAndPad with {', '.join(problems)}")
+    return Crop((float(percent[0]), float(percent[1])), bool(transform.sample_independently), float(transform.p))
+
+
 TRANSLATIONS: dict[str, Callable[[Any], Step]] = {
     "HorizontalFlip": lambda t: _flip(t, -1),
     "VerticalFlip": lambda t: _flip(t, -2),
     "Affine": _affine,
     "RandomBrightnessContrast": _brightness_contrast,
+    "RandomGamma": _gamma,
+    "CropAndPad": _crop_and_pad,
 }
 
 
