@@ -57,6 +57,16 @@ def test_small_two_class_set_gets_many_steps_and_late_early_stopping() -> None:
     assert values["augment"] == "light:fixed"
 
 
+def test_patience_says_when_its_minimum_outweighs_the_share_of_a_short_run() -> None:
+    manifest = synthetic_manifest({"a": 600, "b": 600}, sides=(16, 16))
+    short = cfg.resolve_config(None, {"epochs": 3})
+    reasons = {d.key: d.reason for d in derive(data_stats(manifest, short), short, {"train.epochs"}).derived}
+    assert "(at least 5 epochs; 30% of the" in reasons["train.patience"]
+    config = cfg.resolve_config()
+    reasons = {d.key: d.reason for d in derive(data_stats(manifest, config), config, set()).derived}
+    assert "(30% of the " in reasons["train.patience"] and " steps; " in reasons["train.patience"]
+
+
 def test_tiny_images_are_upscaled_and_the_cnn_fits_them() -> None:
     values = derived(synthetic_manifest({str(d): 180 for d in range(10)}, sides=(8, 8), channels=1))
     assert values["data.image_size"] == 16

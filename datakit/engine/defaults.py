@@ -317,9 +317,12 @@ def derive(stats: DataStats | None, config: cfg.TrainConfig, user_set: Iterable[
 
     # early stopping that cannot fire early
     if free("train.patience"):
-        patience = max(MIN_PATIENCE, math.ceil(PATIENCE_SHARE * epochs))
+        share = math.ceil(PATIENCE_SHARE * epochs)
+        patience = max(MIN_PATIENCE, share)
+        why = (f"{PATIENCE_SHARE:.0%} of the {steps} steps" if patience == share else
+               f"at least {MIN_PATIENCE} epochs; {PATIENCE_SHARE:.0%} of the {steps} steps would be fewer")
         add("train.patience", patience, f"early stopping cannot fire before {patience * steps_per_epoch} steps "
-                                        f"({PATIENCE_SHARE:.0%} of the {steps}; {patience} epochs without improvement)")
+                                        f"({why}; {patience} epochs without improvement)")
 
     # augmentation
     if not box and free("augment"):
