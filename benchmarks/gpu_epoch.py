@@ -1,9 +1,9 @@
 """A datakit epoch on a GPU against hand-written loops, with and without augmentation (issue 13).
 
-    python benchmarks/gpu_epoch.py [--epochs 10] [--rounds 4] [--workers 4] [--device cuda]
+    python benchmarks/gpu_epoch.py [--epochs 10] [--rounds 4] [--workers 4] [--device cuda] [--augment medium:fixed]
 
 All sides train the shipped digits config (configs/digits-cnn.yaml: 16 px, batch 32, its Affine
-augmentation) on scikit-learn's digits with the same model, optimizer, schedule, seed and mixed
+augmentation, or ``--augment``'s) on scikit-learn's digits with the same model, optimizer, schedule, seed and mixed
 precision (datakit's own ``train.amp`` choice for the device), alternating for ``--rounds``
 rounds. An epoch is one pass over train plus one over val; datakit's also writes its
 checkpoints and metrics.csv. The first epoch of every run is warm-up and left out; medians.
@@ -159,6 +159,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--device", default="cuda")
+    parser.add_argument("--augment", default=None,
+                        help="another augmentation for the augmented sides (a preset such as medium:fixed)")
     args = parser.parse_args()
 
     import torch
@@ -167,7 +169,8 @@ def main() -> None:
     from datakit.engine.device import autocast as make_autocast
 
     device = torch.device(args.device)
-    base = {"epochs": args.epochs, "patience": None, "train.device": args.device}
+    base = {"epochs": args.epochs, "patience": None, "train.device": args.device,
+            **({"augment": args.augment} if args.augment else {})}
     config = cfg.resolve_config(CONFIG, base)
     autocast, _ = make_autocast(device, config.train.amp)
     work = Path(tempfile.mkdtemp(prefix="datakit-bench-gpu-"))
