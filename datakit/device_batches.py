@@ -37,12 +37,13 @@ class DeviceBatches:
         self.augment, self.seed = augment, seed
         self.targets = dataset.targets.to(device)
         preprocess = dataset.preprocess
-        if dataset._ready is not None and augment is None:
-            self.ready: torch.Tensor | None = dataset._ready.to(device)
+        kept = _kept(dataset, augment is not None)
+        if kept is dataset._ready:
+            self.ready: torch.Tensor | None = kept.to(device)
             self.images: torch.Tensor | None = None
         else:
             self.ready = None
-            self.images = torch.as_tensor(dataset.images).to(device).permute(0, 3, 1, 2).contiguous()
+            self.images = torch.as_tensor(kept).to(device).permute(0, 3, 1, 2).contiguous()
         channels = preprocess.channels
         self.mean = torch.tensor(preprocess.mean or [0.0] * channels, device=device).view(1, -1, 1, 1)
         self.std = torch.tensor(preprocess.std or [1.0] * channels, device=device).view(1, -1, 1, 1)
@@ -74,10 +75,10 @@ class DevicePlan:
     note: str
 
 
-def _bytes(dataset: Any, augmenting: bool) -> int:
-    if dataset._ready is not None and not augmenting:
-        return dataset._ready.numel() * dataset._ready.element_size()
-    return int(dataset.images.nbytes) if dataset.images is not None else 0
+def _kept(dataset: Any, augmenting: bool) -> Any:
+    """What ``DeviceBatches`` keeps of a dataset: its normalized tensors when nothing augments them, else its
+    uint8 images (None when neither is cached)."""
+    return dataset._ready if dataset._ready is not None and not augmenting else dataset.images
 
 
 def free_memory(device: torch.device) -> int | None:
@@ -92,11 +93,10 @@ def plan(datasets: dict[str, Any], device: torch.device, setting: bool | str, ta
     """Decide ``data.on_device`` for a run's datasets (see the module doc)."""
     from datakit.data import ImageClassificationDataset
 
-    def refuse(why: str) -> DevicePlan:
+    def refuse(why: str) -> DevicePlan:  # reached with true, or with auto on a CUDA device
         if setting is True:
             raise DatakitError(f"data.on_device is true, but {why}; use auto or false")
-        return DevicePlan((), None, f"data on {device.type} through the DataLoader: {why}" if setting == "auto"
-                          and device.type == "cuda" else "")
+        return DevicePlan((), None, f"data on {device.type} through the DataLoader: {why}")
 
     if setting is False or (setting == "auto" and device.type != "cuda"):
         return DevicePlan((), None, "")
@@ -104,13 +104,13 @@ def plan(datasets: dict[str, Any], device: torch.device, setting: bool | str, ta
         return refuse(f"only classification keeps its images on the device so far (task: {task})")
     if any(d._ready is None and d.images is None for d in datasets.values()):
         return refuse("the images are not cached in memory (data.cache)")
-    augment, why = None, ""
+    augment = None
     transform = datasets["train"].transform
     if transform is not None:
         augment, why = batched_equivalent(transform)
         if augment is None:
             return refuse(f"the augmentation cannot run batched on the device ({why})")
-    needed = sum(_bytes(d, name == "train" and augment is not None) for name, d in datasets.items())
+    needed = sum(int(_kept(d, name == "train" and augment is not None).nbytes) for name, d in datasets.items())
     free = free_memory(device)
     if free is not None and needed > DEVICE_SHARE * free:
         return refuse(f"the cached images ({needed / 2**20:.0f} MiB) need more than a quarter of the device's "

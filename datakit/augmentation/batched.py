@@ -182,6 +182,9 @@ class Affine:
         return warped.round_().clamp_(0, 255)  # as cv2 writes uint8
 
 
+GAMMA_LEVELS = np.arange(0, 256.0 / 255, 1.0 / 255)[:256]  # albumentations' own arange, rounding and all
+
+
 @dataclass(frozen=True)
 class Gamma:
     gamma: tuple[float, float]  # albumentations' gamma_limit: percent
@@ -191,8 +194,7 @@ class Gamma:
     def sample(self, n: int, height: int, width: int, active: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         chosen = _chosen(n, self.p, active, rng)
         gamma = rng.uniform(*self.gamma, n) / 100.0
-        levels = np.arange(0, 256.0 / 255, 1.0 / 255)[:256]  # albumentations' own arange, rounding and all
-        tables = ((levels[None] ** gamma[:, None]) * 255).astype(np.uint8).astype(np.float64)
+        tables = ((GAMMA_LEVELS[None] ** gamma[:, None]) * 255).astype(np.uint8).astype(np.float64)
         tables[~chosen] = np.arange(256)
         return tables
 
@@ -204,9 +206,8 @@ class Gamma:
 def _prevent_zero(first: np.ndarray, second: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
     """albumentations' ``CropAndPad.__prevent_zero``: give back pixels when the crops leave none."""
     regain = side + 1
-    regain1 = regain // 2 + regain % 2
-    regain2 = np.full_like(first, regain // 2)
-    regain1 = np.full_like(first, regain1)
+    regain1 = np.full_like(first, regain - regain // 2)  # the odd pixel goes to the first side
+    regain2 = np.full_like(second, regain // 2)
     take_first = regain1 > first
     regain2 = np.where(take_first, regain2 + regain1 - first, regain2)
     regain1 = np.where(take_first, first, regain1)
