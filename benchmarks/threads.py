@@ -7,7 +7,8 @@ Trains the shipped digits config (augmentation on, 16 px, batch 32) on scikit-le
 (train.threads, data.workers) setting and once with neither set (the data-aware default, which
 picks both from the core count, the input size and the batch size), in rotating order, and
 reports the median seconds per epoch (the first epoch, which starts workers and warms caches, is
-left out). Goal (issue 13): the default within 10% of the best setting on 2 cores (and on more).
+left out), and per round the default's time over the best setting's.
+Goal (issue 13): the default within 10% of the best setting on 2 cores (and on more).
 Run it on a quiet machine; on a shared one, say so next to the numbers.
 """
 
@@ -83,6 +84,11 @@ def main() -> None:
         print(f"{label} {median[s]:9.3f} {spread:>16}{'  <- best' if s == best else ''}")
     print(f"default chose train.threads={chosen.get('train.threads')} data.workers={chosen.get('data.workers')}: "
           f"{default / median[best]:.2f}x the best setting ({best[0]} threads, {best[1]} workers); goal <= 1.10")
+    if args.rounds > 1:
+        # rounds run every setting back to back: a round's ratio cancels drift that the machine shows over minutes
+        paired = [d / b for d, b in zip(times[(None, None)], times[best])]
+        print(f"per round, default / best: {', '.join(f'{r:.2f}' for r in paired)}; "
+              f"median {statistics.median(paired):.2f}x")
     if args.rounds > 1 and min(times[(None, None)]) <= max(times[best]):
         # on fresh cloud machines settings within ~15% swapped ranks from run to run (issue 13's 16-core runs)
         print("the default's rounds overlap the best setting's: the difference is within this run's noise; "
