@@ -73,6 +73,8 @@ class SweepDisplay:
         line = (f"trial {trial.number:>3} [{style}]{state:<9}[/] val_acc {_fmt(attrs.get('val_accuracy'))}  "
                 f"test_acc {_fmt(attrs.get('test_accuracy'))}  {attrs.get('epochs', 0)} ep  "
                 f"{_fmt(attrs.get('seconds'), 1)}s  {params}")
+        if attrs.get("origin"):
+            line += f"  ({attrs['origin']})"
         if attrs.get("error") and state != "pruned":
             line += f"\n          [red]{attrs['error']}[/]"
         self.progress.console.print(line, highlight=False, soft_wrap=True)
@@ -93,8 +95,10 @@ def leaderboard(console: Console, result: Any, top: int = 10) -> None:
     counts = ", ".join(f"{n} {state}" for state, n in sorted(result.counts.items()))
     names = short_names(result.params)
     metric, tie = result.metric, result.tie_break[0]
+    from_defaults = "origin" in ranked.columns and ranked["origin"].notna().any()
+    marked = "; *: the defaults (what datakit train chooses)" if from_defaults else ""
     view = titled(f"sweep {result.output.name}: top {len(ranked)} of {len(table)} trials by {metric} ({counts})",
-                  caption=f"val: at the best epoch; ep: epochs run; {result.tie_break_note}; {result.note}",
+                  caption=f"val: at the best epoch; ep: epochs run{marked}; {result.tie_break_note}; {result.note}",
                  box=box.SIMPLE_HEAD)
     # the ranking metric, then the column that breaks its ties
     heads = {"val_accuracy": "val\nacc", "val_loss": "val\nloss"}
@@ -104,7 +108,8 @@ def leaderboard(console: Console, result: Any, top: int = 10) -> None:
     view.add_column("configuration", ratio=1, min_width=14)
     for place, (_, row) in enumerate(ranked.iterrows(), start=1):
         configuration = "  ".join(f"{names[k]}={_short(row[k])}" for k in result.params)
-        view.add_row(str(place), str(row["trial"]), _fmt(row.get(metric, row["value"])), _fmt(row.get(tie)), _fmt(row["test_accuracy"]),
+        star = "*" if from_defaults and not pd.isna(row["origin"]) else ""
+        view.add_row(str(place), f"{row['trial']}{star}", _fmt(row.get(metric, row["value"])), _fmt(row.get(tie)), _fmt(row["test_accuracy"]),
                      _fmt(row["epochs"]), _fmt(row["seconds"], 0),
                      f"{int(row['parameters']):,}" if not pd.isna(row["parameters"]) else "-", configuration)
     console.print(view)
@@ -122,5 +127,8 @@ def leaderboard(console: Console, result: Any, top: int = 10) -> None:
         best = result.best
         path_line(console, f"best: trial {best['trial']}, {result.metric} {_fmt(best['value'])}, test accuracy "
                            f"{_fmt(best['test_accuracy'])} -> {best['run_dir']}")
+        if best.get("origin"):
+            console.print("the best trial runs the defaults: no searched value beat what datakit train would "
+                          "choose for them", highlight=False)
     plot = ", sweep.png" if (result.output / "sweep.png").is_file() else ""
     path_line(console, f"wrote {result.output}/: results.csv, results.parquet, best.json{plot}, trials/")

@@ -8,6 +8,7 @@ A space is a YAML mapping (or the same dict in Python)::
                               # trial; auto (default): train.monitor if set, else the task's first metric
     seed: 0                   # sampler seed (trial configs take theirs from `set`/`config`)
     pruner: median            # median, none, or {name: median, startup_trials: 3, warmup_epochs: 2}
+    baseline: true            # random/tpe: trial 0 runs the values `datakit train` would choose (default true)
     config: digits-cnn.yaml   # base train config, relative to this file (default: the defaults)
     set: {train.epochs: 12}   # config keys every trial shares
     params:
@@ -37,7 +38,7 @@ from datakit.tasks import AUTO, all_monitors, check_monitor, higher_is_better
 
 SAMPLERS = ("grid", "random", "tpe")
 PRUNERS = ("median", "none")
-SPACE_KEYS = ("sampler", "trials", "metric", "seed", "pruner", "config", "set", "params")
+SPACE_KEYS = ("sampler", "trials", "metric", "seed", "pruner", "baseline", "config", "set", "params")
 PARAM_KEYS = ("type", "low", "high", "log", "step", "choices")
 
 
@@ -115,6 +116,8 @@ class SearchSpace:
     pruner: dict[str, Any] = field(default_factory=lambda: {"name": "median"})
     base_config: cfg.TrainConfig = field(default_factory=cfg.TrainConfig)
     config_source: str | None = None
+    baseline: bool = True
+    """random/tpe: queue the defaults as the first trial (``datakit.sweep_baseline``); grid ignores it."""
 
     @property
     def direction(self) -> str:
@@ -147,7 +150,7 @@ class SearchSpace:
 
     def as_dict(self) -> dict[str, Any]:
         return {"sampler": self.sampler, "trials": self.target_trials(), "metric": self.metric, "seed": self.seed,
-                "pruner": self.pruner, "config": self.config_source,
+                "pruner": self.pruner, "baseline": self.baseline, "config": self.config_source,
                 "params": {p.key: p.as_dict() for p in self.params}, "base_config": cfg.to_dict(self.base_config)}
 
 
@@ -258,6 +261,9 @@ def load_space(
     seed = data.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise DatakitError(f"{where}seed must be an integer, got {seed!r}")
+    baseline = data.get("baseline", True)
+    if not isinstance(baseline, bool):
+        raise DatakitError(f"{where}baseline must be true or false, got {baseline!r}")
 
     source = config if config is not None else data.get("config")
     if isinstance(source, (str, os.PathLike)) and not Path(source).is_absolute() and config is None:
@@ -290,7 +296,8 @@ def load_space(
         seen.add(p.key)
     space_obj = SearchSpace(params=params, sampler=sampler, trials=trials, metric=metric, seed=seed,
                             pruner=_parse_pruner(data.get("pruner", "median"), where), base_config=base,
-                            config_source=str(source) if isinstance(source, (str, os.PathLike)) else None)
+                            config_source=str(source) if isinstance(source, (str, os.PathLike)) else None,
+                            baseline=baseline)
     if sampler == "grid":
         try:
             space_obj.grid()

@@ -48,7 +48,7 @@ from datakit.sweep_storage import Reclaimed, open_storage, owner, reclaim_dead_t
 
 TRIAL_COLUMNS = ("trial", "state", "value")
 RESULT_COLUMNS = ("val_accuracy", "val_loss", "test_accuracy", "best_epoch", "epochs", "seconds", "parameters",
-                  "run_dir", "worker", "error")
+                  "origin", "run_dir", "worker", "error")
 SELECTION_NOTE = "the best trial is chosen on validation only; test accuracy is reported, never used to choose"
 # what decides between trials with the same metric (rank() sorts by these, in this order)
 TIE_BREAK = {"val_accuracy": ("val_loss", "lower"), "val_loss": ("val_accuracy", "higher")}
@@ -351,7 +351,7 @@ def results_table(trials: list[FrozenTrial], space: SearchSpace) -> pd.DataFrame
         table[column] = pd.array(table[column], dtype="Int64")
     for column in ("value", "val_accuracy", "val_loss", "test_accuracy", "seconds"):
         table[column] = pd.to_numeric(table[column], errors="coerce").astype("float64")
-    for column in ("state", "run_dir", "worker", "error"):
+    for column in ("state", "origin", "run_dir", "worker", "error"):
         table[column] = table[column].astype("string")
     return table
 
@@ -384,7 +384,7 @@ def best_summary(table: pd.DataFrame, space: SearchSpace, trials: list[FrozenTri
         "val_accuracy": plain(row["val_accuracy"]), "val_loss": plain(row["val_loss"]),
         "test_accuracy": plain(row["test_accuracy"]), "best_epoch": plain(row["best_epoch"]),
         "epochs": plain(row["epochs"]), "seconds": plain(row["seconds"]), "parameters": plain(row["parameters"]),
-        "params": params, "run_dir": str(run.path), "best_checkpoint": str(run.best),
+        "origin": plain(row["origin"]), "params": params, "run_dir": str(run.path), "best_checkpoint": str(run.best),
         "note": SELECTION_NOTE, "tie_break": tie_break_note(space.metric), "config": config,
     }
 
@@ -450,6 +450,21 @@ def _requeue_interrupted(study: optuna.Study) -> int:
             study.enqueue_trial(dict(t.params), user_attrs={"retry_of": t.number})
             queued += 1
     return queued
+
+
+def _queue_defaults(study: optuna.Study, space: SearchSpace, manifest: Any) -> str:
+    """Queue the defaults as a new random/TPE study's first trial (``datakit.sweep_baseline``); the note to show."""
+    if not space.baseline or space.sampler == "grid" or study.get_trials(deepcopy=False):
+        return ""
+    from datakit.sweep_baseline import ORIGIN, baseline
+    from datakit.tasks import resolve_task
+
+    task, _ = resolve_task(space.base_config.task, manifest)
+    queued = baseline(space, manifest, task)
+    if queued.params:
+        # skip_if_exists: another process that started this study at the same moment queued it already
+        study.enqueue_trial(queued.params, user_attrs={"origin": ORIGIN}, skip_if_exists=True)
+    return queued.note()
 
 
 def _check_output(output: Path) -> dict[str, Any] | None:
@@ -550,6 +565,7 @@ def sweep(
         write_json(out / "sweep.json", state, default=None)
         write_text(out / "space.yaml", yaml.safe_dump(searched.as_dict(), sort_keys=False, default_flow_style=None))
         requeued = _requeue_interrupted(study)
+        queued_defaults = _queue_defaults(study, searched, loaded)
         target = searched.target_trials()
         existing = study.get_trials(deepcopy=False)
 
@@ -581,6 +597,8 @@ def sweep(
                     display.note(f"[magenta]recovered:[/] {item.line()}")
                 if requeued:
                     display.note(f"resuming: {requeued} interrupted trial(s) queued to run again")
+                if queued_defaults:
+                    display.note(queued_defaults)
                 if not _work_left(existing, target):
                     display.note(f"nothing to run: {target} trial(s) already finished or running")
                 # Optuna's grid sampler stops a study once every combination has been tried, even when a

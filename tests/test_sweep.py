@@ -389,3 +389,97 @@ def test_the_sweep_plot_of_a_sweep_stopped_before_any_trial_finished_is_drawn(tm
     table = pd.DataFrame({"trial": [0], "state": ["running"], "val_accuracy": [float("nan")], "optim.lr": [0.002]})
     path = sweep_plot(table, "val_accuracy", ["optim.lr"], tmp_path / "sweep.png", log_params=["optim.lr"])
     assert path.is_file() and path.stat().st_size > 0
+
+
+# the defaults as trial 0
+
+
+def _defaults_space(params: dict, **fields: object) -> dict:
+    # the batch size is left to derive, the learning rate to the config's default
+    shared = {k: v for k, v in FAST.items() if k not in ("train.batch_size", "optim.lr")}
+    return {"sampler": "tpe", "pruner": "none", "set": shared, "params": params, **fields}
+
+
+def test_trial_0_runs_what_train_would_choose_with_the_same_config(digits_300: Path, tmp_path: Path) -> None:
+    import datakit
+    from datakit.sweep_baseline import ORIGIN
+
+    space = _defaults_space({"optim.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+                             "train.batch_size": [8, 16, 32, 64]}, trials=2)
+    result = sweep(digits_300, space, tmp_path / "sweep", show_progress=False)
+    shared = _defaults_space({})["set"]
+    plain = datakit.train(digits_300, output=tmp_path / "plain", show_progress=False, **shared)
+    derived = {d["key"]: d["value"] for d in plain.derived}
+    assert "train.batch_size" in derived  # the sweep's trial 0 must take a derived value, not a set one
+
+    rows = result.table.set_index("trial")
+    assert rows.loc[0, "origin"] == ORIGIN and pd.isna(rows.loc[1, "origin"])
+    assert rows.loc[0, "train.batch_size"] == derived["train.batch_size"]
+    assert rows.loc[0, "optim.lr"] == pytest.approx(1e-3)  # the config default: nothing derives a learning rate
+    trial_config = yaml.safe_load((Path(rows.loc[0, "run_dir"]) / "config.yaml").read_text())
+    plain_config = yaml.safe_load((tmp_path / "plain" / "config.yaml").read_text())
+    for section, key in (("train", "batch_size"), ("train", "epochs"), ("optim", "lr"), ("model", "conv")):
+        assert trial_config[section][key] == plain_config[section][key], (section, key)
+    saved = pd.read_csv(tmp_path / "sweep" / "results.csv")
+    assert saved.loc[saved["trial"] == 0, "origin"].tolist() == [ORIGIN]
+    from rich.console import Console
+
+    from datakit.render_sweep import leaderboard
+
+    console = Console(record=True, width=120)
+    leaderboard(console, result)
+    shown = console.export_text()
+    assert "*: the defaults" in shown and ("0*" in shown)
+    assert ("the best trial runs the defaults" in shown) == (result.best["trial"] == 0)
+
+    # resuming with a larger budget queues no second trial of the defaults
+    more = sweep(digits_300, {**space, "trials": 3}, tmp_path / "sweep", show_progress=False)
+    assert more.table["origin"].fillna("").tolist() == [ORIGIN, "", ""]
+
+
+def test_defaults_outside_the_space_are_drawn_and_said(digits_300: Path, tmp_path: Path) -> None:
+    from datakit.sweep_baseline import baseline
+    from datakit.manifest import load_manifest
+
+    space = load_space(_defaults_space({"optim.lr": {"type": "float", "low": 0.005, "high": 0.05, "log": True},
+                                        "train.batch_size": {"type": "int", "low": 8, "high": 64, "step": 8}}))
+    queued = baseline(space, load_manifest(digits_300), "classification")
+    assert set(queued.params) == {"train.batch_size"} and queued.outside == {"optim.lr": 1e-3}
+    assert "outside the space, so drawn instead: optim.lr=0.001" in queued.note()
+
+    nothing = load_space(_defaults_space({"optim.lr": [0.01, 0.02]}))
+    assert baseline(nothing, load_manifest(digits_300), "classification").note().startswith("no trial of the defaults")
+
+
+@pytest.mark.parametrize("fields", [{"baseline": False, "sampler": "random"}, {"sampler": "grid"}])
+def test_no_trial_of_the_defaults_when_turned_off_or_on_a_grid(digits_300: Path, tmp_path: Path,
+                                                                fields: dict) -> None:
+    space = _defaults_space({"optim.lr": [0.001, 0.01]}, trials=1, **fields)
+    result = sweep(digits_300, space, tmp_path / "sweep", show_progress=False)
+    assert result.table["origin"].isna().all()
+
+
+def test_baseline_must_be_a_boolean() -> None:
+    with pytest.raises(DatakitError, match="baseline must be true or false"):
+        load_space(_defaults_space({"optim.lr": [0.001]}, baseline="yes"))
+
+
+@pytest.mark.parametrize(("key", "spec", "value", "inside"), [
+    ("optim.lr", {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}, 1e-3, True),
+    ("optim.lr", {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}, 0.5, False),
+    ("train.label_smoothing", {"type": "float", "low": 0.0, "high": 0.3, "step": 0.1}, 0.2, True),
+    ("train.label_smoothing", {"type": "float", "low": 0.0, "high": 0.3, "step": 0.1}, 0.15, False),
+    ("train.batch_size", {"type": "int", "low": 8, "high": 64, "step": 8}, 32, True),
+    ("train.batch_size", {"type": "int", "low": 8, "high": 64, "step": 8}, 12, False),
+    ("model.conv.filters", {"choices": [[16, 32], [32, 64]]}, [16, 32], True),
+    ("data.workers", {"choices": [0, 1]}, False, False),  # a bool is no int here
+    ("augment", {"choices": ["light", "light:fixed"]}, "medium", False),
+])
+def test_a_default_is_inside_a_param_only_where_the_sampler_could_draw_it(key: str, spec: dict, value: object,
+                                                                           inside: bool) -> None:
+    from datakit import config as cfg
+    from datakit.sweep_baseline import stored_form
+    from datakit.sweep_space import _parse_param
+
+    param = _parse_param(key, spec, cfg.TrainConfig(), "")
+    assert stored_form(param, value)[0] is inside
