@@ -247,10 +247,6 @@ def _train(
 
     with display:
         display.note(f"[cyan]task:[/] {task.name} ({task_reason})")
-        if derivation is not None and derivation.derived:
-            from datakit.render_training import derived_table
-
-            display.show(derived_table(derivation))
         for note in notes:
             display.note(f"[cyan]note:[/] {note}")
         datasets = task.datasets(data, preprocess, display, fill_normalization=not resume_state, notes=notes)
@@ -262,6 +258,13 @@ def _train(
             for name, ds in datasets.items()
         }
         on_device = device_batches.plan(datasets, device, config.data.on_device, task.name)
+        if derivation is not None and derivation.derived:
+            from datakit.render_training import derived_table
+
+            if "train" in on_device.splits:  # shown after the plan, so the table says what the run will do
+                derivation.amend("data.workers", lambda why: f"not used while the cached images are batched on "
+                                                              f"{device.type} (data.on_device); for a DataLoader: {why}")
+            display.show(derived_table(derivation))
         if on_device.note:
             notes.append(on_device.note)
             display.note(f"[cyan]note:[/] {on_device.note}")

@@ -37,12 +37,18 @@ def test_the_plan_keeps_the_dataloader_unless_asked_or_on_a_gpu() -> None:
     chosen = device_batches.plan(sets, torch.device("cpu"), True, "classification")
     assert chosen.splits == ("train", "val") and chosen.augment is not None
     assert "augmented there in batches" in chosen.note and "data.workers is not used" in chosen.note
+    for preset in ("medium", "heavy:any"):  # every preset has a batched equivalent
+        assert device_batches.plan(_datasets(build_transform(preset)), torch.device("cpu"), True,
+                                   "classification").augment is not None
 
 
 def test_on_device_true_says_why_it_cannot() -> None:
+    import albumentations as A
+
     with pytest.raises(DatakitError, match=r"data.on_device is true, but the augmentation cannot run batched .*"
-                                           r"CropAndPad with padding.*; use auto or false"):
-        device_batches.plan(_datasets(build_transform("heavy")), torch.device("cpu"), True, "classification")
+                                           r"ElasticTransform has no batched equivalent.*; use auto or false"):
+        device_batches.plan(_datasets(A.Compose([A.ElasticTransform()])), torch.device("cpu"), True,
+                            "classification")
     uncached = _datasets()
     uncached["val"] = ImageClassificationDataset(uncached["val"].paths, [0] * 20, uncached["val"].preprocess)
     with pytest.raises(DatakitError, match=r"not cached in memory \(data.cache\)"):
@@ -89,6 +95,9 @@ def test_a_run_on_device_learns_and_resumes_as_if_never_stopped(digits_small: Pa
     settings = {**TINY_TRAIN, "augment": "light:fixed", "data.on_device": True, "train.device": device}
     straight = train(digits_small, output=tmp_path / "straight", show_progress=False, epochs=6, **settings)
     assert any("kept on" in note and "augmented there" in note for note in straight.notes)
+    # the derived worker count is kept in config.yaml (a resume may fall back), but said to be unused
+    workers = {d["key"]: d for d in straight.derived}["data.workers"]
+    assert workers["reason"].startswith(f"not used while the cached images are batched on {device}")
     assert straight.test_accuracy > 0.85
     train(digits_small, output=tmp_path / "resumed", show_progress=False, epochs=4, **settings)
     resumed = train(None, output=tmp_path / "resumed", resume=True, show_progress=False, epochs=6)

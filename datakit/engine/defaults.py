@@ -38,7 +38,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from datakit import config as cfg
 
@@ -112,6 +112,10 @@ class Derivation:
         cfg.validate(out)
         return out
 
+    def amend(self, key: str, reason: Callable[[str], str]) -> None:
+        """Rewrite the reason of a derived ``key`` (if derived) once the run knows more than ``derive`` did."""
+        self.derived = [Derived(d.key, d.value, reason(d.reason)) if d.key == key else d for d in self.derived]
+
     def as_dict(self) -> dict[str, Any]:
         return {"stats": self.stats.as_dict() if self.stats else None,
                 "derived": [{"key": d.key, "value": d.value, "reason": d.reason} for d in self.derived],
@@ -140,9 +144,14 @@ def data_stats(manifest: Any, config: cfg.TrainConfig, task: str = "classificati
     side = side[np.isfinite(side) & (side > 0)]
     if not len(side):
         side = np.array([float(cfg.DataConfig().image_size)])
-    split = rows["split"] if "split" in rows.columns else None
-    if split is not None and (split == "train").any():
-        train = int((split == "train").sum())
+    if not box and "split" in rows.columns:
+        from datakit.splitting import plan_splits
+
+        # the split training will make (or complete) from these rows, so the counts printed agree
+        planned = plan_splits(rows, config.data.val_fraction, config.data.test_fraction, config.seed).splits
+        train = int((planned == "train").sum())
+    elif "split" in rows.columns and (rows["split"] == "train").any():
+        train = int((rows["split"] == "train").sum())
     else:
         train = int(round(len(rows) * (1 - config.data.val_fraction - config.data.test_fraction)))
     channels = rows["channels"].fillna(3).astype(int)
