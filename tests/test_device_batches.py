@@ -89,10 +89,11 @@ def test_augmented_batches_change_per_epoch_and_repeat_per_seed(device: str) -> 
     assert 0 < int(changed.sum()) < 50  # p < 1: some images are left as they are
 
 
+@pytest.mark.parametrize("augment", ["light:fixed", "heavy:fixed"])  # heavy: noise drawn on the device too
 @pytest.mark.parametrize("device", DEVICES)
 def test_a_run_on_device_learns_and_resumes_as_if_never_stopped(digits_small: Path, tmp_path: Path,
-                                                                device: str) -> None:
-    settings = {**TINY_TRAIN, "augment": "light:fixed", "data.on_device": True, "train.device": device}
+                                                                device: str, augment: str) -> None:
+    settings = {**TINY_TRAIN, "augment": augment, "data.on_device": True, "train.device": device}
     straight = train(digits_small, output=tmp_path / "straight", show_progress=False, epochs=6, **settings)
     assert any("kept on" in note and "augmented there" in note for note in straight.notes)
     # the derived worker count is kept in config.yaml (a resume may fall back), but said to be unused
