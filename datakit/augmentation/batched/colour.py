@@ -97,8 +97,7 @@ _SECTORS = np.array([[0, 3, 1], [2, 0, 1], [1, 0, 3], [1, 2, 0], [3, 1, 0], [0, 
 
 
 def hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
-    """``cv2.cvtColor(image, COLOR_HSV2RGB)`` of uint8 values (hue range 180), in float32 as OpenCV's vector
-    path computes it."""
+    """``cv2.cvtColor(image, COLOR_HSV2RGB)`` of uint8 values (hue range 180), in float32 as OpenCV computes it."""
     hue, saturation, value = hsv.unbind(1)
     one = torch.ones((), dtype=torch.float32, device=hsv.device)
     h = hue * torch.tensor(6.0 / 180, dtype=torch.float32)
