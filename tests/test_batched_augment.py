@@ -61,6 +61,12 @@ FIXED = {
 # OpenCV's resize rounds its bilinear weights to 1/2048 in fixed point (and its SIMD paths round again):
 # about one pixel in ten lands one level away from the float computation; every other step is exact
 MEAN_DIFFERENCE = {"CropAndPad": 0.2}
+MAX_DIFFERENCE: dict[str, float] = {}
+if int(cv2.__version__.split(".")[0]) < 5:
+    # OpenCV 4's warpAffine rounds each source coordinate to 1/32 pixel (fixed point) before interpolating;
+    # 5 interpolates in float. On 4.11-4.14 the examples here differ by up to 5 levels at hard edges
+    # (random-noise images), 0.1-0.8 on average: the same warp, quantized differently
+    MAX_DIFFERENCE["Affine"], MEAN_DIFFERENCE["Affine"] = 5.0, 1.0
 
 
 def _images() -> list[np.ndarray]:
@@ -102,7 +108,7 @@ def test_same_pixels_as_albumentations_for_fixed_parameters(name: str, device: s
                 assert changed > 1.0, f"{transform}: the example changes nothing, so it proves nothing"
             difference = np.abs(got - expected)
             # float rounding on another device may move a value that sits on .5 by one level
-            assert difference.max() <= 1.0, (transform, difference.max())
+            assert difference.max() <= MAX_DIFFERENCE.get(name, 1.0), (transform, difference.max())
             assert difference.mean() < MEAN_DIFFERENCE.get(name, 0.01), (transform, difference.mean())
 
 
