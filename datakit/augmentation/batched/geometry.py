@@ -217,15 +217,16 @@ def affine(transform: Any) -> Step:
 def crop_and_pad(transform: Any) -> Step:
     percent = transform.percent
     problems = []
-    if transform.px is not None or not (isinstance(percent, (tuple, list)) and len(percent) == 2
-                                        and all(isinstance(v, (int, float)) for v in percent)):
+    one_range = transform.px is None and isinstance(percent, (tuple, list)) and len(percent) == 2 and all(
+        isinstance(v, (int, float)) for v in percent)
+    if not one_range:
         problems.append("other than one percent range")
+    elif max(percent) > 0 and transform.border_mode != CONSTANT:
+        problems.append(f"padding with border_mode {transform.border_mode}")
     if not transform.keep_size:
         problems.append("keep_size=False")
     if transform.interpolation != LINEAR:
         problems.append(f"interpolation {transform.interpolation}")
-    if transform.border_mode != CONSTANT and not problems and max(percent) > 0:
-        problems.append(f"padding with border_mode {transform.border_mode}")
     if not isinstance(transform.fill, (int, float)):
         problems.append("a fill per channel")
     if problems:
