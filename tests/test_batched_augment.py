@@ -220,3 +220,33 @@ def test_the_generator_decides_the_batch(device: str) -> None:
     other = augment(batch, np.random.default_rng(6))
     assert torch.equal(first, again) and not torch.equal(first, other)
     assert len({tuple(x.flatten().tolist()) for x in first}) > 4  # each image draws its own parameters
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_colour_jitter_follows_each_images_own_order(device: str) -> None:
+    """Saturation then hue, or hue then saturation (each image draws its order): one pass over the
+    schedule gives each image albumentations' result for its own order."""
+    import itertools
+
+    from albumentations.augmentations.pixel import functional as fpixel
+
+    from datakit.augmentation.batched.colour import HUE, MAX_SCHEDULE, ColorJitter, hue_tables
+
+    jitter = ColorJitter(((1, 1), (1, 1), (0.6, 1.4), (-0.1, 0.1)), p=1.0)
+    assert jitter.schedule == [2, HUE, 2]  # the hue conversion once
+    images = _images()[1]
+    saturation, hue = 1.3, -0.07
+    for first, second in itertools.permutations((2, HUE)):
+        adjust = {2: lambda im: fpixel.adjust_saturation_torchvision(im, saturation),
+                  HUE: lambda im: fpixel.adjust_hue_torchvision(im, hue)}
+        expected = np.stack([adjust[second](adjust[first](im.copy())) for im in images]).astype(np.float64)
+        acts = np.zeros(MAX_SCHEDULE)
+        acts[[0, 1] if first == 2 else [1, 2]] = 1
+        factors = np.array([1, 1, saturation, hue])
+        row = np.concatenate([factors, 1 - factors, acts, hue_tables(np.array([hue]))[0]])
+        params = torch.as_tensor(np.tile(row, (len(images), 1)), dtype=torch.float32, device=device)
+        batch = torch.as_tensor(images, device=device).permute(0, 3, 1, 2).float()
+        got = jitter.apply(batch, params, torch.Generator(device=device)).permute(0, 2, 3, 1).cpu().numpy()
+        assert np.abs(expected - images).mean() > 1.0
+        difference = np.abs(got - expected)
+        assert difference.max() <= 1.0 and difference.mean() < 0.01, (first, difference.max(), difference.mean())

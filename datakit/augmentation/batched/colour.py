@@ -129,22 +129,29 @@ def opencv_hsv_block() -> int:
     return 256 - truncated if truncated else 0
 
 
-def _brightness(images: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+# Each adjustment gets its factor and 1 - factor (computed in float64 on the CPU, as albumentations
+# computes it, then stored as float32: 1 - a float32 factor would differ in the last bits).
+
+
+def _brightness(images: torch.Tensor, factor: torch.Tensor, complement: torch.Tensor) -> torch.Tensor:
     return (images * factor).clamp_(0, 255).floor_()  # albucore's multiply LUT: clip, then truncate
 
 
-def _contrast(images: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+def _contrast(images: torch.Tensor, factor: torch.Tensor, complement: torch.Tensor) -> torch.Tensor:
     level = grey(images) if images.shape[1] == 3 else images
     mean = level.double().mean(dim=(1, 2, 3), keepdim=True)
-    adjusted = (images * factor + (mean * (1 - factor.double())).float()).clamp_(0, 255).floor_()
+    adjusted = (images * factor + (mean * complement.double()).float()).clamp_(0, 255).floor_()
     # albumentations' factor 0: the mean everywhere, rounded
     return torch.where(factor == 0, torch.floor(mean + 0.5).float().expand_as(images), adjusted)
 
 
-def _saturation(images: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+def _saturation(images: torch.Tensor, factor: torch.Tensor, complement: torch.Tensor) -> torch.Tensor:
     if images.shape[1] != 3:
         return images  # albumentations leaves a grey image as it is
-    return as_uint8(images * factor + grey(images) * (1 - factor))  # cv2.addWeighted's float sum, rounded
+    # cv2.addWeighted's vector loop: fma(image, alpha, grey * beta) in float32, then rounded; the fused
+    # multiply-add, one rounding, is the float64 sum rounded once to float32
+    weighted_grey = (grey(images) * complement).double()
+    return as_uint8((images.double() * factor.double() + weighted_grey).float())
 
 
 HUES = np.arange(181)  # OpenCV's 8-bit hue: 0-180
@@ -156,7 +163,7 @@ def hue_tables(factors: np.ndarray) -> np.ndarray:
     return np.floor(np.mod(HUES[None] + 180 * factors[:, None], 180))
 
 
-def _hue(images: torch.Tensor, tables: torch.Tensor) -> torch.Tensor:
+def _hue(images: torch.Tensor, tables: torch.Tensor, complement: torch.Tensor) -> torch.Tensor:
     if images.shape[1] != 3:
         return images
     hsv = rgb_to_hsv(images)
@@ -168,39 +175,54 @@ JITTERS = (_brightness, _contrast, _saturation, _hue)  # albumentations' order o
 UNCHANGED = (1.0, 1.0, 1.0, 0.0)  # the factor of each that albumentations returns the image for untouched
 
 
+HUE = 3
+MAX_SCHEDULE = 16  # 4 adjustments that can act: 4 x 4 positions
+
+
 @dataclass(frozen=True)
 class ColorJitter:
     """Each chosen image draws four factors and an order, as albumentations does, and goes through the
-    adjustments in that order; a factor at its 'unchanged' value leaves the image as it is."""
+    adjustments in that order; a factor at its 'unchanged' value leaves the image as it is.
+
+    The batch runs through one ``schedule`` of adjustments that holds every image's order as a
+    subsequence, each image acting only at its own positions: with two that can act (``heavy``'s
+    saturation and hue) saturation, hue, saturation, so the costly hue conversion runs once per batch."""
 
     ranges: tuple[tuple[float, float], ...]  # brightness, contrast, saturation, hue
     p: float
-    width: int = 8 + len(HUES)  # four factors, the order of those that can act, the hue table
+    width: int = 8 + MAX_SCHEDULE + len(HUES)  # factors, 1 - factors, where each acts in the schedule, hue table
 
     @property
-    def moving(self) -> list[int]:
-        """The adjustments whose range is more than their 'unchanged' value: the only ones that can act."""
-        return [k for k, (low, high) in enumerate(self.ranges) if (low, high) != (UNCHANGED[k],) * 2]
+    def schedule(self) -> list[int]:
+        moving = [k for k, (low, high) in enumerate(self.ranges) if (low, high) != (UNCHANGED[k],) * 2]
+        if len(moving) == 2:
+            cheap, costly = sorted(moving, key=lambda k: k == HUE)
+            return [cheap, costly, cheap]
+        return moving * len(moving)  # block j holds the j-th of any order
 
     def sample(self, n: int, height: int, width: int, active: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         touched = chosen(n, self.p, active, rng)
         factors = np.stack([rng.uniform(low, high, n) for low, high in self.ranges], axis=1)
         order = np.argsort(rng.random((n, 4)), axis=1)
         factors[~touched] = UNCHANGED
-        # only the order among the adjustments that can act matters: slot j holds the j-th of them
-        moving = self.moving
-        slots = np.full((n, 4), -1.0)
-        slots[:, :len(moving)] = order[np.isin(order, moving)].reshape(n, len(moving))
-        return np.concatenate([factors, slots, hue_tables(factors[:, 3])], axis=1)
+        schedule = self.schedule
+        acts = np.zeros((n, MAX_SCHEDULE))
+        for i in np.flatnonzero(touched):
+            position = 0
+            for k in order[i]:
+                if k in schedule:  # the first place for k after the previous adjustment's
+                    position = schedule.index(k, position)
+                    acts[i, position] = factors[i, k] != UNCHANGED[k]
+                    position += 1
+        return np.concatenate([factors, 1 - factors, acts, hue_tables(factors[:, HUE])], axis=1)
 
     def apply(self, images: torch.Tensor, params: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        factors, slots = params[:, :4].view(-1, 4, 1, 1, 1), params[:, 4:8].long()
-        moving = self.moving
-        for slot in range(len(moving)):
-            for k in moving:
-                here = (slots[:, slot] == k) & (factors[:, k, 0, 0, 0] != UNCHANGED[k])
-                argument = params[:, 8:] if JITTERS[k] is _hue else factors[:, k]
-                images = torch.where(here.view(-1, 1, 1, 1), JITTERS[k](images, argument), images)
+        factors, complements = params[:, :4].view(-1, 4, 1, 1, 1), params[:, 4:8].view(-1, 4, 1, 1, 1)
+        acts = params[:, 8:8 + MAX_SCHEDULE] > 0.5
+        for position, k in enumerate(self.schedule):
+            argument = params[:, 8 + MAX_SCHEDULE:] if k == HUE else factors[:, k]
+            adjusted = JITTERS[k](images, argument, complements[:, k])
+            images = torch.where(acts[:, position].view(-1, 1, 1, 1), adjusted, images)
         return images
 
 
