@@ -109,8 +109,8 @@ def leaderboard(console: Console, result: Any, top: int = 10) -> None:
     for place, (_, row) in enumerate(ranked.iterrows(), start=1):
         configuration = "  ".join(f"{names[k]}={_short(row[k])}" for k in result.params)
         star = "*" if from_defaults and not pd.isna(row["origin"]) else ""
-        view.add_row(str(place), f"{row['trial']}{star}", _fmt(row.get(metric, row["value"])), _fmt(row.get(tie)), _fmt(row["test_accuracy"]),
-                     _fmt(row["epochs"]), _fmt(row["seconds"], 0),
+        view.add_row(str(place), f"{row['trial']}{star}", _fmt(row.get(metric, row["value"])), _fmt(row.get(tie)),
+                     _fmt(row["test_accuracy"]), _fmt(row["epochs"]), _fmt(row["seconds"], 0),
                      f"{int(row['parameters']):,}" if not pd.isna(row["parameters"]) else "-", configuration)
     console.print(view)
     failed = table[table["state"] == "failed"]

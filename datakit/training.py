@@ -262,8 +262,8 @@ def _train(
             from datakit.render_training import derived_table
 
             if "train" in on_device.splits:  # shown after the plan, so the table says what the run will do
-                derivation.amend("data.workers", lambda why: f"not used while the cached images are batched on "
-                                                              f"{device.type} (data.on_device); for a DataLoader: {why}")
+                unused = f"not used while the cached images are batched on {device.type} (data.on_device)"
+                derivation.amend("data.workers", lambda why: f"{unused}; for a DataLoader: {why}")
             display.show(derived_table(derivation))
         if on_device.note:
             notes.append(on_device.note)

@@ -142,7 +142,8 @@ def summaries(images: np.ndarray) -> np.ndarray:
     total = grey.sum((1, 2)) + 1e-9
     ys, xs = np.mgrid[0:height, 0:width]
     columns = [x[..., i].mean((1, 2)) for i in range(channels)]
-    columns += [grey.std((1, 2)), np.abs(np.diff(grey, axis=2)).mean((1, 2)), np.abs(np.diff(grey, axis=1)).mean((1, 2)),
+    columns += [grey.std((1, 2)), np.abs(np.diff(grey, axis=2)).mean((1, 2)),
+                np.abs(np.diff(grey, axis=1)).mean((1, 2)),
                 (grey * xs).sum((1, 2)) / total, (grey * ys).sum((1, 2)) / total, (x.max(-1) == 0).mean((1, 2))]
     if channels == 3:
         columns += [(x.max(-1) - x.min(-1)).mean((1, 2)), (x[..., 0] - x[..., 1]).mean((1, 2)),
@@ -250,3 +251,14 @@ def test_colour_jitter_follows_each_images_own_order(device: str) -> None:
         assert np.abs(expected - images).mean() > 1.0
         difference = np.abs(got - expected)
         assert difference.max() <= 1.0 and difference.mean() < 0.01, (first, difference.max(), difference.mean())
+
+
+def test_the_sampling_grid_is_affine_grids_without_a_matrix_product() -> None:
+    """Computed elementwise, so a TF32 matmul setting on a GPU cannot coarsen it; the same numbers as affine_grid."""
+    import torch.nn.functional as F
+
+    from datakit.augmentation.batched.geometry import sampling_grid
+
+    theta = torch.as_tensor(np.random.default_rng(2).uniform(-1.5, 1.5, (5, 6)), dtype=torch.float32)
+    expected = F.affine_grid(theta.view(-1, 2, 3), [5, 3, 13, 17], align_corners=False)
+    torch.testing.assert_close(sampling_grid(theta, 13, 17), expected, atol=1e-6, rtol=0)

@@ -448,7 +448,8 @@ def test_defaults_outside_the_space_are_drawn_and_said(digits_300: Path, tmp_pat
     assert "outside the space, so drawn instead: optim.lr=0.001" in queued.note()
 
     nothing = load_space(_defaults_space({"optim.lr": [0.01, 0.02]}))
-    assert baseline(nothing, load_manifest(digits_300), "classification").note().startswith("no trial of the defaults")
+    note = baseline(nothing, load_manifest(digits_300), "classification").note()
+    assert note.startswith("no trial of the defaults")
 
 
 @pytest.mark.parametrize("fields", [{"baseline": False, "sampler": "random"}, {"sampler": "grid"}])

@@ -82,9 +82,12 @@ def convolve(images: torch.Tensor, kernels: torch.Tensor, size: int) -> torch.Te
         padded = F.pad(images, (pad, pad, pad, pad), mode="replicate")
     else:
         padded = F.pad(images, (pad, pad, pad, pad), mode="reflect") if pad else images
-    weights = kernels.view(n, 1, size, size).repeat_interleave(channels, dim=0)
-    out = F.conv2d(padded.reshape(1, n * channels, height + 2 * pad, width + 2 * pad), weights, groups=n * channels)
-    return as_uint8(out.view(n, channels, height, width))
+    # cuDNN computes float32 convolutions in TF32 by default (10-bit mantissa): a GPU convolves in float64
+    exact = torch.float64 if images.is_cuda else images.dtype
+    weights = kernels.to(exact).view(n, 1, size, size).repeat_interleave(channels, dim=0)
+    out = F.conv2d(padded.to(exact).reshape(1, n * channels, height + 2 * pad, width + 2 * pad), weights,
+                   groups=n * channels)
+    return as_uint8(out.view(n, channels, height, width).to(images.dtype))
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Batched geometry: flips, ``Affine`` and ``CropAndPad``, with albumentations' own arithmetic.
 
 ``Affine`` builds the 3x3 matrix albumentations builds (``create_affine_transformation_matrix``,
-centre (w/2 - 0.5, h/2 - 0.5)) and applies it by inverse mapping with ``affine_grid`` and
+centre (w/2 - 0.5, h/2 - 0.5)) and applies it by inverse mapping with ``affine_grid``'s grid and
 ``grid_sample``, as ``cv2.warpAffine`` does. ``CropAndPad`` (``keep_size``) crops, pads with a
 constant and resizes back with ``cv2.resize``'s bilinear mapping; OpenCV's fixed-point weights put
 about one pixel in ten one level away.
@@ -16,7 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from datakit.augmentation.batched.steps import CONSTANT, LINEAR, NEAREST, REPLICATE, NoEquivalent, Step, as_uint8, chosen
+from datakit.augmentation.batched.steps import (CONSTANT, LINEAR, NEAREST, REPLICATE, NoEquivalent, Step, as_uint8,
+                                               chosen)
 
 
 @dataclass(frozen=True)
@@ -55,11 +56,22 @@ def affine_matrices(translate: np.ndarray, shear: np.ndarray, scale: np.ndarray,
     return back @ translation @ shearing @ rotation @ scaling @ to_origin
 
 
-def sampling_grids(matrices: np.ndarray, height: int, width: int) -> np.ndarray:
-    """N x 2 x 3 ``theta`` for ``F.affine_grid`` (align_corners=False) that does what ``cv2.warpAffine(image,
-    M[:2])`` does: output pixel (x, y) reads the input at M^-1 (x, y), pixel centres at integers."""
+def warp_thetas(matrices: np.ndarray, height: int, width: int) -> np.ndarray:
+    """N x 2 x 3 ``theta`` for ``sampling_grid`` (``F.affine_grid``'s, align_corners=False) that does what
+    ``cv2.warpAffine(image, M[:2])`` does: output pixel (x, y) reads the input at M^-1 (x, y), pixel centres at
+    integers."""
     to_unit = np.array([[2.0 / width, 0, 1.0 / width - 1], [0, 2.0 / height, 1.0 / height - 1], [0, 0, 1]])
     return (to_unit @ np.linalg.inv(matrices) @ np.linalg.inv(to_unit))[:, :2, :]
+
+
+def sampling_grid(theta: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``F.affine_grid(theta.view(-1, 2, 3), ..., align_corners=False)`` computed elementwise: affine_grid is a
+    matrix product, which a TF32 setting (``torch.set_float32_matmul_precision``) would make coarse on a GPU."""
+    xs = (2 * torch.arange(width, device=theta.device, dtype=theta.dtype) + 1) / width - 1
+    ys = (2 * torch.arange(height, device=theta.device, dtype=theta.dtype) + 1) / height - 1
+    t = theta.view(-1, 6, 1, 1)
+    x, y = xs.view(1, 1, -1), ys.view(1, -1, 1)
+    return torch.stack([t[:, 0] * x + t[:, 1] * y + t[:, 2], t[:, 3] * x + t[:, 4] * y + t[:, 5]], dim=-1)
 
 
 @dataclass(frozen=True)
@@ -112,10 +124,10 @@ class Affine:
         rotate = rng.uniform(*self.rotate, n)
         matrices = affine_matrices(translate, shear, scale, rotate, (width / 2 - 0.5, height / 2 - 0.5))
         matrices[~touched] = np.eye(3)
-        return sampling_grids(matrices, height, width).reshape(n, 6)
+        return warp_thetas(matrices, height, width).reshape(n, 6)
 
     def apply(self, images: torch.Tensor, params: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        grid = F.affine_grid(params.view(-1, 2, 3), list(images.shape), align_corners=False)
+        grid = sampling_grid(params, *images.shape[-2:])
         if self.border == "zeros" and self.fill:
             warped = F.grid_sample(images - self.fill, grid, mode=self.mode, padding_mode="zeros",
                                    align_corners=False) + self.fill

@@ -38,7 +38,7 @@ def chosen(n: int, p: float, active: np.ndarray, rng: np.random.Generator) -> np
 
 
 def drawn(touched: np.ndarray, limits: tuple[float, float], rng: np.random.Generator, otherwise: float) -> np.ndarray:
-    """A uniform draw in ``limits`` for every image (as albumentations draws for each), ``otherwise`` where untouched."""
+    """A uniform draw in ``limits`` for every image (albumentations draws for each), ``otherwise`` where untouched."""
     return np.where(touched, rng.uniform(*limits, len(touched)), otherwise)
 
 
