@@ -87,7 +87,7 @@ def convolve(images: torch.Tensor, kernels: torch.Tensor, size: int) -> torch.Te
     weights = kernels.to(exact).view(n, 1, size, size).repeat_interleave(channels, dim=0)
     out = F.conv2d(padded.to(exact).reshape(1, n * channels, height + 2 * pad, width + 2 * pad), weights,
                    groups=n * channels)
-    return as_uint8(out.view(n, channels, height, width).to(images.dtype))
+    return as_uint8(out.view(n, channels, height, width)).to(images.dtype)
 
 
 @dataclass(frozen=True)
