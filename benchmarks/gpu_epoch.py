@@ -1,6 +1,7 @@
 """A datakit epoch on a GPU against hand-written loops, with and without augmentation (issue 13).
 
     python benchmarks/gpu_epoch.py [--epochs 10] [--rounds 4] [--workers 4] [--device cuda] [--augment medium:fixed]
+                                   [--on-device true]
 
 All sides train the shipped digits config (configs/digits-cnn.yaml: 16 px, batch 32, its Affine
 augmentation, or ``--augment``'s) on scikit-learn's digits with the same model, optimizer, schedule, seed and mixed
@@ -161,6 +162,9 @@ def main() -> None:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--augment", default=None,
                         help="another augmentation for the augmented sides (a preset such as medium:fixed)")
+    parser.add_argument("--on-device", choices=["auto", "true"], default="auto",
+                        help="data.on_device of the datakit sides that are not DataLoader references (true: batch "
+                             "what auto leaves to the workers, e.g. --augment heavy)")
     args = parser.parse_args()
 
     import torch
@@ -170,6 +174,7 @@ def main() -> None:
 
     device = torch.device(args.device)
     base = {"epochs": args.epochs, "patience": None, "train.device": args.device,
+            "data.on_device": True if args.on_device == "true" else "auto",
             **({"augment": args.augment} if args.augment else {})}
     config = cfg.resolve_config(CONFIG, base)
     autocast, _ = make_autocast(device, config.train.amp)

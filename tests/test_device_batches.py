@@ -42,6 +42,16 @@ def test_the_plan_keeps_the_dataloader_unless_asked_or_on_a_gpu() -> None:
                                    "classification").augment is not None
 
 
+def test_auto_on_a_gpu_leaves_heavy_to_the_workers_until_timed() -> None:
+    """heavy's colour jitter, blurs and noise cost several times light's kernels per batch, and have not been
+    timed against DataLoader workers on a GPU: auto keeps the DataLoader for them and says so (the refusal
+    comes before any CUDA call, so this runs on a CPU-only machine)."""
+    plan = device_batches.plan(_datasets(build_transform("heavy")), torch.device("cuda"), "auto", "classification")
+    assert plan.splits == () and plan.augment is None
+    assert "ColorJitter, GaussNoise, GaussianBlur, MotionBlur, OneOf run batched on the device only with " \
+           "data.on_device: true" in plan.note
+
+
 def test_on_device_true_says_why_it_cannot() -> None:
     import albumentations as A
 

@@ -35,7 +35,7 @@ from datakit.augmentation.batched import colour, filters, geometry
 from datakit.augmentation.batched.geometry import affine_matrices
 from datakit.augmentation.batched.steps import NoEquivalent, Step, chosen
 
-__all__ = ["TRANSLATIONS", "BatchedAugment", "OneOf", "affine_matrices", "batched_equivalent"]
+__all__ = ["TRANSLATIONS", "BatchedAugment", "OneOf", "affine_matrices", "batched_equivalent", "transform_names"]
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,18 @@ class BatchedAugment:
             images = step.apply(images, params[:, start:start + step.width], generator)
             start += step.width
         return images
+
+
+def transform_names(pipeline: Any) -> list[str]:
+    """The class names of a pipeline's transforms, those inside ``OneOf`` (any composition) included."""
+    from albumentations.core.composition import BaseCompose
+
+    names = []
+    for transform in getattr(pipeline, "transforms", []):
+        names.append(type(transform).__name__)
+        if isinstance(transform, BaseCompose):  # ColorJitter's own ``transforms`` are functions, not transforms
+            names += transform_names(transform)
+    return names
 
 
 def batched_equivalent(pipeline: Any) -> tuple[BatchedAugment | None, str]:
