@@ -262,3 +262,18 @@ def test_the_sampling_grid_is_affine_grids_without_a_matrix_product() -> None:
     theta = torch.as_tensor(np.random.default_rng(2).uniform(-1.5, 1.5, (5, 6)), dtype=torch.float32)
     expected = F.affine_grid(theta.view(-1, 2, 3), [5, 3, 13, 17], align_corners=False)
     torch.testing.assert_close(sampling_grid(theta, 13, 17), expected, atol=1e-6, rtol=0)
+
+
+def test_the_batched_augment_benchmark_runs(tmp_path) -> None:
+    """benchmarks/batched_augment.py as a smoke run: every preset and image kind gets a line."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "batched_augment.py"), "--batch", "4",
+                           "--rounds", "1"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line.split() for line in done.stdout.splitlines() if line.split()[:1] in (["light"], ["medium"], ["heavy"])]
+    assert [(r[0], r[1], r[3]) for r in rows] == [(p, s, k) for p in ("light", "medium", "heavy")
+                                                  for s, k in (("16", "grey"), ("64", "RGB"))]
