@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from datakit.augmentation.batched.steps import NoEquivalent, Step, as_uint8, chosen, constant, drawn
+from datakit.augmentation.batched.steps import (NoEquivalent, Step, as_truncated_uint8, as_uint8, chosen,
+                                               constant, drawn)
 
 
 @dataclass(frozen=True)
@@ -38,8 +39,7 @@ class BrightnessContrast:
         alpha, beta = params[:, 0].view(-1, 1, 1, 1), params[:, 1].view(-1, 1, 1, 1)
         if not self.by_max:  # a share of the image's own mean brightness
             beta = beta * images.mean(dim=(1, 2, 3), keepdim=True)
-        # albucore's uint8 LUT: clip, then truncate (not round); alpha 1, beta 0 leaves integers as they are
-        return (images * alpha + beta).clamp_(0, 255).floor_()
+        return as_truncated_uint8(images * alpha + beta)  # albucore's LUT; alpha 1, beta 0 change nothing
 
 
 GAMMA_LEVELS = np.arange(0, 256.0 / 255, 1.0 / 255)[:256]  # albumentations' own arange, rounding and all
@@ -134,13 +134,13 @@ def opencv_hsv_block() -> int:
 
 
 def _brightness(images: torch.Tensor, factor: torch.Tensor, complement: torch.Tensor) -> torch.Tensor:
-    return (images * factor).clamp_(0, 255).floor_()  # albucore's multiply LUT: clip, then truncate
+    return as_truncated_uint8(images * factor)  # albucore's multiply LUT
 
 
 def _contrast(images: torch.Tensor, factor: torch.Tensor, complement: torch.Tensor) -> torch.Tensor:
     level = grey(images) if images.shape[1] == 3 else images
     mean = level.double().mean(dim=(1, 2, 3), keepdim=True)
-    adjusted = (images * factor + (mean * complement.double()).float()).clamp_(0, 255).floor_()
+    adjusted = as_truncated_uint8(images * factor + (mean * complement.double()).float())
     # albumentations' factor 0: the mean everywhere, rounded
     return torch.where(factor == 0, torch.floor(mean + 0.5).float().expand_as(images), adjusted)
 

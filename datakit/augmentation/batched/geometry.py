@@ -74,6 +74,16 @@ def sampling_grid(theta: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return torch.stack([t[:, 0] * x + t[:, 1] * y + t[:, 2], t[:, 3] * x + t[:, 4] * y + t[:, 5]], dim=-1)
 
 
+def resample(images: torch.Tensor, grid: torch.Tensor, mode: str, border: str, fill: float) -> torch.Tensor:
+    """``images`` read at ``grid`` (``grid_sample``, align_corners=False), written as cv2 writes uint8; with a
+    constant border (``zeros``) what lies outside is ``fill``."""
+    if border == "zeros" and fill:
+        warped = F.grid_sample(images - fill, grid, mode=mode, padding_mode="zeros", align_corners=False) + fill
+    else:
+        warped = F.grid_sample(images, grid, mode=mode, padding_mode=border, align_corners=False)
+    return as_uint8(warped)
+
+
 @dataclass(frozen=True)
 class Affine:
     rotate: tuple[float, float]
@@ -127,13 +137,7 @@ class Affine:
         return warp_thetas(matrices, height, width).reshape(n, 6)
 
     def apply(self, images: torch.Tensor, params: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        grid = sampling_grid(params, *images.shape[-2:])
-        if self.border == "zeros" and self.fill:
-            warped = F.grid_sample(images - self.fill, grid, mode=self.mode, padding_mode="zeros",
-                                   align_corners=False) + self.fill
-        else:
-            warped = F.grid_sample(images, grid, mode=self.mode, padding_mode=self.border, align_corners=False)
-        return as_uint8(warped)  # as cv2 writes uint8
+        return resample(images, sampling_grid(params, *images.shape[-2:]), self.mode, self.border, self.fill)
 
 
 def _prevent_zero(first: np.ndarray, second: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
@@ -194,9 +198,7 @@ class CropPad:
                             ((2 * ys + 1) / height - 1)[:, :, None].expand(n, height, width)], dim=-1)
         # outside the image is padding: a cropped side's coordinates never leave the crop, and a padded
         # side was not cropped, so what lies past it is the fill
-        warped = F.grid_sample(images - self.fill, grid, mode="bilinear", padding_mode="zeros",
-                               align_corners=False) + self.fill
-        return as_uint8(warped)
+        return resample(images, grid, "bilinear", "zeros", self.fill)
 
 
 def flip(transform: Any, dim: int) -> Step:

@@ -47,6 +47,11 @@ def as_uint8(images: torch.Tensor) -> torch.Tensor:
     return images.round_().clamp_(0, 255)
 
 
+def as_truncated_uint8(images: torch.Tensor) -> torch.Tensor:
+    """albucore's uint8 lookup tables: clip, then truncate (not round); integers stay as they are (still float)."""
+    return images.clamp_(0, 255).floor_()
+
+
 def constant(values: np.ndarray | torch.Tensor, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """A module-level table on ``device``, copied there once: a copy from pageable host memory per batch
     would wait for the GPU to finish its queue."""
