@@ -61,9 +61,9 @@ class DataConfig:
     workers: int = _opt(0, "DataLoader worker processes for decoding (0 = in the training process)")
     on_device: Union[Literal["auto"], bool] = _opt(
         "auto", "keep the cached images on the training device, batched and augmented there (no DataLoader); "
-        "auto: on a CUDA GPU when they fit in a quarter of its free memory and the augmentation has a "
-        "batched equivalent (flips, Affine, RandomBrightnessContrast, RandomGamma, crop-only CropAndPad: the "
-        "light and medium presets)")
+        "auto: on a CUDA GPU when they fit in a quarter of its free memory and the augmentation is made of "
+        "flips, Affine, CropAndPad, RandomBrightnessContrast and RandomGamma (the light and medium presets); "
+        "true also batches ColorJitter, GaussianBlur, MotionBlur, GaussNoise and OneOf (heavy)")
 
 
 @dataclass

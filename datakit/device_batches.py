@@ -7,8 +7,9 @@ when there is nothing to augment) and serves each batch with one index into them
 runs on the whole batch on the device (``datakit.augmentation.batched``), when the pipeline has a
 batched equivalent; its parameters are drawn on the CPU and reach the device in one small copy.
 
-``data.on_device``: auto (on a CUDA device, when the images fit and the augmentation translates),
-true (also on the CPU, where it is the same code on CPU tensors; an error when impossible), false
+``data.on_device``: auto (on a CUDA device, when the images fit and the augmentation is made of
+``AUTO_BATCHED`` transforms), true (any translated augmentation, also on the CPU, where it is the
+same code on CPU tensors; an error when impossible), false
 (always the DataLoader). The batch order is the split's ``EpochSampler``'s (seeded per epoch, DDP
 shards included); augmentation draws from a numpy generator seeded by (seed, epoch), so a resumed run
 augments as an uninterrupted one would.

@@ -213,8 +213,9 @@ def threads_and_workers(cores: int, side: int, batch: int, augmenting: bool, mod
     the model and the step's size.
 
     Workers only pay when there is augmentation to move out of the training process and cores to
-    spare for it (4 or more), and 2 keep up with a small model; torch's threads follow the work of one step (pixels x batch, more for
-    a torchvision family): a small step gains nothing from many threads and loses to their
+    spare for it (4 or more), and 2 keep up with a small model; torch's threads follow the work of
+    one step (pixels x batch, more for a torchvision family): a small step gains nothing from many
+    threads and loses to their
     synchronisation (the issue measured 16 threads 5x slower than 2 on 8 px digits), though on 8
     or more cores half of them (at most 8) beat 2 even there (``MANY_CORES``).
 
