@@ -452,14 +452,12 @@ def _requeue_interrupted(study: optuna.Study) -> int:
     return queued
 
 
-def _queue_defaults(study: optuna.Study, space: SearchSpace, manifest: Any) -> str:
+def _queue_defaults(study: optuna.Study, space: SearchSpace, manifest: Any, task: str) -> str:
     """Queue the defaults as a new random/TPE study's first trial (``datakit.sweep_baseline``); the note to show."""
     if not space.baseline or space.sampler == "grid" or study.get_trials(deepcopy=False):
         return ""
     from datakit.sweep_baseline import ORIGIN, baseline
-    from datakit.tasks import resolve_task
 
-    task, _ = resolve_task(space.base_config.task, manifest)
     queued = baseline(space, manifest, task)
     if queued.params:
         # skip_if_exists: another process that started this study at the same moment queued it already
@@ -507,8 +505,8 @@ def _quiet_optuna() -> Iterator[None]:
         optuna.logging.set_verbosity(level)
 
 
-def _resolve_metric(space: SearchSpace, manifest: Any) -> None:
-    """The task's first metric for ``metric: auto``; the metric must be one of the task's."""
+def _resolve_metric(space: SearchSpace, manifest: Any) -> str:
+    """The task's first metric for ``metric: auto``; the metric must be one of the task's. Returns the task."""
     from datakit.tasks import AUTO, check_monitor, get_spec, resolve_task
 
     task, _ = resolve_task(space.base_config.task, manifest)
@@ -516,6 +514,7 @@ def _resolve_metric(space: SearchSpace, manifest: Any) -> None:
         space.metric = get_spec(task).default_monitor
     check_monitor(task, space.metric, key="metric")
     space.base_config.train.monitor = space.metric
+    return task
 
 
 @takes_allow_outside
@@ -547,7 +546,7 @@ def sweep(
     previous = _check_output(out)
     manifest_path = Path(manifest)
     loaded = load_manifest(manifest_path)  # a missing or broken manifest fails before any trial
-    _resolve_metric(searched, loaded)
+    task = _resolve_metric(searched, loaded)
     storage_url = database_url(storage or (previous or {}).get("storage") or str(out / "sweep.db"))
     name = study_name or (previous or {}).get("study_name") or out.resolve().name
     out.mkdir(parents=True, exist_ok=True)
@@ -565,7 +564,7 @@ def sweep(
         write_json(out / "sweep.json", state, default=None)
         write_text(out / "space.yaml", yaml.safe_dump(searched.as_dict(), sort_keys=False, default_flow_style=None))
         requeued = _requeue_interrupted(study)
-        queued_defaults = _queue_defaults(study, searched, loaded)
+        queued_defaults = _queue_defaults(study, searched, loaded, task)
         target = searched.target_trials()
         existing = study.get_trials(deepcopy=False)
 
