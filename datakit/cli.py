@@ -268,7 +268,12 @@ def train(
     allow_outside: bool = ALLOW_OUTSIDE,
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Train a classifier on a manifest; every config key is settable with --set."""
+    """Train a model on a manifest (the task follows it); every config key is settable with --set.
+
+    Tasks: classification, localization, detection, semantic and instance segmentation.
+
+    Keys left unset are derived from the data (size, batch, steps, augmentation) and printed with why.
+    """
     import os
 
     from datakit import config as cfg
