@@ -372,7 +372,7 @@ def predict(
     min_score: float = typer.Option(0.25, "--min-score", help="Box tasks: lowest score shown in the table, --csv and --draw (-o's JSON/YOLO files keep every box)."),
     manifest: Optional[Path] = typer.Option(None, "--manifest", help="Box tasks: number images in predictions.json by this manifest's COCO ids (default: the run's manifest)."),
 ) -> None:
-    """Class and probability for each image (box tasks: class, score and box of each object)."""
+    """What a trained run sees in each image: class and probability; boxes, masks or class maps for the other tasks."""
     from datakit import render_training
     from datakit.prediction import predict as run_predict
 
