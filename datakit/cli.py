@@ -124,7 +124,7 @@ def sample(
     name: str = typer.Argument(..., help="shapes or digits."),
     output: Path = typer.Option(..., "-o", "--output", help="New folder to write the data set into."),
     seed: int = typer.Option(0, help="Random seed; the same seed writes the same files."),
-    count: int = typer.Option(400, help="shapes: number of images."),
+    count: Optional[int] = typer.Option(None, help="Number of images (shapes: 400; digits: all 1,797, fewer drawn per class in proportion)."),
     size: Optional[int] = typer.Option(None, help="Image side in pixels (shapes: 64, digits: 8)."),
     objects: str = typer.Option("1,3", help="shapes: MIN,MAX objects per image."),
     imbalance: float = typer.Option(1.0, help="shapes: last class gets this fraction of the first class's images."),

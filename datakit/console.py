@@ -41,3 +41,11 @@ class _Advance:
     def __call__(self, n: int = 1) -> None:
         if self._progress is not None:
             self._progress.advance(self._task, n)  # type: ignore[arg-type]
+
+
+def shown(value: object) -> str:
+    """Data (a class name, a path, a reason) for a rich table or line, shown as written: rich would
+    read "[red]cats" or "box [nan, 4]" as markup and drop the brackets."""
+    from rich.markup import escape
+
+    return escape(str(value))

@@ -99,9 +99,9 @@ class StepContext:
 # steps: each returns its results; "images", "manifest" and "run" feed later steps' defaults
 
 
-def sample_step(ctx: StepContext, name: str, output: str | None = None, seed: int | None = None, count: int = 400,
-                size: int | None = None, objects: list[int] | None = None, imbalance: float = 1.0,
-                noise: float = 8.0, image_format: str = "png") -> dict[str, Any]:
+def sample_step(ctx: StepContext, name: str, output: str | None = None, seed: int | None = None,
+                count: int | None = None, size: int | None = None, objects: list[int] | None = None,
+                imbalance: float = 1.0, noise: float = 8.0, image_format: str = "png") -> dict[str, Any]:
     """Write a built-in data set (shapes, digits)."""
     from datakit.samples import sample
 

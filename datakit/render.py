@@ -8,6 +8,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from datakit.console import shown
+
 MAX_LISTED = 20
 
 
@@ -28,7 +30,7 @@ def _counts_table(title: str, counts: dict[str, int], first: str) -> Table:
     table.add_column(first)
     table.add_column("count", justify="right")
     for key, n in counts.items():
-        table.add_row(str(key), str(n))
+        table.add_row(shown(key), str(n))
     return table
 
 
@@ -42,7 +44,7 @@ def _listing(console: Console, title: str, rows: list[dict[str, str]], style: st
     table.add_column("reason", overflow="fold")
     for row in rows[:MAX_LISTED]:
         cells = [row["path"]] + ([row["status"]] if "status" in row else []) + [row["reason"] or ""]
-        table.add_row(*cells)
+        table.add_row(*map(shown, cells))
     if len(rows) > MAX_LISTED:
         table.caption = f"... and {len(rows) - MAX_LISTED} more (--json lists all)"
     console.print(table)
@@ -75,7 +77,7 @@ def _folder_summary(console: Console, result: Any) -> None:
             f"{len(result.deleted)} deleted, {result.unchanged} unchanged"
         )
         for path in result.deleted[:MAX_LISTED]:
-            console.print(f"  deleted: {path}", highlight=False)
+            console.print(f"  deleted: {shown(path)}", highlight=False)
     path_line(console, f"wrote {result.manifest_path} in {result.seconds:.1f}s")
 
 
@@ -90,7 +92,7 @@ def info_tables(console: Console, data: dict[str, Any]) -> None:
         table.add_column(split, justify="right")
     table.add_column("total", justify="right")
     for label, per in data["label_by_split"].items():
-        table.add_row(label, *[str(per.get(s, 0)) for s in splits], str(sum(per.values())))
+        table.add_row(shown(label), *[str(per.get(s, 0)) for s in splits], str(sum(per.values())))
     console.print(table)
     console.print(_counts_table("status", data["status"], "status"))
     console.print(_counts_table("formats", data["formats"], "format"))
@@ -122,7 +124,7 @@ def format_report(console: Console, report: Any) -> None:
         for column in ("category", "from", "to", "where"):
             table.add_column(column)
         for row in report.remapped[:MAX_LISTED]:
-            table.add_row(row["category"], str(row["from"]), str(row["to"]), row["where"])
+            table.add_row(shown(row["category"]), str(row["from"]), str(row["to"]), shown(row["where"]))
         console.print(table)
     _listing(console, "not representable in the target format", report.lossy, "bold yellow")
 
@@ -141,14 +143,14 @@ def split_summary(console: Console, result: Any) -> None:
     """Images and share per class and split, the worst deviation from the ratios, and every move."""
     ratios = result.ratios
     where = "updated in place" if result.in_place else "written"
-    table = Table(title=f"split {result.manifest} ({where}; seed {result.seed}; ratios "
+    table = Table(title=f"split {shown(result.manifest)} ({where}; seed {result.seed}; ratios "
                         + ", ".join(f"{s} {ratios[s]:g}" for s in ratios) + ")")
     table.add_column("class")
     for name in ratios:
         table.add_column(name, justify="right")
     shares = result.shares()
     for name, row in result.by_class.items():
-        table.add_row(name, *[f"{row[s]} ({shares[name][s] * 100:.1f}%)" for s in ratios])
+        table.add_row(shown(name), *[f"{row[s]} ({shares[name][s] * 100:.1f}%)" for s in ratios])
     total = sum(result.counts.values())
     table.add_row("[bold]all[/]", *[f"{result.counts[s]} ({result.counts[s] / max(total, 1) * 100:.1f}%)"
                                      for s in ratios])
@@ -160,7 +162,7 @@ def split_summary(console: Console, result: Any) -> None:
             objects.add_column(name, justify="right")
         for name, row in result.objects_by_class.items():
             total = max(sum(row.values()), 1)
-            objects.add_row(name, *[f"{row[s]} ({row[s] / total * 100:.1f}%)" for s in ratios])
+            objects.add_row(shown(name), *[f"{row[s]} ({row[s] / total * 100:.1f}%)" for s in ratios])
         console.print(objects)
     worst = f" ({result.worst[0]}, {result.worst[1]})" if result.worst else ""
     console.print(f"worst class deviation from the ratios: {result.worst_deviation_pp:.1f} pp{worst}; "
@@ -169,7 +171,7 @@ def split_summary(console: Console, result: Any) -> None:
                      if result.grouped_images else "no two images share content, lineage or a group")
                   + (f"; {result.unused} unusable rows left unsplit" if result.unused else ""), highlight=False)
     for move in result.moves[:50]:
-        console.print(f"[yellow]moved[/] {move['id']}: {move['from']} -> {move['to']} ({move['reason']})",
+        console.print(f"[yellow]moved[/] {shown(move['id'])}: {move['from']} -> {move['to']} ({shown(move['reason'])})",
                       highlight=False, soft_wrap=True)
     if len(result.moves) > 50:
         console.print(f"... and {len(result.moves) - 50} more moves (--json lists all)")

@@ -10,6 +10,7 @@ from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from datakit.console import shown
 from datakit.render import path_line, titled
 
 STATE_STYLE = {"complete": "green", "pruned": "yellow", "failed": "red", "interrupted": "magenta",
@@ -115,13 +116,13 @@ def leaderboard(console: Console, result: Any, top: int = 10) -> None:
     console.print(view)
     failed = table[table["state"] == "failed"]
     for _, row in failed.head(5).iterrows():
-        console.print(f"[red]trial {row['trial']} failed:[/] {row['error']}", highlight=False, soft_wrap=True)
+        console.print(f"[red]trial {row['trial']} failed:[/] {shown(row['error'])}", highlight=False, soft_wrap=True)
     if len(failed) > 5:
         console.print(f"... and {len(failed) - 5} more failed trials (see results.csv)")
     for line in result.recovered:
-        console.print(f"[magenta]recovered:[/] {line}", highlight=False, soft_wrap=True)
+        console.print(f"[magenta]recovered:[/] {shown(line)}", highlight=False, soft_wrap=True)
     for line in result.running_elsewhere:
-        console.print(f"[cyan]still running:[/] {line} (if that process died, a run after "
+        console.print(f"[cyan]still running:[/] {shown(line)} (if that process died, a run after "
                       f"{GRACE_SECONDS} s without its heartbeat queues it again)", highlight=False, soft_wrap=True)
     if result.best:
         best = result.best

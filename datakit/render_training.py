@@ -9,6 +9,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from datakit.console import shown
 from datakit.render import path_line, titled
 
 MAX_ROWS = 50
@@ -43,9 +44,9 @@ def train_summary(console: Console, result: Any) -> None:
         span = f"epoch {epochs[0]}" if len(epochs) == 1 else f"{len(epochs)} epochs, {epochs[0]}-{epochs[-1]}"
         if problem.get("gone_from"):
             console.print(f"[yellow]not learning early on ({span}), gone from epoch {problem['gone_from']}:[/] "
-                          f"{problem['message']}", highlight=False, soft_wrap=True)
+                          f"{shown(problem['message'])}", highlight=False, soft_wrap=True)
         else:
-            console.print(f"[bold yellow]not learning ({span}):[/] {problem['message']}", highlight=False,
+            console.print(f"[bold yellow]not learning ({span}):[/] {shown(problem['message'])}", highlight=False,
                           soft_wrap=True)
     path_line(console, f"wrote {result.run_dir}/: config.yaml, metrics.csv, curves.png, splits.csv, "
                        f"checkpoints/best.pt, checkpoints/last.pt")
@@ -63,7 +64,7 @@ def derived_table(derivation: Any) -> Table:
     table.add_column("value")
     table.add_column("why")
     for d in derivation.derived:
-        table.add_row(d.key, str(d.value), d.reason)
+        table.add_row(d.key, shown(d.value), shown(d.reason))
     table.caption = "keys you set are never derived; set any of these with --set KEY=VALUE"
     return table
 
@@ -102,7 +103,7 @@ def eval_tables(console: Console, metrics: dict[str, Any]) -> None:
     for column in ("class", "precision", "recall", "f1", "support"):
         table.add_column(column, justify="left" if column == "class" else "right")
     for name, row in metrics["per_class"].items():
-        table.add_row(name, _fmt(row["precision"]), _fmt(row["recall"]), _fmt(row["f1"]), str(row["support"]))
+        table.add_row(shown(name), _fmt(row["precision"]), _fmt(row["recall"]), _fmt(row["f1"]), str(row["support"]))
     for average in ("macro", "weighted"):
         row = metrics[average]
         table.add_row(f"[italic]{average} avg[/]", _fmt(row["precision"]), _fmt(row["recall"]), _fmt(row["f1"]),
@@ -115,7 +116,7 @@ def eval_tables(console: Console, metrics: dict[str, Any]) -> None:
         for name in classes:
             matrix.add_column(name, justify="right")
         for name, row in zip(classes, metrics["confusion_matrix"]):
-            matrix.add_row(name, *[str(v) for v in row])
+            matrix.add_row(shown(name), *[str(v) for v in row])
         console.print(matrix)
     path_line(console, f"wrote {', '.join(metrics['files'].values())}")
 
@@ -131,9 +132,9 @@ def predictions_table(console: Console, table: pd.DataFrame) -> None:
     out.add_column("probability", justify="right")
     for row in table.head(MAX_ROWS).itertuples(index=False):
         if pd.isna(row.label):
-            out.add_row(row.path, "[red]error[/]", str(row.error))
+            out.add_row(shown(row.path), "[red]error[/]", shown(row.error))
         else:
-            out.add_row(row.path, str(row.label), f"{row.probability:.4f}")
+            out.add_row(shown(row.path), shown(row.label), f"{row.probability:.4f}")
     if len(table) > MAX_ROWS:
         out.caption = f"... and {len(table) - MAX_ROWS} more (--csv FILE writes all)"
     console.print(out)
@@ -149,11 +150,11 @@ def box_predictions_table(console: Console, table: pd.DataFrame) -> None:
             "path", "class") else "right")
     for row in table.head(MAX_ROWS).itertuples(index=False):
         if pd.notna(row.error):
-            out.add_row(row.path, "[red]error[/]", str(row.error), "", "", "", "")
+            out.add_row(shown(row.path), "[red]error[/]", shown(row.error), "", "", "", "")
         elif pd.isna(row.label):
-            out.add_row(row.path, "[dim]none[/]", "", "", "", "", "")
+            out.add_row(shown(row.path), "[dim]none[/]", "", "", "", "", "")
         else:
-            out.add_row(row.path, str(row.label), f"{row.score:.3f}",
+            out.add_row(shown(row.path), shown(row.label), f"{row.score:.3f}",
                         *(f"{getattr(row, k):.1f}" for k in ("x", "y", "w", "h")))
     if len(table) > MAX_ROWS:
         out.caption = f"... and {len(table) - MAX_ROWS} more (--csv FILE writes all)"
@@ -167,9 +168,9 @@ def mask_predictions_table(console: Console, table: pd.DataFrame) -> None:
         out.add_column(name, overflow="fold")
     for row in table.head(MAX_ROWS).itertuples(index=False):
         if pd.notna(row.error):
-            out.add_row(row.path, "[red]error[/]", str(row.error))
+            out.add_row(shown(row.path), "[red]error[/]", shown(row.error))
         else:
-            out.add_row(row.path, str(row.classes) or "[dim]background only[/]",
+            out.add_row(shown(row.path), shown(row.classes) or "[dim]background only[/]",
                         "" if pd.isna(row.mask) else str(row.mask))
     if len(table) > MAX_ROWS:
         out.caption = f"... and {len(table) - MAX_ROWS} more (--csv FILE writes all)"

@@ -205,27 +205,43 @@ def make_shapes(
 # digits
 
 
-def make_digits(output: Path, size: int = 8, seed: int = 0, on_image: Callable[[], None] | None = None) -> SampleResult:
+def make_digits(output: Path, size: int = 8, seed: int = 0, on_image: Callable[[], None] | None = None,
+                count: int | None = None) -> SampleResult:
+    """scikit-learn's 1,797 real 8x8 digits (all of them, or ``count`` drawn per class in proportion, by ``seed``)."""
     from sklearn.datasets import load_digits
 
     if size < 8:
         raise DatakitError(f"--size must be at least 8 for digits, got {size}")
     digits = load_digits()
+    chosen = _stratified_subset(digits.target, count, seed) if count is not None else range(len(digits.target))
     image_dir = output / "images"
     counts: dict[str, int] = {}
-    for index, (pixels, target) in enumerate(zip(digits.images, digits.target)):
+    for index in chosen:
+        pixels, target = digits.images[index], digits.target[index]
         image = np.round(pixels * (255.0 / 16.0)).astype(np.uint8)
         if size != 8:
             image = cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR)
         label = str(int(target))
         class_dir = image_dir / label
         class_dir.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(class_dir / f"digit_{index:04d}.png"), image)
+        cv2.imwrite(str(class_dir / f"digit_{index:04d}.png"), image)  # the source index: subsets share names
         counts[label] = counts.get(label, 0) + 1
         if on_image is not None:
             on_image()
-    config = {"size": size, "seed": seed, "source": "sklearn.datasets.load_digits"}
-    return SampleResult("digits", output, len(digits.images), dict(sorted(counts.items())), image_dir, config)
+    config = {"size": size, "seed": seed, "source": "sklearn.datasets.load_digits",
+              **({"count": len(chosen)} if count is not None else {})}
+    return SampleResult("digits", output, len(chosen), dict(sorted(counts.items())), image_dir, config)
+
+
+def _stratified_subset(targets: np.ndarray, count: int, seed: int) -> list[int]:
+    """``count`` indices, each class's share as in ``targets`` (largest remainders), drawn by ``seed``; sorted."""
+    classes, sizes = np.unique(targets, return_counts=True)
+    raw = count * sizes / sizes.sum()
+    take = np.floor(raw).astype(int)
+    take[np.argsort(raw - take, kind="stable")[::-1][: count - take.sum()]] += 1
+    rng = np.random.default_rng(seed)
+    chosen = [rng.choice(np.flatnonzero(targets == c), n, replace=False) for c, n in zip(classes, take)]
+    return sorted(int(i) for i in np.concatenate(chosen))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -238,11 +254,16 @@ def _write_json(path: Path, data: Any) -> None:
 SAMPLES = {"shapes": make_shapes, "digits": make_digits}
 
 
+# the largest side worth generating: a shapes image is drawn in float32 layers (100,000 px asked for 112 GiB)
+MAX_SAMPLE_SIDE = {"shapes": 2048, "digits": 1024}
+DIGITS_TOTAL, DIGIT_CLASSES = 1797, 10
+
+
 def sample(
     name: str,
     output: str | os.PathLike[str],
     seed: int = 0,
-    count: int = 400,
+    count: int | None = None,
     size: int | None = None,
     objects: tuple[int, int] = (1, 3),
     imbalance: float = 1.0,
@@ -250,21 +271,38 @@ def sample(
     image_format: str = "png",
     show_progress: bool = True,
 ) -> SampleResult:
-    """Write the built-in data set ``name`` under ``output``; the same seed gives the same files."""
+    """Write the built-in data set ``name`` under ``output``; the same seed gives the same files.
+
+    ``count``: shapes' number of images (400 by default); digits' (all 1,797 by default, fewer
+    drawn per class in proportion)."""
     from datakit.console import progress_bar
 
     if name not in SAMPLES:
         raise DatakitError(f"unknown sample {name!r}; choose one of: {', '.join(SAMPLES)}")
+    _check_count_and_size(name, count, size)
     out = Path(output)
     if out.exists() and any(out.iterdir()):
         raise DatakitError(f"{out}: folder exists and is not empty; choose a new folder")
     out.mkdir(parents=True, exist_ok=True)
     if name == "shapes":
+        count = 400 if count is None else count
         with progress_bar("Drawing shapes", count, show_progress) as advance:
             result = make_shapes(out, count=count, size=size or 64, objects=objects, imbalance=imbalance,
                                  noise=noise, seed=seed, image_format=image_format, on_image=advance)
     else:
-        with progress_bar("Writing digits", 1797, show_progress) as advance:
-            result = make_digits(out, size=size or 8, seed=seed, on_image=advance)
+        with progress_bar("Writing digits", count or DIGITS_TOTAL, show_progress) as advance:
+            result = make_digits(out, size=size or 8, seed=seed, on_image=advance, count=count)
     _write_json(out / "sample.json", {"name": name, **result.config})
     return result
+
+
+def _check_count_and_size(name: str, count: int | None, size: int | None) -> None:
+    """Before any folder is made: a count the sample can give, a side that fits in memory."""
+    if count is not None:
+        least = len(SHAPE_CLASSES) if name == "shapes" else DIGIT_CLASSES
+        most = DIGITS_TOTAL if name == "digits" else None
+        if count < least or (most is not None and count > most):
+            bounds = f"between {least} and {most}" if most else f"at least {least}"
+            raise DatakitError(f"--count for {name} must be {bounds} (one image per class at least), got {count}")
+    if size is not None and size > MAX_SAMPLE_SIDE[name]:
+        raise DatakitError(f"--size for {name} must be at most {MAX_SAMPLE_SIDE[name]} pixels, got {size}")

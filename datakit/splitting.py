@@ -19,6 +19,7 @@ Two entry points:
 
 from __future__ import annotations
 
+import math
 import os
 import zlib
 from dataclasses import dataclass, field
@@ -189,6 +190,8 @@ def parse_ratios(ratios: str | Sequence[float] | None) -> dict[str, float]:
         values.append(0.0)
     if len(values) != 3:
         raise DatakitError(f"ratios need train,val[,test] (two or three numbers), got {len(values)}")
+    if not all(math.isfinite(v) for v in values):  # NaN passes every comparison below
+        raise DatakitError(f"ratios must be finite numbers, got {','.join(f'{v:g}' for v in values)}")
     if any(v < 0 for v in values) or values[0] <= 0:
         raise DatakitError(f"ratios must be >= 0 with train > 0, got {','.join(f'{v:g}' for v in values)}")
     if abs(sum(values) - 1.0) > 1e-6:

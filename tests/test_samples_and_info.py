@@ -88,6 +88,27 @@ def test_sample_refuses_bad_options(tmp_path: Path) -> None:
         sample("shapes", tmp_path / "full")
     result = runner.invoke(app, ["sample", "shapes", "-o", str(tmp_path / "y"), "--objects", "3"])
     assert result.exit_code == 2 and "--objects must be MIN,MAX" in result.output
+    for name, option, value, message in (("shapes", "--count", "-5", "at least 4"), ("shapes", "--count", "3", "at least 4"),
+                                         ("digits", "--count", "1798", "between 10 and 1797"),
+                                         ("shapes", "--size", "100000", "at most 2048")):
+        refused = runner.invoke(app, ["sample", name, "-o", str(tmp_path / "z"), option, value])
+        assert refused.exit_code == 2 and message in refused.output, refused.output
+        assert not (tmp_path / "z").exists()  # refused before any folder is made
+
+
+def test_digits_count_draws_each_class_in_proportion(tmp_path: Path) -> None:
+    from sklearn.datasets import load_digits
+
+    targets = load_digits().target
+    result = sample("digits", tmp_path / "d", count=100, seed=1, show_progress=False)
+    assert result.images == 100 == sum(result.classes.values()) and len(result.classes) == 10
+    for label, n in result.classes.items():  # 1797 images in 10 near-equal classes: 9 or 10 of each
+        assert abs(n - 100 * (targets == int(label)).sum() / len(targets)) < 1
+    files = sorted(p.name for p in (tmp_path / "d" / "images").rglob("*.png"))
+    again = sample("digits", tmp_path / "e", count=100, seed=1, show_progress=False)
+    assert files == sorted(p.name for p in (tmp_path / "e" / "images").rglob("*.png")) and again.classes == result.classes
+    other = sample("digits", tmp_path / "f", count=100, seed=2, show_progress=False)
+    assert files != sorted(p.name for p in (tmp_path / "f" / "images").rglob("*.png"))
 
 
 def test_info_counts_and_cli_json(class_folder: Path, tmp_path: Path) -> None:
@@ -120,3 +141,20 @@ def test_python_m_datakit_runs(tmp_path: Path) -> None:
 
     done = subprocess.run([sys.executable, "-m", "datakit", "--help"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "ingest" in done.stdout
+
+
+def test_bracketed_names_are_shown_as_written(tmp_path: Path) -> None:
+    """A class "[red]cats" or a file "[bold]bad.jpg" is data: rich would read it as markup and drop it."""
+    from tests.conftest import write_png
+
+    for i in range(4):
+        write_png(tmp_path / "src" / "[red]cats" / f"{i}.png", seed=i)
+        write_png(tmp_path / "src" / "dogs" / f"{i}.png", seed=10 + i)
+    (tmp_path / "src" / "dogs" / "[bold]bad.jpg").write_bytes(b"junk")
+    ingested = runner.invoke(app, ["ingest", str(tmp_path / "src"), "-o", str(tmp_path / "m")])
+    assert ingested.exit_code == 0, ingested.output
+    assert "[red]cats" in ingested.output and "dogs/[bold]bad.jpg" in ingested.output
+    shown = runner.invoke(app, ["info", str(tmp_path / "m")])
+    assert shown.exit_code == 0 and "[red]cats" in shown.output
+    report = runner.invoke(app, ["balance-report", str(tmp_path / "m"), "--no-cache"])
+    assert "[red]cats" in report.output and "dogs/[bold]bad.jpg" in report.output, report.output

@@ -154,7 +154,7 @@ def test_in_place_changes_only_the_split_column_and_keeps_the_table_format(tmp_p
 def test_bad_ratios_are_one_clear_error(tmp_path: Path) -> None:
     manifest = _manifest(tmp_path, {"a": 5, "b": 5})
     for ratios, message in (("0.7,0.2", "sum to 1"), ("0.5,0.6,-0.1", ">= 0"), ("a,b", "numbers"),
-                            ("0.2,0.2,0.2,0.4", "two or three")):
+                            ("0.2,0.2,0.2,0.4", "two or three"), ("nan,0.5,0.5", "finite"), ("inf,0,0", "finite")):
         with pytest.raises(DatakitError, match=message):
             split(manifest, ratios=ratios)
 

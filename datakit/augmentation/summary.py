@@ -7,6 +7,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from datakit.console import shown
+
 MAX_LISTED = 20
 
 
@@ -23,7 +25,7 @@ def augment_summary(console: Console, result: Any) -> None:
         table.add_column("vs target", justify="right")
     for name, before in result.before.items():
         after = result.after.get(name, before)
-        cells = [name, str(before), str(after)]
+        cells = [shown(name), str(before), str(after)]
         if result.target is not None:
             cells.append(f"{after - result.target:+d}")
         table.add_row(*cells)
@@ -32,9 +34,9 @@ def augment_summary(console: Console, result: Any) -> None:
         fates = ", ".join(f"{n} {k}" for k, n in sorted(result.objects.items()))
         console.print(f"objects of the parents in the derived images: {fates}", highlight=False)
         for reason, n in sorted(result.dropped_reasons.items()):
-            console.print(f"  dropped {n}: {reason}", highlight=False)
+            console.print(f"  dropped {n}: {shown(reason)}", highlight=False)
     for note in result.notes:
-        console.print(f"[cyan]note:[/] {note}", highlight=False)
+        console.print(f"[cyan]note:[/] {shown(note)}", highlight=False)
     console.print(f"wrote {result.derived} derived + {result.carried} carried images to {result.output} "
                   f"(pipeline {result.source}, {result.pipeline[:12]}) in {result.seconds:.1f}s", highlight=False)
 
@@ -52,7 +54,7 @@ def verify_summary(console: Console, result: Any) -> None:
         table.add_column("path", overflow="fold")
         table.add_column("reason", overflow="fold")
         for row in rows[:MAX_LISTED]:
-            table.add_row(row["path"], row["reason"])
+            table.add_row(shown(row["path"]), shown(row["reason"]))
         if len(rows) > MAX_LISTED:
             table.caption = f"... and {len(rows) - MAX_LISTED} more (--json lists all)"
         console.print(table)

@@ -8,6 +8,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from datakit.console import shown
+
 
 def _value(value: Any) -> str:
     return "n/a" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
@@ -46,7 +48,7 @@ def show(console: Console, result: dict[str, Any]) -> None:
         for c in columns:
             table.add_column(c, justify="right")
         for name, row in per_class.items():
-            table.add_row(name, *(_value(row.get(c)) for c in columns))
+            table.add_row(shown(name), *(_value(row.get(c)) for c in columns))
         console.print(table)
     worst = result.get("worst_images") or []
     if worst:
@@ -54,11 +56,11 @@ def show(console: Console, result: dict[str, Any]) -> None:
         for c in worst[0]:
             table.add_column(c, justify="left" if c == "image" else "right")
         for row in worst[:10]:
-            table.add_row(*(_value(v) for v in row.values()))
+            table.add_row(*(shown(_value(v)) for v in row.values()))
         console.print(table)
     for entry in result.get("skipped", []):
         console.print(f"[yellow]skipped:[/] {entry['count']} {entry['problem']} "
-                      f"(e.g. {', '.join(entry['examples'])})", highlight=False)
+                      f"(e.g. {shown(', '.join(entry['examples']))})", highlight=False)
     for note in result.get("notes", []):
-        console.print(f"[dim]note: {note}[/]", highlight=False)
+        console.print(f"[dim]note: {shown(note)}[/]", highlight=False)
     console.print(f"written: {result['output']}/ ({', '.join(result['files'])})", highlight=False)

@@ -10,6 +10,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from datakit.console import shown
 from datakit.manifest import SPLITS
 from datakit.report import html
 from datakit.report.base import ReportContext, Section
@@ -157,7 +158,7 @@ class Balance(Section):
         table.add_column("share", justify="right")
         for c in data["classes"]:
             row = data["counts"][c]
-            table.add_row(c, *[str(row.get(s, 0)) for s in data["splits"]], str(row["total"]),
+            table.add_row(shown(c), *[str(row.get(s, 0)) for s in data["splits"]], str(row["total"]),
                           f"{100 * data['shares'][c]:.1f}%")
         ratio = "inf" if data["imbalance_infinite"] else (f"{data['imbalance']:.2f}" if data["imbalance"] else "-")
         entropy = f"{data['entropy']:.3f}" if data["entropy"] is not None else "-"
@@ -165,10 +166,10 @@ class Balance(Section):
         console.print(f"  imbalance (largest/smallest) {ratio} · normalized entropy {entropy} (1 = balanced)",
                       highlight=False)
         for line in self.findings(data):
-            console.print(f"  [yellow]![/] {line}", highlight=False)
+            console.print(f"  [yellow]![/] {shown(line)}", highlight=False)
         rec = data["recommendation"]
         if rec:
-            console.print(f"  [bold]recommendation:[/] {rec['text']}", highlight=False, soft_wrap=True)
+            console.print(f"  [bold]recommendation:[/] {shown(rec['text'])}", highlight=False, soft_wrap=True)
 
     def html(self, data: dict[str, Any]) -> str:
         if not data["classes"]:

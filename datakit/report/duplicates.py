@@ -14,6 +14,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from datakit.console import shown
 from datakit.hashing import describe_variant
 from datakit.report import html
 from datakit.report.base import ReportContext, Section
@@ -122,7 +123,7 @@ class Duplicates(Section):
                       f"clusters · leakage {data['leakage'] if data['has_splits'] else '- (no splits)'} · "
                       f"label conflicts {data['conflicts']}", highlight=False)
         for line in self.findings(data):
-            console.print(f"  [red]![/] {line}", highlight=False)
+            console.print(f"  [red]![/] {shown(line)}", highlight=False)
         if data["cluster_list"]:
             table = Table(title="duplicate clusters (largest first)")
             table.add_column("kind")
@@ -132,8 +133,8 @@ class Duplicates(Section):
             table.add_column("problem")
             for c in data["cluster_list"][:MAX_LISTED]:
                 problem = ", ".join(p for p, on in (("conflict", c["conflict"]), ("leak", bool(c["leaks"]))) if on)
-                table.add_row(c["kind"], "\n".join(c["paths"][:6]) + (" ..." if c["size"] > 6 else ""),
-                              ", ".join(sorted({str(x) for x in c["labels"]})),
+                table.add_row(c["kind"], shown("\n".join(c["paths"][:6]) + (" ..." if c["size"] > 6 else "")),
+                              shown(", ".join(sorted({str(x) for x in c["labels"]}))),
                               ", ".join(sorted({str(x) for x in c["splits"]})), problem)
             if len(data["cluster_list"]) > MAX_LISTED:
                 table.caption = f"... and {data['clusters'] - MAX_LISTED} more (--json lists {MAX_CLUSTERS_KEPT})"

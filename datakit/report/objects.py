@@ -16,6 +16,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from datakit.console import shown
 from datakit.manifest import SPLITS
 from datakit.report import html
 from datakit.report.base import ReportContext, Section, summary
@@ -132,7 +133,7 @@ class Objects(Section):
         if "classes" not in data:
             _render_semantic(console, data["semantic"])
             for f in self.findings(data):
-                console.print(f"  [yellow]![/] {f}", highlight=False)
+                console.print(f"  [yellow]![/] {shown(f)}", highlight=False)
             return
         if data.get("semantic"):
             _render_semantic(console, data["semantic"])
@@ -147,7 +148,7 @@ class Objects(Section):
         for c, d in data["classes"].items():
             sizes = "/".join(str(d["sizes"][k]) for k in ("small", "medium", "large"))
             aspect = "-" if d["aspect"] is None else f"{d['aspect']['median']:.2f}"
-            table.add_row(c, *[str(d["objects"].get(s, 0)) for s in data["splits"]], str(d["images"]), sizes, aspect)
+            table.add_row(shown(c), *[str(d["objects"].get(s, 0)) for s in data["splits"]], str(d["images"]), sizes, aspect)
         console.print(table)
         opi = data["objects_per_image"]
         line = f"  objects per image: median {opi['median']:.3g}, mean {opi['mean']:.3g}, max {opi['max']}"
@@ -155,13 +156,13 @@ class Objects(Section):
             line += f" · mask coverage per image: median {100 * data['mask_coverage']['median']:.1f}%"
         console.print(line, highlight=False)
         for f in self.findings(data):
-            console.print(f"  [yellow]![/] {f}", highlight=False)
+            console.print(f"  [yellow]![/] {shown(f)}", highlight=False)
         if data["bad_boxes"]:
             listing = Table(title=f"bad boxes ({len(data['bad_boxes'])})", title_style="bold red")
             for col in ("image", "category", "box", "problem"):
                 listing.add_column(col, overflow="fold")
             for b in data["bad_boxes"][:MAX_LISTED]:
-                listing.add_row(b["image"], b["category"], ", ".join(f"{v:g}" for v in b["box"]), b["problem"])
+                listing.add_row(shown(b["image"]), shown(b["category"]), ", ".join(f"{v:g}" for v in b["box"]), shown(b["problem"]))
             console.print(listing)
 
     def html(self, data: dict[str, Any]) -> str:
@@ -214,7 +215,7 @@ def _render_semantic(console: Console, sem: dict[str, Any] | None) -> None:
     for col, justify in (("class", "left"), ("value", "right"), ("pixels", "right"), ("images", "right")):
         table.add_column(col, justify=justify)
     for row in _semantic_rows(sem):
-        table.add_row(*[str(v) for v in row])
+        table.add_row(*[shown(v) for v in row])
     console.print(table)
     cov = sem["coverage"]
     if cov:

@@ -8,6 +8,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from datakit.console import shown
 from datakit.report import html
 from datakit.report.base import ReportContext, Section
 
@@ -70,7 +71,7 @@ class Overview(Section):
             listing.add_column("status")
             listing.add_column("reason", overflow="fold")
             for row in rows[:MAX_LISTED]:
-                listing.add_row(row["path"], row["status"], row["reason"])
+                listing.add_row(shown(row["path"]), row["status"], shown(row["reason"]))
             if len(rows) > MAX_LISTED:
                 listing.caption = f"... and {len(rows) - MAX_LISTED} more (--json lists all)"
             console.print(listing)

@@ -12,6 +12,7 @@ from typing import Any
 from rich.console import Console
 
 from datakit.atomic import write_text
+from datakit.console import shown
 from datakit.errors import DatakitError
 from datakit.manifest import load_manifest, resolve_location
 from datakit.report import SECTIONS
@@ -48,11 +49,11 @@ class Report:
             SECTIONS[name].render(console, data)
             console.print()
         for note in self.notes:
-            console.print(f"[dim]note: {note}[/]", highlight=False)
+            console.print(f"[dim]note: {shown(note)}[/]", highlight=False)
         if self.html:
             console.print(f"wrote {self.html}", highlight=False)
         for line in self.failed:
-            console.print(f"[bold red]check failed:[/] {line}", highlight=False)
+            console.print(f"[bold red]check failed:[/] {shown(line)}", highlight=False)
 
     def to_html(self) -> str:
         frags = [(name, SECTIONS[name].title, SECTIONS[name].html(data)) for name, data in self.sections.items()]

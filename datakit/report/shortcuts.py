@@ -16,6 +16,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from datakit.console import shown
 from datakit.report import html
 from datakit.report.base import ReportContext, Section
 from datakit.report.variance import pixel_frame
@@ -165,7 +166,7 @@ class Shortcuts(Section):
         console.print(f"  all properties together: {100 * allp['balanced_accuracy']:.0f}% balanced accuracy "
                       f"(chance {100 * allp['chance']:.0f}%)", highlight=False)
         for line in data["flagged"]:
-            console.print(f"  [red]![/] {line}", highlight=False)
+            console.print(f"  [red]![/] {shown(line)}", highlight=False)
 
     def html(self, data: dict[str, Any]) -> str:
         if not data["properties"]:

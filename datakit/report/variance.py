@@ -14,6 +14,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from datakit.console import shown
 from datakit.hashing import phash_matrix
 from datakit.report import html
 from datakit.report.base import ReportContext, Section, summary
@@ -152,12 +153,12 @@ class Variance(Section):
         for label, c in data["classes"].items():
             cells = [_median(c[p]) for p in ("width", "height", "brightness", "contrast", "saturation", "sharpness")]
             diversity = "-" if c["diversity"] is None else f"{c['diversity']:.2f}"
-            table.add_row(label, str(c["images"]), *cells, f"{100 * c['grayscale_share']:.0f}%", diversity)
+            table.add_row(shown(label), str(c["images"]), *cells, f"{100 * c['grayscale_share']:.0f}%", diversity)
         console.print(table)
         counts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in data["issue_counts"].items())
         console.print(f"  image issues: {counts}", highlight=False)
         for line in self.findings(data)[len([n for n in data["issue_counts"].values() if n]):]:
-            console.print(f"  [yellow]![/] {line}", highlight=False)
+            console.print(f"  [yellow]![/] {shown(line)}", highlight=False)
         rows = data["issue_images"]
         if rows:
             listing = Table(title=f"images with issues ({data['images_with_issues']})", title_style="bold yellow")
@@ -165,7 +166,7 @@ class Variance(Section):
             listing.add_column("label")
             listing.add_column("issues")
             for row in rows[:MAX_LISTED]:
-                listing.add_row(row["path"], row["label"] or "", ", ".join(row["issues"]))
+                listing.add_row(shown(row["path"]), shown(row["label"] or ""), ", ".join(row["issues"]))
             if len(rows) > MAX_LISTED:
                 listing.caption = (f"... and {data['images_with_issues'] - MAX_LISTED} more "
                                    f"(--json lists {min(data['images_with_issues'], MAX_ISSUES_KEPT)})")
