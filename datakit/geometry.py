@@ -98,6 +98,15 @@ def polygons_to_rle(polygons: Polygons, height: int, width: int) -> Rle:
     return _text_counts(mask_utils.merge(mask_utils.frPyObjects([list(map(float, p)) for p in polygons], height, width)))
 
 
+def polygons_area(polygons: Polygons, height: int | None, width: int | None) -> float:
+    """Pixels of an object's polygon parts as pycocotools rasterizes them, within the image when its
+    size is known (else within the polygons' own extent)."""
+    if not (isinstance(height, int) and isinstance(width, int) and height > 0 and width > 0):
+        flat = [v for p in polygons for v in p]
+        width, height = int(math.ceil(max(flat[0::2]))) + 1, int(math.ceil(max(flat[1::2]))) + 1
+    return rle_area(polygons_to_rle(polygons, height, width))
+
+
 def mask_to_polygons(mask: np.ndarray) -> tuple[Polygons, str | None]:
     """Outer contours of a mask as polygon parts, and what the polygons lose (holes, tiny parts).
 
@@ -158,7 +167,41 @@ def rle_problem(rle: Any, height: int | None, width: int | None) -> str | None:
             return f"uncompressed RLE counts sum to {sum(counts)}, not height*width = {size[0] * size[1]}"
     elif not isinstance(counts, str):
         return "RLE counts must be a list of integers or a compressed string"
+    else:
+        total = compressed_counts_total(counts)
+        if total is None:
+            return "compressed RLE counts are not valid (a character out of range, a cut-off run or a negative run)"
+        if total != size[0] * size[1]:
+            return f"compressed RLE counts cover {total} pixels, not height*width = {size[0] * size[1]}"
     return None
+
+
+def compressed_counts_total(counts: str) -> int | None:
+    """The pixels a compressed RLE string covers (the sum of its runs), or None when it cannot be
+    decoded: pycocotools itself reads a bad string into garbage areas and fails later, on decode.
+
+    Each run is 5-bit groups in characters from '0' (0x20 marks "more groups follow", 0x10 the sign
+    of the last group); from the third run on, a run is stored as the difference to the run two
+    before (pycocotools' rleFrString)."""
+    runs: list[int] = []
+    value = shift = 0
+    for char in counts:
+        code = ord(char) - 48
+        if not 0 <= code < 64:
+            return None
+        value |= (code & 0x1F) << shift
+        shift += 5
+        if code & 0x20:
+            continue
+        if code & 0x10:
+            value -= 1 << shift
+        if len(runs) > 2:
+            value += runs[-2]
+        if value < 0:
+            return None
+        runs.append(value)
+        value = shift = 0
+    return None if shift else sum(runs)
 
 
 def compress_rle(rle: Rle) -> Rle:

@@ -244,6 +244,32 @@ def test_rle_whose_size_disagrees_with_the_image(tmp_path: Path) -> None:
     assert len(result.manifest.annotations) == 0 and len(result.report.skipped) == 1
 
 
+def test_compressed_rle_that_cannot_be_decoded_is_refused(tmp_path: Path) -> None:
+    """pycocotools reads a bad counts string into a garbage area and only fails later, on decode."""
+    from pycocotools import mask as mask_utils
+
+    good = mask_utils.encode(np.asfortranarray(np.pad(np.ones((2, 3), np.uint8), ((2, 2), (3, 2)))))
+    cut = good["counts"].decode()[:-1] + "a"  # 'a' sets "more follows" on the last run: it is cut off
+    tiny_coco(tmp_path, [box_ann(id=1, segmentation={"size": [6, 8], "counts": "garbage!!"}, iscrowd=1),
+                         box_ann(id=2, segmentation={"size": [6, 8], "counts": "0"}, iscrowd=1),
+                         box_ann(id=3, segmentation={"size": [6, 8], "counts": cut}, iscrowd=1),
+                         box_ann(id=4, segmentation={"size": [6, 8], "counts": good["counts"].decode()}, iscrowd=1)])
+    with pytest.raises(DatakitError, match=r"annotations\[0\] \(id 1\): compressed RLE counts are not valid"):
+        read(tmp_path, "fail")
+    result = read(tmp_path)
+    reasons = [s["reason"] for s in result.report.skipped]
+    assert reasons[1] == "annotations[1] (id 2): compressed RLE counts cover 0 pixels, not height*width = 48"
+    assert reasons[2].startswith("annotations[2] (id 3): compressed RLE counts are not valid")
+    kept = result.manifest.annotations
+    assert list(kept["id"]) == ["4"] and kept["area"].iloc[0] == 6
+
+
+def test_a_clipped_box_keeps_no_area_outside_the_image(tmp_path: Path) -> None:
+    tiny_coco(tmp_path, [box_ann(id=1, bbox=[6, 4, 5, 5], area=25)])  # an 8x6 image: 2x2 of the box is inside
+    ann = read(tmp_path).manifest.annotations.iloc[0]
+    assert (ann["bbox_w"], ann["bbox_h"], ann["area"]) == (2, 2, 4)
+
+
 @pytest.mark.parametrize("name", ["../../outside.png", "/etc/passwd", "sub/../../../outside.png"])
 def test_file_names_leaving_the_data_set_are_refused_and_never_read(tmp_path: Path, name: str, monkeypatch) -> None:
     import datakit.imageinfo

@@ -70,6 +70,20 @@ def test_rectangle_point_order_groups_and_attributes(tmp_path: Path) -> None:
     assert json.loads(ann.iloc[2]["attributes"]) == {"description": "small", "flags": {"sleeping": True}}
 
 
+def test_a_polygon_counts_its_own_pixels_not_its_box(tmp_path: Path) -> None:
+    """COCO's area of a polygon is its rasterized pixels: a right triangle is about half its box."""
+    labelme_file(tmp_path, [shape("tri", [[0, 0], [30, 0], [0, 30]]), shape("box", [[5, 5], [15, 9]], "rectangle"),
+                            shape("both", [[20, 20], [30, 20], [30, 28]], group=1),
+                            shape("both", [[1, 20], [4, 24]], "rectangle", group=1)])
+    from pycocotools import mask as mask_utils
+
+    ann = read_source(tmp_path, "labelme", ReadOptions()).manifest.annotations.set_index("category")
+    triangle = mask_utils.frPyObjects([[0, 0, 30, 0, 0, 30]], 30, 40)
+    assert ann.loc["tri", "area"] == float(mask_utils.area(triangle)[0]) and 430 < ann.loc["tri", "area"] < 500
+    assert ann.loc["box", "area"] == 40  # a rectangle is its box
+    assert ann.loc["both", "area"] == ann.loc["both", "bbox_w"] * ann.loc["both", "bbox_h"]  # a rectangle among its parts
+
+
 def test_shapes_to_labelme_and_back(tmp_path: Path) -> None:
     shapes = shapes_set(tmp_path / "shapes", count=8)
     ingest(shapes, tmp_path / "m", show_progress=False)

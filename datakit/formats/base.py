@@ -509,6 +509,9 @@ def _annotation_frame(table: AnnotationTable, images: pd.DataFrame, sizes: dict[
     areas = np.array([np.nan if a is None else a for a in table.area], dtype=np.float64).reshape(n)
     missing_area = ~np.isfinite(areas)
     areas[missing_area] = boxes[missing_area, 2] * boxes[missing_area, 3]
+    # a clipped object cannot cover more than its clipped box (a source's area counted the part outside)
+    clipped = outside | noise
+    areas[clipped] = np.minimum(areas[clipped], boxes[clipped, 2] * boxes[clipped, 3])
     given_ids = [table.id[i] for i in rows]
     ids = _unique_ids(given_ids, [table.file[i] for i in rows], [table.where[i] for i in rows], report)
     take = rows.tolist()

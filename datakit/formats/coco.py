@@ -325,8 +325,8 @@ def _segmentation(seg: Any, width: int | None, height: int | None, shown: str, w
 def _area(kind: str | None, segmentation: Any, box: tuple[float, ...], width: int | None, height: int | None) -> float:
     if kind == "rle":
         return geometry.rle_area(segmentation)
-    if kind == "polygon" and width and height:
-        return geometry.rle_area(geometry.polygons_to_rle(segmentation, height, width))
+    if kind == "polygon":
+        return geometry.polygons_area(segmentation, height, width)
     return float(box[2] * box[3])
 
 

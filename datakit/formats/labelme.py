@@ -120,7 +120,7 @@ def read(src: Path, options: ReadOptions) -> ReadResult:
         width, height = data.get("imageWidth"), data.get("imageHeight")
         images.add(image, width if isinstance(width, int) else None, height if isinstance(height, int) else None,
                    label=label, where=shown)
-        _read_shapes(data["shapes"], shown, image, categories, annotations, report)
+        _read_shapes(data["shapes"], shown, image, categories, annotations, report, (height, width))
     manifest = build_manifest(src, images, annotations, categories.finish(), report, options,
                               source={"format": NAME})
     return ReadResult(manifest, report, NAME, [str(p) for p in files])
@@ -166,7 +166,7 @@ def _points(shape: dict[str, Any]) -> list[float] | None:
 
 
 def _read_shapes(shapes: list[Any], shown: str, image: str, categories: CategoryTable,
-                 annotations: AnnotationTable, report: Report) -> None:
+                 annotations: AnnotationTable, report: Report, size: tuple[Any, Any] = (None, None)) -> None:
     # (label, group_id) -> one object; ungrouped shapes are objects of their own
     objects: dict[Any, dict[str, Any]] = {}
     for j, shape in enumerate(shapes):
@@ -219,7 +219,9 @@ def _read_shapes(shapes: list[Any], shown: str, image: str, categories: Category
         x2 = max(b[0] + b[2] for b in boxes)
         y2 = max(b[1] + b[3] for b in boxes)
         parts = obj["parts"]
-        annotations.add(image, obj["label"], geometry.xyxy_to_xywh(x1, y1, x2, y2),
+        # a polygon's own pixels (as COCO counts them); an object with a rectangle among its shapes keeps its box's
+        area = geometry.polygons_area(parts, *size) if parts and len(parts) == len(boxes) else None
+        annotations.add(image, obj["label"], geometry.xyxy_to_xywh(x1, y1, x2, y2), area=area,
                         kind="polygon" if parts else None, segmentation=parts or None,
                         attributes=obj["attributes"] or None, file=shown, where=obj["where"])
 

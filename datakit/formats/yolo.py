@@ -291,7 +291,7 @@ def _read_labels(path: Path, shown: str, image: str, size: tuple[int, int] | Non
             report.invalid(shown, where, f"polygon {problem}")
             continue
         annotations.add(image, names[cls], geometry.polygons_box([polygon]),
-                        area=geometry.rle_area(geometry.polygons_to_rle([polygon], int(height), int(width))),
+                        area=geometry.polygons_area([polygon], int(height), int(width)),
                         kind="polygon", segmentation=[polygon], file=shown, where=where)
 
 
