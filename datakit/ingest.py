@@ -405,6 +405,22 @@ def ingest(
     )
 
 
+def _report_category_changes(old: list[dict[str, Any]], new: list[dict[str, Any]], report: Any) -> None:
+    """A format's own category ids replace the manifest's on re-ingest (the file is the truth); say
+    which names moved, so a model or export keyed by the old ids is not silently wrong."""
+    before = {c["name"]: int(c["id"]) for c in old}
+    for category in new:
+        was = before.get(category["name"])
+        if was is not None and was != int(category["id"]):
+            report.remap(category["name"], was, int(category["id"]), "since the last ingest into this manifest")
+    names_before = {i: n for n, i in before.items()}
+    for category in new:
+        taken = names_before.get(int(category["id"]))
+        if category["name"] not in before and taken is not None:
+            report.remap(category["name"], None, int(category["id"]), f"a new name; id {category['id']} named "
+                                                                        f"{taken!r} in the last ingest into this manifest")
+
+
 def ingest_format(
     src: str | os.PathLike[str],
     output: str | os.PathLike[str],
@@ -436,10 +452,12 @@ def ingest_format(
     check_image_root(os.path.relpath(new_root, out_location.resolve()), str(output), allow_outside)
     if manifest_exists(out_location):
         # the same rule as the folder ingest: a manifest is replaced only by one of the same images
-        old_root = load_manifest(out_location, validate_schema=False, allow_outside=True).root().resolve()
+        old = load_manifest(out_location, validate_schema=False, allow_outside=True)
+        old_root = old.root().resolve()
         if old_root != new_root:
             raise DatakitError(f"{out_location}: this manifest was made from {old_root}, not {new_root}; "
                                "choose another output")
+        _report_category_changes(old.categories, manifest.categories, result.report)
     images = manifest.images
     broken_list = broken_rows(images)
     check_strict(strict, broken_list, result.report.skipped)

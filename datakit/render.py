@@ -124,7 +124,8 @@ def format_report(console: Console, report: Any) -> None:
         for column in ("category", "from", "to", "where"):
             table.add_column(column)
         for row in report.remapped[:MAX_LISTED]:
-            table.add_row(shown(row["category"]), str(row["from"]), str(row["to"]), shown(row["where"]))
+            table.add_row(shown(row["category"]), "-" if row["from"] is None else str(row["from"]), str(row["to"]),
+                          shown(row["where"]))
         console.print(table)
     _listing(console, "not representable in the target format", report.lossy, "bold yellow")
 

@@ -270,6 +270,24 @@ def test_a_clipped_box_keeps_no_area_outside_the_image(tmp_path: Path) -> None:
     assert (ann["bbox_w"], ann["bbox_h"], ann["area"]) == (2, 2, 4)
 
 
+def test_reingest_reports_category_ids_that_moved(tmp_path: Path) -> None:
+    """The COCO file's ids replace the manifest's: a name that moved, or an id that now names
+    another class, is listed, so nothing keyed by the old ids is silently wrong."""
+    src = tmp_path / "src"
+    cats = [{"id": 1, "name": "one"}, {"id": 2, "name": "two"}, {"id": 3, "name": "three"}]
+    tiny_coco(src, [box_ann(id=i, category_id=i) for i in (1, 2, 3)], categories=cats)
+    first = ingest(src, tmp_path / "m", show_progress=False)
+    assert first.report.remapped == []
+    cats = [{"id": 1, "name": "one"}, {"id": 3, "name": "new"}, {"id": 5, "name": "three"}]
+    tiny_coco(src, [box_ann(id=1, category_id=1), box_ann(id=2, category_id=3), box_ann(id=3, category_id=5)],
+              categories=cats)
+    again = ingest(src, tmp_path / "m", show_progress=False)
+    assert load_manifest(tmp_path / "m").category_ids() == {"one": 1, "new": 3, "three": 5}
+    moved = {(r["category"], r["from"], r["to"]) for r in again.report.remapped}
+    assert moved == {("three", 3, 5), ("new", None, 3)}
+    assert "named 'three'" in next(r["where"] for r in again.report.remapped if r["category"] == "new")
+
+
 @pytest.mark.parametrize("name", ["../../outside.png", "/etc/passwd", "sub/../../../outside.png"])
 def test_file_names_leaving_the_data_set_are_refused_and_never_read(tmp_path: Path, name: str, monkeypatch) -> None:
     import datakit.imageinfo

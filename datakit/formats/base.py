@@ -124,7 +124,7 @@ class Report:
     def lose(self, file: str, where: str, reason: str) -> None:
         self.lossy.append(self._entry(file, where, reason))
 
-    def remap(self, name: str, old: int, new: int, where: str) -> None:
+    def remap(self, name: str, old: int | None, new: int, where: str) -> None:
         self.remapped.append({"category": name, "from": old, "to": new, "where": where})
 
     def as_dict(self) -> dict[str, Any]:
