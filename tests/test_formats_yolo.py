@@ -91,7 +91,8 @@ def test_malformed_yaml_names_line_and_column(tmp_path: Path) -> None:
 
 
 def test_bad_label_lines_are_named_by_file_and_line(tmp_path: Path) -> None:
-    yolo_tree(tmp_path, "0 0.5 0.5 0.2 0.2\n7 0.5 0.5 0.2 0.2\n1 0.5 0.5\n1 0.5 zero 0.2 0.2\n0 0.9 0.5 0.4 0.2\n0 0.5 0.5 0 0.2\n")
+    yolo_tree(tmp_path, "0 0.5 0.5 0.2 0.2\n7 0.5 0.5 0.2 0.2\n1 0.5 0.5\n1 0.5 zero 0.2 0.2\n0 0.9 0.5 0.4 0.2\n0 0.5 0.5 0 0.2\n"
+                        "1.0 0.5 0.5 0.2 0.2\n1.5 0.5 0.5 0.2 0.2\n")
     with pytest.raises(DatakitError, match=r"^labels/train/a.txt: line 2: unknown category id 7 \(names has 2 classes\)"):
         read_source(tmp_path, "yolo", ReadOptions(on_invalid="fail"))
     result = read_source(tmp_path, "yolo", ReadOptions())
@@ -99,11 +100,12 @@ def test_bad_label_lines_are_named_by_file_and_line(tmp_path: Path) -> None:
         "line 2: unknown category id 7 (names has 2 classes)",
         "line 3: expected 'class cx cy w h' or 'class x1 y1 x2 y2 x3 y3 ...', found 3 values",
         "line 4: expected numbers, found '1 0.5 zero 0.2 0.2'",
+        "line 8: the class id must be a whole number, found '1.5'",
         "line 6: box [5, 4, 0, 2] has zero or negative size",
     ]
     assert result.report.changed == [{"path": "labels/train/a.txt",
                                       "reason": "line 5: box [7, 4, 4, 2] extends outside the 10x10 image; clipped to [7, 4, 3, 2]"}]
-    assert len(result.manifest.annotations) == 2
+    assert len(result.manifest.annotations) == 3  # "1.0" is class 1, as Ultralytics reads it
 
 
 def test_paths_leaving_the_data_set_are_refused(tmp_path: Path) -> None:

@@ -267,11 +267,15 @@ def _read_labels(path: Path, shown: str, image: str, size: tuple[int, int] | Non
             continue
         where = f"line {number}"
         try:
-            cls = int(tokens[0])
             values = [float(v) for v in tokens[1:]]
+            class_value = float(tokens[0])  # some converters write "1.0"; Ultralytics reads it as class 1
         except ValueError:
             report.invalid(shown, where, f"expected numbers, found {line.strip()!r}")
             continue
+        if not class_value.is_integer():
+            report.invalid(shown, where, f"the class id must be a whole number, found {tokens[0]!r}")
+            continue
+        cls = int(class_value)
         if not 0 <= cls < len(names):
             report.invalid(shown, where, f"unknown category id {cls} (names has {len(names)} classes)")
             continue
