@@ -84,6 +84,16 @@ def test_a_polygon_counts_its_own_pixels_not_its_box(tmp_path: Path) -> None:
     assert ann.loc["both", "area"] == ann.loc["both", "bbox_w"] * ann.loc["both", "bbox_h"]  # a rectangle among its parts
 
 
+def test_an_image_only_embedded_in_image_data_is_named(tmp_path: Path) -> None:
+    labelme_file(tmp_path, [shape("cat", [[1, 1], [5, 5]], "rectangle")], image="gone.jpg")
+    (tmp_path / "gone.jpg").unlink()
+    data = json.loads((tmp_path / "a.json").read_text())
+    (tmp_path / "a.json").write_text(json.dumps({**data, "imageData": "/9j/4AAQSkZJRg=="}))
+    result = read_source(tmp_path, "labelme", ReadOptions())
+    assert result.manifest.images["status"].tolist() == ["missing"]
+    assert "only embedded in imageData" in result.report.changed[0]["reason"]
+
+
 def test_shapes_to_labelme_and_back(tmp_path: Path) -> None:
     shapes = shapes_set(tmp_path / "shapes", count=8)
     ingest(shapes, tmp_path / "m", show_progress=False)

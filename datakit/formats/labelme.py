@@ -116,6 +116,9 @@ def read(src: Path, options: ReadOptions) -> ReadResult:
         if problem:
             report.skip(shown, "imagePath", f"{image_name!r} {problem}; refused, not read")
             continue
+        if data.get("imageData") and not (src / image).is_file():
+            report.change(shown, "imageData", f"{image} is not on disk, only embedded in imageData; datakit reads "
+                                              f"image files: save it as {image} (labelme_export_json does)")
         label = _label_from_flags(data.get("flags"), shown, categories, report)
         width, height = data.get("imageWidth"), data.get("imageHeight")
         images.add(image, width if isinstance(width, int) else None, height if isinstance(height, int) else None,
