@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
@@ -16,6 +17,7 @@ from datakit import export, ingest, load_manifest
 from datakit.convert import read_source
 from datakit.errors import DatakitError
 from datakit.formats.base import ReadOptions
+from tests.conftest import write_png
 from tests.formats_data import coco_by_name, mixed_coco, segmentation_mask, shapes_set, shared, tiny_coco
 
 # data sets live in session or shared (read-only) folders, manifests in each test's own folder
@@ -286,6 +288,21 @@ def test_reingest_reports_category_ids_that_moved(tmp_path: Path) -> None:
     moved = {(r["category"], r["from"], r["to"]) for r in again.report.remapped}
     assert moved == {("three", 3, 5), ("new", None, 3)}
     assert "named 'three'" in next(r["where"] for r in again.report.remapped if r["category"] == "new")
+
+
+def test_a_missing_image_declared_huge_keeps_no_size(tmp_path: Path) -> None:
+    """The pixel limit of a file applies to a declared size too (a mask export painted it)."""
+    images = [{"id": 1, "file_name": "a.png", "width": 8, "height": 6},
+              {"id": 2, "file_name": "gone.png", "width": 10 ** 9, "height": 10 ** 9}]
+    tiny_coco(tmp_path / "src", [box_ann(), box_ann(id=2, image_id=2, bbox=[1, 1, 5, 5])], images=images,
+              write_images=False)
+    write_png(tmp_path / "src" / "images" / "a.png", width=8, height=6)
+    result = ingest(tmp_path / "src", tmp_path / "m", show_progress=False)
+    assert any("declared size 1000000000x1000000000" in c["reason"] for c in result.report.changed)
+    gone = load_manifest(tmp_path / "m").images.set_index("path").loc["images/gone.png"]
+    assert gone["status"] == "missing" and pd.isna(gone["width"])
+    written = export(tmp_path / "m", "masks", tmp_path / "masks", include_broken=True)
+    assert written.images >= 1
 
 
 @pytest.mark.parametrize("name", ["../../outside.png", "/etc/passwd", "sub/../../../outside.png"])

@@ -459,7 +459,15 @@ def inspect_images(root: Path, images: ImageTable, report: Report, options: Read
         report.change(images.where[keep[row]] or paths[row], "",
                       f"declared size {declared_w.iloc[row]}x{declared_h.iloc[row]} but the file is "
                       f"{frame['width'].iloc[row]}x{frame['height'].iloc[row]} as displayed; the file's size is used")
-    # a missing or unreadable file still has the size its annotation file declares
+    # a missing or unreadable file still has the size its annotation file declares, within the pixel
+    # limit an image file has (a declared 1e9 x 1e9 made a mask export allocate exabytes)
+    from datakit.imageinfo import pixel_limit_problem
+
+    for row in np.flatnonzero((~found & declared_w.notna() & declared_h.notna()).to_numpy(dtype=bool)):
+        problem = pixel_limit_problem(int(declared_w.iloc[row]), int(declared_h.iloc[row]), options.max_pixels)
+        if problem:
+            report.change(images.where[keep[row]] or paths[row], "", f"declared size {problem}; not used")
+            declared_w.iloc[row] = declared_h.iloc[row] = pd.NA
     frame["width"] = frame["width"].fillna(declared_w)
     frame["height"] = frame["height"].fillna(declared_h)
     return frame
