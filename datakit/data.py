@@ -401,7 +401,9 @@ class ImageClassificationDataset(Dataset):
 
     def reseed(self, seed: int) -> None:
         if self.transform is not None and hasattr(self.transform, "set_random_seed"):
-            self.transform.set_random_seed(seed)
+            from datakit.augmentation.targets import reseed
+
+            reseed(self.transform, seed)  # a stream per transform: albumentations' set_random_seed shares one seed
 
     def _uint8(self, index: int) -> tuple[np.ndarray, int]:
         """The image (augmented on train) and the index it came from (see ``_decoded``)."""

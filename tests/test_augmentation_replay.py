@@ -113,17 +113,46 @@ def test_a_large_array_without_its_random_state_names_the_transform() -> None:
 
 
 @pytest.mark.parametrize("preset", ["medium", "heavy"])
-def test_reseed_and_the_image_only_twin_draw_what_set_random_seed_draws(preset: str) -> None:
-    """The offline writer's shortcuts (targets.reseed, targets.image_only) change no output byte."""
+def test_the_image_only_twin_draws_what_the_pipeline_draws(preset: str) -> None:
+    """The offline writer's shortcut (targets.image_only for an image without objects) changes no
+    output byte, and seeding "shared" (outputs made before streams per transform) is albumentations'
+    own set_random_seed."""
     pipeline = specs.resolve(f"{preset}:any", task="detection")
     image = _scene().image
     for seed in range(12):
-        pipeline.compose.set_random_seed(seed)
+        targets.reseed(pipeline.compose, seed)
         reference = targets.apply(pipeline.compose, targets.Sample(image=image)).sample.image
         fast = targets.apply(pipeline.compose, targets.Sample(image=image), seed=seed)
         np.testing.assert_array_equal(fast.sample.image, reference)
+        pipeline.compose.set_random_seed(seed)
+        before = targets.apply(pipeline.compose, targets.Sample(image=image)).sample.image
+        shared = targets.apply(pipeline.compose, targets.Sample(image=image), seed=seed, seeding="shared")
+        np.testing.assert_array_equal(shared.sample.image, before)
     assert targets.image_only(pipeline.compose) is targets.image_only(pipeline.compose)
     assert not targets.image_only(pipeline.compose).processors and pipeline.compose.processors
+
+
+def test_each_transform_decides_on_its_own_whether_it_applies() -> None:
+    """albumentations' set_random_seed gives every transform the same seed, so each makes the same
+    first draw, random() < p: two p=0.5 flips applied together or not at all, and a p=0.3 step never
+    without both. Seeded by targets.reseed, each draws from a stream of its own."""
+    from collections import Counter
+
+    pipeline = targets.compose([A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5), A.RandomBrightnessContrast(p=0.3)])
+    image = _scene().image
+
+    def applied(seeding: str) -> Counter:
+        return Counter(tuple(step["name"] for step in targets.apply(pipeline, targets.Sample(image=image), seed=seed,
+                                                                    seeding=seeding).applied) for seed in range(400))
+
+    own = applied(targets.SEEDING)
+    both_flips = sum(n for names, n in own.items() if {"HorizontalFlip", "VerticalFlip"} <= set(names))
+    assert 70 < both_flips < 130  # binomial(400, 0.25): mean 100, sd 8.7
+    assert 40 < own[()] < 100  # nothing applied: 400 * 0.25 * 0.7 = 70, sd 7.8
+    assert 10 < own[("RandomBrightnessContrast",)] < 55  # 400 * 0.25 * 0.3 = 30, sd 5.2
+    shared = applied("shared")
+    assert set(shared) <= {(), ("HorizontalFlip", "VerticalFlip"), ("HorizontalFlip", "VerticalFlip",
+                                                                    "RandomBrightnessContrast")}
 
 
 def test_derived_noisy_images_replay_byte_for_byte(tmp_path: Path) -> None:

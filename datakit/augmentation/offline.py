@@ -36,6 +36,7 @@ from datakit.atomic import write_json
 from datakit.augmentation import render as rendering
 from datakit.augmentation.balancing import Row
 from datakit.augmentation.specs import Pipeline
+from datakit.augmentation.targets import SEEDING
 from datakit.errors import DatakitError
 from datakit.manifest import Manifest
 
@@ -486,7 +487,7 @@ def _augment(manifest: Manifest, out: Path, sources: pd.DataFrame, pipeline: Pip
            else manifest.annotations.copy())
     pipelines = dict(manifest.pipelines)
     pipelines[pipeline_hash] = {"pipeline": serialized, "source": pipeline.source, "encoding": encoding,
-                                **_versions()}
+                                "seeding": SEEDING, **_versions()}
     overshoot = {k: after[k] - goal for k in after if goal is not None and before.get(k, 0) <= goal and after[k] > goal}
     shortfall = {k: goal - after[k] for k in after if goal is not None and after[k] < goal}
     config = {"pipeline": pipeline_hash, "source": pipeline.source, "task": task, "split": split, "seed": seed,

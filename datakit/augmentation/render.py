@@ -130,7 +130,7 @@ def _instance_masks(job: Job, height: int, width: int) -> tuple[np.ndarray | Non
 
 
 def render(compose: Any, job: Job, encoding: dict[str, int] | None = None,
-           replay: list[dict[str, Any]] | None = None) -> Rendered:
+           replay: list[dict[str, Any]] | None = None, seeding: str | None = None) -> Rendered:
     """Run the pipeline with ``job.seed`` on the parent and everything attached to it.
 
     With ``replay`` (decoded applied parameters of an earlier run), the transforms apply those
@@ -145,7 +145,7 @@ def render(compose: Any, job: Job, encoding: dict[str, int] | None = None,
     semantic = read_label_png(job.semantic_mask) if job.semantic_mask else None
     sample = targets.Sample(image=image, boxes=np.array([o.box for o in job.objects], dtype=np.float64).reshape(-1, 4),
                             labels=[o.label for o in job.objects], masks=masks, semantic_mask=semantic)
-    result = targets.apply(compose, sample, replay=replay, seed=job.seed)
+    result = targets.apply(compose, sample, replay=replay, seed=job.seed, seeding=seeding or targets.SEEDING)
     out = result.sample
     pixels = np.ascontiguousarray(out.image)
     semantic_bytes = None

@@ -56,7 +56,12 @@ class Pipeline:
         """The same transforms in a Compose without box handling, for callers that pass only ``image``."""
         import albumentations as A
 
-        return A.Compose(list(self.compose.transforms), seed=self.compose.seed)
+        from datakit.augmentation.targets import reseed
+
+        composed = A.Compose(list(self.compose.transforms), seed=self.compose.seed)
+        if self.compose.seed is not None:
+            reseed(composed, self.compose.seed)  # a stream per transform, as the pipeline itself has
+        return composed
 
 
 # ---------------------------------------------------------------------------------------------
@@ -209,8 +214,12 @@ def serialize(compose: Any) -> dict[str, Any]:
 
 
 def pipeline_hash(serialized: dict[str, Any]) -> str:
-    """SHA-256 of the canonical JSON of a serialized pipeline, the key it is stored under."""
-    canonical = json.dumps(serialized, sort_keys=True, separators=(",", ":"), default=_json_default)
+    """SHA-256 of the canonical JSON of a serialized pipeline and how seeds reach its transforms
+    (``targets.SEEDING``: the same seed draws other images under another rule), the key it is stored under."""
+    from datakit.augmentation.targets import SEEDING
+
+    keyed = {"pipeline": serialized, "seeding": SEEDING}
+    canonical = json.dumps(keyed, sort_keys=True, separators=(",", ":"), default=_json_default)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
@@ -322,7 +331,9 @@ def _pipeline(transforms: list[Any], source: str, seed: int | None, min_visibili
 
 def _with_seed(compose: Any, seed: int | None) -> Any:
     if seed is not None:
-        compose.set_random_seed(seed)
+        from datakit.augmentation.targets import reseed
+
+        reseed(compose, seed)
     return compose
 
 

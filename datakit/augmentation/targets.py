@@ -124,13 +124,16 @@ def compose(transforms: Sequence[Any], *, seed: int | None = None, min_visibilit
     with warnings.catch_warnings():
         # a pipeline of pixel-only transforms (brightness, blur) is fine: boxes pass through unchanged
         warnings.filterwarnings("ignore", message="Got processor for bboxes, but no transform to process it")
-        return A.Compose(
+        composed = A.Compose(
             list(transforms),
             bbox_params=A.BboxParams(format=BOX_FORMAT, label_fields=[_INDEX_FIELD], min_visibility=min_visibility,
                                      min_area=min_area, clip=True),
             seed=seed,
             save_applied_params=save_applied_params,
         )
+    if seed is not None:
+        reseed(composed, seed)  # a stream per transform (albumentations gives them all the same seed)
+    return composed
 
 
 def target_aware(transform: Any) -> Any:
@@ -238,30 +241,46 @@ def image_only(transform: Any) -> Any:
     return twin
 
 
-def reseed(transform: Any, seed: int) -> None:
-    """``transform.set_random_seed(seed)`` without building new generators for every transform.
+# how a seed reaches the transforms, recorded with each offline pipeline so --verify regenerates
+# older outputs too: "shared" was albumentations' set_random_seed (one seed for every transform)
+SEEDING = "stream-per-transform"
+SEEDINGS = (SEEDING, "shared")
+# each object's numpy stream starts this far along the one PCG64 stream of the seed: streams that far
+# apart never meet within any run (2**64 draws each), and advancing is cheaper than a new generator
+STREAM_GAP = 2 ** 64
 
-    albumentations gives the Compose and each transform its own ``default_rng(seed)`` and
-    ``random.Random(seed)``; setting the state of the existing ones to those seeds' states is the
-    same thing at a third of the cost (it is paid once per derived image). Falls back to
-    ``set_random_seed`` when generators are shared or missing, where the two would differ.
+
+def reseed(transform: Any, seed: int) -> None:
+    """Seed a pipeline: the Compose and every composition and transform in it get a stream of their own.
+
+    albumentations' ``set_random_seed(seed)`` gives every transform the same ``seed``, so each
+    makes the same first draw, ``random() < p``, to decide whether it applies: transforms then
+    apply together or not at all (with ``p`` 0.5 and 0.3, the second never without the first), and
+    a third of the images of a preset came out untouched. Here object ``i`` (in the order
+    Compose, its compositions, its transforms) gets the PCG64 stream of ``seed`` advanced by
+    ``i * STREAM_GAP`` and ``random.Random(seed * 65537 + i)``: independent draws, the same for the
+    same seed. Existing generators get the new states (cheaper than new generators: this is paid
+    once per derived image); shared or missing ones are replaced first.
     """
     objects = [transform, *_compositions(transform), *leaves(transform)]
-    numpy_generators = [getattr(o, "random_generator", None) for o in objects]
-    python_generators = [getattr(o, "py_random", None) for o in objects]
-    distinct = (len({id(g) for g in numpy_generators}) == len(objects)
-                and len({id(g) for g in python_generators}) == len(objects))
-    if (not distinct or any(not isinstance(g, np.random.Generator) or not isinstance(g.bit_generator, np.random.PCG64)
-                            for g in numpy_generators)
-            or any(type(g) is not random.Random for g in python_generators)):
-        transform.set_random_seed(seed)
-        return
-    numpy_state = np.random.PCG64(seed).state
-    python_state = random.Random(seed).getstate()
-    for obj, numpy_generator, python_generator in zip(objects, numpy_generators, python_generators):
+    seen_numpy: set[int] = set()
+    seen_python: set[int] = set()
+    base = np.random.PCG64(seed).state
+    for index, obj in enumerate(objects):
+        numpy_generator = getattr(obj, "random_generator", None)
+        if (not isinstance(numpy_generator, np.random.Generator) or id(numpy_generator) in seen_numpy
+                or not isinstance(numpy_generator.bit_generator, np.random.PCG64)):
+            numpy_generator = obj.random_generator = np.random.Generator(np.random.PCG64())
+        python_generator = getattr(obj, "py_random", None)
+        if type(python_generator) is not random.Random or id(python_generator) in seen_python:
+            python_generator = obj.py_random = random.Random()
+        seen_numpy.add(id(numpy_generator))
+        seen_python.add(id(python_generator))
         obj.seed = seed
-        numpy_generator.bit_generator.state = numpy_state
-        python_generator.setstate(python_state)
+        numpy_generator.bit_generator.state = base
+        if index:
+            numpy_generator.bit_generator.advance(index * STREAM_GAP)
+        python_generator.seed(seed * 65537 + index)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -417,19 +436,22 @@ def _needs_regeneration(value: Any) -> bool:
 
 
 def apply(transform: Any, sample: Sample, replay: list[dict[str, Any]] | None = None,
-          seed: int | None = None) -> Result:
+          seed: int | None = None, seeding: str = SEEDING) -> Result:
     """Run ``transform`` on the image and every target of ``sample`` in one call.
 
     With ``replay`` (a result's ``applied``, or :func:`decode_applied` of its JSON), the transforms
     apply exactly those parameters instead of drawing new ones. With ``seed``, the pipeline is
     reseeded first, and an image with no boxes, masks or semantic mask goes through the
-    pipeline's image-only twin (:func:`image_only`), which draws the same.
+    pipeline's image-only twin (:func:`image_only`), which draws the same. ``seeding`` "shared"
+    seeds as outputs made before :func:`reseed` gave each transform its own stream.
     """
     if seed is not None and not len(sample.boxes) and sample.masks is None and sample.semantic_mask is None:
         transform = image_only(transform)
     else:
         transform = target_aware(transform)
-    if seed is not None:
+    if seed is not None and seeding == "shared":
+        transform.set_random_seed(seed)
+    elif seed is not None:
         reseed(transform, seed)
     steps = leaves(transform)
     states: dict[int, tuple[dict[str, Any], tuple]] = {}

@@ -60,7 +60,9 @@ def _init(pipelines: dict[str, Any]) -> None:
 
     cv2.setNumThreads(1)
     _VERIFY.clear()
-    _VERIFY.update({h: (from_header(entry), entry.get("encoding") or rendering.ENCODING) for h, entry in pipelines.items()})
+    # a pipeline recorded without "seeding" was made when every transform shared one seed
+    _VERIFY.update({h: (from_header(entry), entry.get("encoding") or rendering.ENCODING, entry.get("seeding", "shared"))
+                    for h, entry in pipelines.items()})
 
 
 def _check(task: tuple[rendering.Job, str, str, str | None]) -> tuple[str, str]:
@@ -68,8 +70,8 @@ def _check(task: tuple[rendering.Job, str, str, str | None]) -> tuple[str, str]:
     job, pipeline_hash, path, mask_path = task
     if not Path(path).is_file():
         return "missing", "file does not exist"
-    compose, encoding = _VERIFY[pipeline_hash]
-    done = rendering.render(compose, job, encoding)
+    compose, encoding, seeding = _VERIFY[pipeline_hash]
+    done = rendering.render(compose, job, encoding, seeding=seeding)
     on_disk = Path(path).read_bytes()
     if on_disk != done.image:
         return "differs", (f"regenerated image differs (sha256 {hashlib.sha256(on_disk).hexdigest()[:12]} on disk, "

@@ -26,7 +26,9 @@ class AugmentedArrays(Dataset):
 
     def reseed(self, seed: int) -> None:
         if self.transform is not None and hasattr(self.transform, "set_random_seed"):
-            self.transform.set_random_seed(seed)
+            from datakit.augmentation.targets import reseed
+
+            reseed(self.transform, seed)  # a stream per transform: albumentations' set_random_seed shares one seed
 
     def augment(self, sample: Any) -> Any:
         """``sample`` (an ``augmentation.targets.Sample``) through the transform, its image checked."""
