@@ -134,6 +134,23 @@ def test_verify_passes_and_fails_when_one_byte_changes(augmented: Path, tmp_path
     assert "albumentations" in result.version_mismatch[0]["reason"]
 
 
+def test_verify_regenerates_outputs_made_with_one_seed_for_every_transform(shapes_split: Path, tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outputs made before each transform had a stream of its own carry no 'seeding' in their
+    pipeline entry; --verify seeds them as albumentations' set_random_seed did, so they still pass."""
+    from datakit.augmentation import targets
+
+    with monkeypatch.context() as patch:  # the writer as it seeded before
+        patch.setattr(targets, "reseed", lambda transform, seed: transform.set_random_seed(seed))
+        datakit.augment(shapes_split, tmp_path / "old", preset="medium", seed=5, workers=1, show_progress=False)
+    header = json.loads((tmp_path / "old" / "manifest.json").read_text())
+    assert not datakit.augment(verify=tmp_path / "old", show_progress=False).passed  # recorded as streams: wrong
+    for entry in header["pipelines"].values():
+        del entry["seeding"]
+    (tmp_path / "old" / "manifest.json").write_text(json.dumps(header))
+    assert datakit.augment(verify=tmp_path / "old", show_progress=False).passed
+
+
 def test_verify_reports_a_changed_parent(augmented: Path, tmp_path: Path) -> None:
     import shutil
 
