@@ -118,3 +118,30 @@ def tiny_coco(root: Path, annotations: list[dict], images: list[dict] | None = N
     path = root / "annotations" / "instances.json"
     path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": categories}, indent=1))
     return path
+
+
+def same_stem_coco(root: Path) -> Path:
+    """images/a.jpg and images/a.png (one stem, two files), one box each, in one COCO file."""
+    images = [{"id": 1, "file_name": "a.jpg", "width": 30, "height": 20},
+              {"id": 2, "file_name": "a.png", "width": 30, "height": 20}]
+    annotations = [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5], "iscrowd": 0},
+                   {"id": 2, "image_id": 2, "category_id": 1, "bbox": [10, 10, 5, 5], "iscrowd": 0}]
+    tiny_coco(root, annotations, images)
+    return root
+
+
+def exported_and_read_back(src: Path, fmt: str, out: Path) -> Any:
+    """The manifest of ``src`` exported as ``fmt`` into ``out`` and read back (format detected)."""
+    from datakit import export
+    from datakit.convert import read_source
+    from datakit.formats.base import ReadOptions
+
+    export(read_source(src, None, ReadOptions()).manifest, fmt, out)
+    return read_source(out, None, ReadOptions()).manifest
+
+
+def boxes_by_file_name(manifest: Any) -> list[tuple[str, float, float]]:
+    """(image file name, x, y) of every object: what must survive a round trip whatever the paths."""
+    merged = manifest.annotations.merge(manifest.images[["id", "path"]], left_on="image_id", right_on="id")
+    return sorted((path.rsplit("/", 1)[-1], float(x), float(y))
+                  for path, x, y in zip(merged["path"], merged["bbox_x"], merged["bbox_y"]))

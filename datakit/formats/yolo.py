@@ -11,7 +11,8 @@ for several splits (``train: images`` and ``val: images``) holds unsplit images.
 
 Layout written: ``data.yaml``, ``images/<split>/...`` and ``labels/<split>/...`` (``images/`` and
 ``labels/`` for unsplit images, then listed as both train and val). Coordinates are rounded to
-``WriteOptions.decimals`` (6) places. YOLO has no crowd flag and no image labels; crowd objects
+``WriteOptions.decimals`` (6) places. Images whose names differ only in suffix (``a.jpg``,
+``a.png``) would share one label file, so they keep the suffix in the stem (``a.jpg.jpg``). YOLO has no crowd flag and no image labels; crowd objects
 are left out and reported.
 """
 
@@ -47,6 +48,7 @@ from datakit.formats.base import (
     place_image,
     relative_to_root,
     safe_relative,
+    stem_names,
     target_category_ids,
 )
 from datakit.imageinfo import IMAGE_EXTENSIONS
@@ -311,7 +313,7 @@ def write(manifest: Manifest, out: Path, options: WriteOptions) -> WriteResult:
     folders: dict[str, str] = {}
     files = n_annotations = 0
     for split, group in by_split(images):
-        names = export_names([im.path for im in group])
+        names = _unique_stem_names(export_names([im.path for im in group]))
         folder = f"images/{split}" if split else "images"
         folders[split or ""] = folder
         for im in group:
@@ -341,6 +343,13 @@ def write(manifest: Manifest, out: Path, options: WriteOptions) -> WriteResult:
     config["names"] = {index: name for name, index in ordered}
     (out / "data.yaml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return WriteResult(out, NAME, len(images), n_annotations, files + 1, report)
+
+
+def _unique_stem_names(names: dict[str, str]) -> dict[str, str]:
+    """Image names whose stems differ: labels are found by the image's stem, so a.jpg and a.png
+    in one folder would share a.txt; those are written as a.jpg.jpg and a.png.png instead."""
+    stems = stem_names(list(names.values()))
+    return {path: stems[name] + posixpath.splitext(name)[1] for path, name in names.items()}
 
 
 def _fmt(values: list[float], decimals: int) -> str:
