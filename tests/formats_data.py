@@ -120,12 +120,13 @@ def tiny_coco(root: Path, annotations: list[dict], images: list[dict] | None = N
     return path
 
 
-def same_stem_coco(root: Path) -> Path:
-    """images/a.jpg and images/a.png (one stem, two files), one box each, in one COCO file."""
-    images = [{"id": 1, "file_name": "a.jpg", "width": 30, "height": 20},
-              {"id": 2, "file_name": "a.png", "width": 30, "height": 20}]
-    annotations = [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5], "iscrowd": 0},
-                   {"id": 2, "image_id": 2, "category_id": 1, "bbox": [10, 10, 5, 5], "iscrowd": 0}]
+def two_image_coco(root: Path, names: tuple[str, str] = ("a.jpg", "a.png")) -> Path:
+    """Two 30x20 images under images/ (by default one stem, two files), one square polygon each
+    (boxes at x = 1 and x = 10), in one COCO file."""
+    images = [{"id": i, "file_name": name, "width": 30, "height": 20} for i, name in enumerate(names, start=1)]
+    annotations = [{"id": i, "image_id": i, "category_id": 1, "bbox": [x, x, 5, 5], "iscrowd": 0,
+                    "segmentation": [[x, x, x + 5, x, x + 5, x + 5, x, x + 5]]}
+                   for i, x in ((1, 1), (2, 10))]
     tiny_coco(root, annotations, images)
     return root
 

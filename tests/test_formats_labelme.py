@@ -13,7 +13,7 @@ from datakit.convert import read_source
 from datakit.errors import DatakitError
 from datakit.formats.base import ReadOptions
 from tests.conftest import write_jpeg
-from tests.formats_data import boxes_by_file_name, exported_and_read_back, same_stem_coco, shapes_set, shared
+from tests.formats_data import boxes_by_file_name, exported_and_read_back, shapes_set, shared, two_image_coco
 
 # data sets live in session or shared (read-only) folders, manifests in each test's own folder
 pytestmark = pytest.mark.usefixtures("allow_outside")
@@ -129,5 +129,5 @@ def test_malformed_json_names_line_and_column(tmp_path: Path) -> None:
 
 def test_images_sharing_a_stem_each_keep_their_json(tmp_path: Path) -> None:
     """images/a.jpg and images/a.png once both became a.json, one overwriting the other."""
-    back = exported_and_read_back(same_stem_coco(tmp_path / "src"), "labelme", tmp_path / "labelme")
+    back = exported_and_read_back(two_image_coco(tmp_path / "src"), "labelme", tmp_path / "labelme")
     assert boxes_by_file_name(back) == [("a.jpg", 1, 1), ("a.png", 10, 10)]

@@ -12,7 +12,7 @@ from datakit import convert, export, ingest, load_manifest
 from datakit.convert import read_source
 from datakit.errors import DatakitError
 from datakit.formats.base import ReadOptions
-from tests.formats_data import shapes_set
+from tests.formats_data import boxes_by_file_name, exported_and_read_back, shapes_set, two_image_coco
 
 # data sets live in session or shared (read-only) folders, manifests in each test's own folder
 pytestmark = pytest.mark.usefixtures("allow_outside")
@@ -122,3 +122,10 @@ def test_crop_objects_turns_detection_into_classification(shapes: Path, tmp_path
 def test_crop_objects_needs_imagefolder(shapes: Path, tmp_path: Path) -> None:
     with pytest.raises(DatakitError, match="--crop-objects writes an ImageFolder data set: use it with --format imagefolder"):
         export(read_source(shapes, "coco", ReadOptions()).manifest, "coco", tmp_path / "x", crop_objects=True)
+
+
+@pytest.mark.parametrize("names", [("x/a.jpg", "y/a.jpg"), ("a.jpg", "a.png")], ids=["sub-folders", "suffixes"])
+def test_masks_of_images_sharing_a_stem_read_back(names: tuple[str, str], tmp_path: Path) -> None:
+    """The writer once named these masks images__x__a.png, a name the reader did not look for."""
+    back = exported_and_read_back(two_image_coco(tmp_path / "src", names), "masks", tmp_path / "masks")
+    assert boxes_by_file_name(back) == [("a.jpg", 1, 1), (names[1].rsplit("/")[-1], 10, 10)]

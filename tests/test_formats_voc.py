@@ -15,7 +15,7 @@ from datakit.convert import read_source
 from datakit.errors import DatakitError
 from datakit.formats.base import ReadOptions
 from tests.conftest import write_jpeg
-from tests.formats_data import exported_and_read_back, same_stem_coco, shapes_set, shared
+from tests.formats_data import exported_and_read_back, shapes_set, shared, two_image_coco
 
 # data sets live in session or shared (read-only) folders, manifests in each test's own folder
 pytestmark = pytest.mark.usefixtures("allow_outside")
@@ -176,7 +176,7 @@ def test_class_map_with_values_outside_the_class_list(tmp_path: Path) -> None:
 
 def test_images_sharing_a_stem_each_keep_their_annotation_file(tmp_path: Path) -> None:
     """images/a.jpg and images/a.png once both became images__a.xml, one overwriting the other."""
-    back = exported_and_read_back(same_stem_coco(tmp_path / "src"), "voc", tmp_path / "voc")
+    back = exported_and_read_back(two_image_coco(tmp_path / "src"), "voc", tmp_path / "voc")
     assert len(back.images) == 2 and len(back.annotations) == 2
     assert sorted(back.annotations["bbox_x"]) == [1, 10]
 

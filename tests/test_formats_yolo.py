@@ -13,7 +13,7 @@ from datakit.convert import read_source
 from datakit.errors import DatakitError
 from datakit.formats.base import ReadOptions
 from tests.conftest import write_png
-from tests.formats_data import coco_by_name, exported_and_read_back, mixed_coco, same_stem_coco, shapes_set, shared
+from tests.formats_data import coco_by_name, exported_and_read_back, mixed_coco, shapes_set, shared, two_image_coco
 
 # data sets live in session or shared (read-only) folders, manifests in each test's own folder
 pytestmark = pytest.mark.usefixtures("allow_outside")
@@ -129,6 +129,6 @@ def test_labels_of_a_missing_image_are_reported(tmp_path: Path) -> None:
 
 def test_images_sharing_a_stem_each_keep_their_label_file(tmp_path: Path) -> None:
     """a.jpg and a.png in one folder would share labels/a.txt (labels are found by image stem)."""
-    back = exported_and_read_back(same_stem_coco(tmp_path / "src"), "yolo", tmp_path / "yolo")
+    back = exported_and_read_back(two_image_coco(tmp_path / "src"), "yolo", tmp_path / "yolo")
     assert len(back.images) == 2
     assert sorted(back.annotations["bbox_x"].round(3)) == [1, 10]

@@ -242,11 +242,11 @@ def unique_names(paths: Iterable[str], rules: list[Callable[[str], str]]) -> dic
     return names
 
 
-def _stem(path: str) -> str:
+def file_stem(path: str) -> str:
     return posixpath.splitext(posixpath.basename(path))[0]
 
 
-def _without_suffix(path: str) -> str:
+def without_suffix(path: str) -> str:
     return posixpath.splitext(path)[0]
 
 
@@ -260,8 +260,8 @@ def flat_names(paths: list[str], no_whitespace: bool = False) -> dict[str, str]:
     """
     clean = (lambda name: re.sub(r"\s+", "_", name)) if no_whitespace else (lambda name: name)
     return unique_names(paths, [
-        lambda p: clean(_stem(p)),
-        lambda p: clean(_without_suffix(p).replace("/", "__")),
+        lambda p: clean(file_stem(p)),
+        lambda p: clean(without_suffix(p).replace("/", "__")),
         lambda p: clean(p.replace("/", "__")),
     ])
 
@@ -269,7 +269,7 @@ def flat_names(paths: list[str], no_whitespace: bool = False) -> dict[str, str]:
 def stem_names(paths: list[str]) -> dict[str, str]:
     """Path -> its path without the suffix, or with it where two files differ only in suffix
     (``a.jpg`` and ``a.png``), so that files named after an image (``a.json``, ``a.txt``) stay apart."""
-    return unique_names(paths, [_without_suffix, lambda p: p])
+    return unique_names(paths, [without_suffix, lambda p: p])
 
 
 def place_image(source: Path, dest: Path, mode: str) -> bool:

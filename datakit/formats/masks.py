@@ -8,10 +8,13 @@ Layout (read and written; ``datakit sample shapes`` writes it too)::
     classes.txt                     optional: "<value> <name>" per line (or one name per line,
                                     the line number being the value)
 
-``<name>`` is the image's path under ``images/`` without its suffix, or just the file stem (the
-shapes sample stores masks flat). Each object id becomes one object whose category is the class
-most of its pixels have in the class map (``object`` when there is no class map); its box and
-area come from its mask. Without ``classes.txt`` a class value ``v`` is named ``class_<v>``.
+``<name>`` is the image's path under ``images/`` without its suffix (or with it, where two images
+differ only in suffix), or just the file stem (the shapes sample stores masks flat). The writer
+names masks flat by stem where no other image has that stem and mirrors the image's sub-folders
+where stems collide, so a written folder reads back whole. Each object id becomes one object whose
+category is the class most of its pixels have in the class map (``object`` when there is no class
+map); its box and area come from its mask. Without ``classes.txt`` a class value ``v`` is named
+``class_<v>``.
 """
 
 from __future__ import annotations
@@ -37,11 +40,13 @@ from datakit.formats.base import (
     build_manifest,
     export_images,
     export_names,
-    flat_names,
+    file_stem,
     output_path,
     place_image,
     relative_to_root,
     target_category_ids,
+    unique_names,
+    without_suffix,
 )
 from datakit.manifest import Manifest
 
@@ -88,6 +93,15 @@ def _mask_files(folder: Path) -> dict[str, str]:
     return {k: relative_to_root(v, root) for k, v in out.items()}
 
 
+def _mask_of(image_name: str, mask_files: dict[str, str]) -> str | None:
+    """The mask of an image (its name under images/): named by the image's path with its suffix
+    (the writer's name for a.jpg beside a.png), without it, or by the image's stem alone."""
+    for key in (image_name, without_suffix(image_name), file_stem(image_name)):
+        if key in mask_files:
+            return mask_files[key]
+    return None
+
+
 def read(src: Path, options: ReadOptions) -> ReadResult:
     from datakit.scan import scan_images
 
@@ -108,10 +122,7 @@ def read(src: Path, options: ReadOptions) -> ReadResult:
     used: set[str] = set()
     for f in files:
         path = f"images/{f.path}"
-        key = f.path.rsplit(".", 1)[0]
-        stem = key.rsplit("/", 1)[-1]
-        semantic = semantic_files.get(key) or semantic_files.get(stem)
-        instance = instance_files.get(key) or instance_files.get(stem)
+        semantic, instance = _mask_of(f.path, semantic_files), _mask_of(f.path, instance_files)
         classes = _class_values(src, semantic, names, categories, report) if semantic else None
         if classes is None:
             semantic = None
@@ -202,7 +213,7 @@ def write(manifest: Manifest, out: Path, options: WriteOptions) -> WriteResult:
     recode = {int(c["id"]): ids[c["name"]] for c in manifest.categories}
     source_palette = np.array(manifest.extra["mask_palette"], dtype=np.uint8) if manifest.extra.get("mask_palette") else None
     names = export_names([im.path for im in images])
-    stems = flat_names([im.path for im in images])
+    mask_names = _mask_names(list(names.values()))
     root = manifest.root()
     files = n_annotations = 0
     for im in images:
@@ -222,11 +233,19 @@ def write(manifest: Manifest, out: Path, options: WriteOptions) -> WriteResult:
             objects = [(int(a["segmentation"]["value"]), a) for _, a in objects]
         classes = label_maps.class_map(im, shape, ids, recode, source_palette, root)
         instances = label_maps.instance_map(shape, objects, root, keep_void=False) if objects else np.zeros(shape, np.int64)
-        geometry.write_label_png(output_path(out, f"{SEMANTIC}/{stems[im.path]}.png"), classes)
-        geometry.write_label_png(output_path(out, f"{INSTANCE}/{stems[im.path]}.png"), instances, sixteen_bit=True)
+        mask_name = mask_names[names[im.path]]
+        geometry.write_label_png(output_path(out, f"{SEMANTIC}/{mask_name}.png"), classes)
+        geometry.write_label_png(output_path(out, f"{INSTANCE}/{mask_name}.png"), instances, sixteen_bit=True)
         files += 2
         n_annotations += len(objects)
     lines = [f"{value} {name}" for name, value in sorted(ids.items(), key=lambda kv: kv[1])]
     (out / "classes.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return WriteResult(out, NAME, len(images), n_annotations, files + 1, report)
+
+
+def _mask_names(image_names: list[str]) -> dict[str, str]:
+    """Image name under images/ -> its masks' name under masks/*/, one the reader finds: the file
+    stem where no other image has it (flat, as the shapes sample stores masks), else the image's
+    path without its suffix (its sub-folders mirrored), or with it where only the suffix differs."""
+    return unique_names(image_names, [file_stem, without_suffix, lambda name: name])
 
