@@ -12,6 +12,7 @@ from datakit import convert, export, ingest, load_manifest
 from datakit.convert import read_source
 from datakit.errors import DatakitError
 from datakit.formats.base import ReadOptions
+from tests.conftest import write_png
 from tests.formats_data import boxes_by_file_name, exported_and_read_back, shapes_set, two_image_coco
 
 # data sets live in session or shared (read-only) folders, manifests in each test's own folder
@@ -129,3 +130,17 @@ def test_masks_of_images_sharing_a_stem_read_back(names: tuple[str, str], tmp_pa
     """The writer once named these masks images__x__a.png, a name the reader did not look for."""
     back = exported_and_read_back(two_image_coco(tmp_path / "src", names), "masks", tmp_path / "masks")
     assert boxes_by_file_name(back) == [("a.jpg", 1, 1), (names[1].rsplit("/")[-1], 10, 10)]
+
+
+def test_a_mask_two_images_could_own_is_reported_and_not_used(tmp_path: Path) -> None:
+    """masks/instance/a.png fits images/a.jpg by path and images/sub/a.jpg by stem: both once got its object."""
+    for name in ("a.jpg", "sub/a.jpg"):
+        write_png(tmp_path / "images" / name, width=30, height=20)
+    objects = np.zeros((20, 30), dtype=np.uint8)
+    objects[2:8, 2:8] = 1
+    (tmp_path / "masks" / "instance").mkdir(parents=True)
+    Image.fromarray(objects).save(tmp_path / "masks" / "instance" / "a.png")
+    result = read_source(tmp_path, "masks", ReadOptions())
+    assert len(result.manifest.annotations) == 0
+    assert result.report.skipped == [{"path": "masks/instance/a.png", "reason": "its name fits 2 images "
+                                      "(images/a.jpg, images/sub/a.jpg); ambiguous, mask not used"}]

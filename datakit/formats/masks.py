@@ -102,6 +102,24 @@ def _mask_of(image_name: str, mask_files: dict[str, str]) -> str | None:
     return None
 
 
+def _match_masks(image_names: list[str], mask_files: dict[str, str], report: Report) -> dict[str, str]:
+    """Image name under images/ -> its mask. A mask that two images find (a.png for images/a.jpg
+    by path and images/sub/a.jpg by stem) could belong to either: it is reported, naming them,
+    and used for neither. A mask no image finds is reported too."""
+    claims: dict[str, list[str]] = {}
+    for name in image_names:
+        mask = _mask_of(name, mask_files)
+        if mask is not None:
+            claims.setdefault(mask, []).append(name)
+    for mask, names in claims.items():
+        if len(names) > 1:
+            candidates = ", ".join(f"images/{n}" for n in names)
+            report.skip(mask, "", f"its name fits {len(names)} images ({candidates}); ambiguous, mask not used")
+    for mask in sorted(set(mask_files.values()) - set(claims)):
+        report.skip(mask, "", "no image with this name under images/; mask not used")
+    return {names[0]: mask for mask, names in claims.items() if len(names) == 1}
+
+
 def read(src: Path, options: ReadOptions) -> ReadResult:
     from datakit.scan import scan_images
 
@@ -120,9 +138,11 @@ def read(src: Path, options: ReadOptions) -> ReadResult:
     images = ImageTable()
     annotations = AnnotationTable()
     used: set[str] = set()
+    semantic_of = _match_masks([f.path for f in files], semantic_files, report)
+    instance_of = _match_masks([f.path for f in files], instance_files, report)
     for f in files:
         path = f"images/{f.path}"
-        semantic, instance = _mask_of(f.path, semantic_files), _mask_of(f.path, instance_files)
+        semantic, instance = semantic_of.get(f.path), instance_of.get(f.path)
         classes = _class_values(src, semantic, names, categories, report) if semantic else None
         if classes is None:
             semantic = None
@@ -136,9 +156,6 @@ def read(src: Path, options: ReadOptions) -> ReadResult:
             used.add(semantic)
         images.add(path, shape[1] if shape else None, shape[0] if shape else None, semantic_mask=semantic,
                    where=path)
-    for mask in sorted(set(semantic_files.values()) | set(instance_files.values())):
-        if mask not in used:
-            report.skip(mask, "", "no image with this name under images/; mask not used")
     manifest = build_manifest(src, images, annotations, categories.finish(), report, options,
                               source={"format": NAME})
     return ReadResult(manifest, report, NAME, sorted(used))
