@@ -188,3 +188,24 @@ def test_flat_names_are_unique_whatever_the_paths() -> None:
     names = flat_names(paths)
     assert len(set(names.values())) == len(paths)
     assert names["d.jpg"] == "d" and names["x/b.jpg"] == "x__b" and names["images/a.png"] == "images__a.png"
+
+
+def test_names_with_spaces_keep_their_split(tmp_path: Path) -> None:
+    """'my photo' in ImageSets/Main/train.txt was read as id 'my' (a phantom missing image)."""
+    m = read_source(two_image_coco(tmp_path / "src", ("my photo.jpg", "other.jpg")), None, ReadOptions()).manifest
+    m.images["split"] = "train"
+    export(m, "voc", tmp_path / "voc")
+    assert (tmp_path / "voc" / "ImageSets" / "Main" / "train.txt").read_text() == "my_photo\nother\n"
+    back = read_source(tmp_path / "voc", None, ReadOptions()).manifest
+    assert sorted(back.images["path"]) == ["JPEGImages/my_photo.jpg", "JPEGImages/other.jpg"]
+    assert set(back.images["split"]) == {"train"} and set(back.images["status"]) == {"ok"}
+
+
+def test_split_lines_are_an_id_with_an_optional_flag(tmp_path: Path) -> None:
+    for stem in ("my photo", "2008_000008"):
+        voc_tree(tmp_path, annotation(OBJECT.format(2, 4), filename=f"{stem}.jpg"), stem=stem)
+    (tmp_path / "ImageSets" / "Main").mkdir(parents=True)
+    (tmp_path / "ImageSets" / "Main" / "train.txt").write_text("my photo\n2008_000008  1\n")
+    m = read_source(tmp_path, "voc", ReadOptions()).manifest
+    assert dict(zip(m.images["path"], m.images["split"])) == {"JPEGImages/2008_000008.jpg": "train",
+                                                              "JPEGImages/my photo.jpg": "train"}

@@ -120,7 +120,7 @@ def _split_lists(src: Path, report: Report) -> dict[str, str]:
                 continue
             shown = f"ImageSets/{folder.name}/{split}.txt"
             for number, line in enumerate(read_text(path).splitlines(), start=1):
-                stem = line.split()[0] if line.split() else ""
+                stem = _list_id(line)
                 if not stem:
                     continue
                 previous = splits.get(stem)
@@ -129,6 +129,15 @@ def _split_lists(src: Path, report: Report) -> dict[str, str]:
                 elif previous != split:
                     report.change(shown, f"line {number}", f"{stem!r} is also in the {previous} list; it stays in {previous}")
     return splits
+
+
+def _list_id(line: str) -> str:
+    """The image id of a split list line: ``id`` or ``id flag`` (flag -1, 0 or 1, as the class lists
+    write it); any other line is one id, spaces included (``my photo``)."""
+    fields = line.strip().rsplit(None, 1)
+    if len(fields) == 2 and fields[1] in ("-1", "0", "1"):
+        return fields[0].strip()
+    return line.strip()
 
 
 def _number(element: ET.Element | None, tag: str) -> float | None:
@@ -367,7 +376,8 @@ def write(manifest: Manifest, out: Path, options: WriteOptions) -> WriteResult:
     source_palette = np.array(manifest.extra["mask_palette"], dtype=np.uint8) if manifest.extra.get("mask_palette") else None
     # manifest category id -> VOC index, for re-coding class maps; anything else keeps its value
     recode = {int(c["id"]): ids[c["name"]] for c in manifest.categories}
-    stems = flat_names([im.path for im in images])
+    # split lists are whitespace separated: a stem with a space would be read as two fields
+    stems = flat_names([im.path for im in images], no_whitespace=True)
     root = manifest.root()
     lists: dict[str, list[str]] = {}
     segmentation_lists: dict[str, list[str]] = {}
