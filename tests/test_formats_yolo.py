@@ -132,3 +132,15 @@ def test_images_sharing_a_stem_each_keep_their_label_file(tmp_path: Path) -> Non
     back = exported_and_read_back(two_image_coco(tmp_path / "src"), "yolo", tmp_path / "yolo")
     assert len(back.images) == 2
     assert sorted(back.annotations["bbox_x"].round(3)) == [1, 10]
+
+
+def test_a_label_file_without_its_image_is_reported(tmp_path: Path) -> None:
+    """labels/train/b.txt with no images/train/b.* was dropped without a word."""
+    root = yolo_tree(tmp_path, "0 0.5 0.5 0.2 0.2\n")
+    (root / "labels" / "train" / "b.txt").write_text("0 0.5 0.5 0.2 0.2\n0 0.3 0.3 0.2 0.2\n")
+    result = read_source(root, "yolo", ReadOptions())
+    assert result.report.skipped == [{"path": "labels/train/b.txt",
+                                      "reason": "no image images/train/b.* for this label file; its 2 object(s) not read"}]
+    assert len(result.manifest.annotations) == 1
+    with pytest.raises(DatakitError, match=r"^labels/train/b.txt: no image images/train/b.\* for this label file"):
+        read_source(root, "yolo", ReadOptions(on_invalid="fail"))

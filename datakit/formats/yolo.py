@@ -18,6 +18,7 @@ are left out and reported.
 
 from __future__ import annotations
 
+import glob
 import posixpath
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,7 @@ from datakit.formats.base import (
     safe_relative,
     stem_names,
     target_category_ids,
+    without_suffix,
 )
 from datakit.imageinfo import IMAGE_EXTENSIONS
 from datakit.manifest import Manifest
@@ -250,9 +252,33 @@ def read(src: Path, options: ReadOptions) -> ReadResult:
             continue  # an image without a label file has no objects (YOLO's negatives)
         label_files.append(labels)
         _read_labels(root / labels, labels, path, sizes[path], names, annotations, report)
+    folders = [item for items in sources.values() for item in items if (root / item).is_dir()]
+    _report_labels_without_images(root, folders, set(label_files), report)
     manifest = build_manifest(root, images, annotations, categories.finish(), report, options, frame=frame,
                               source={"format": NAME, "config": config_path.name})
     return ReadResult(manifest, report, NAME, label_files)
+
+
+def _report_labels_without_images(root: Path, image_folders: list[str], read: set[str], report: Report) -> None:
+    """Label files in an image folder's labels/ twin whose image is not there (labels/train/b.txt
+    without images/train/b.*): labels are found from images, so these would vanish unreported."""
+    for folder in dict.fromkeys(image_folders):
+        labels = posixpath.dirname(label_path(f"{folder}/x"))
+        if labels == folder or not (root / labels).is_dir():
+            continue  # darknet keeps labels beside the images: a txt there may be anything
+        for file in sorted((root / labels).rglob("*.txt")):
+            shown = relative_to_root(file, root)
+            image = folder + without_suffix(shown)[len(labels):]
+            if shown in read or _has_image(root / image):
+                continue
+            lines = sum(1 for line in read_text(file).splitlines() if line.strip())
+            report.invalid(shown, "", f"no image {image}.* for this label file; its {lines} object(s) not read")
+
+
+def _has_image(stem_path: Path) -> bool:
+    """Whether an image file with this path and any image suffix exists."""
+    return any(p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+               for p in stem_path.parent.glob(glob.escape(stem_path.name) + ".*"))
 
 
 def _read_labels(path: Path, shown: str, image: str, size: tuple[int, int] | None, names: list[str],
