@@ -144,3 +144,21 @@ def test_a_mask_two_images_could_own_is_reported_and_not_used(tmp_path: Path) ->
     assert len(result.manifest.annotations) == 0
     assert result.report.skipped == [{"path": "masks/instance/a.png", "reason": "its name fits 2 images "
                                       "(images/a.jpg, images/sub/a.jpg); ambiguous, mask not used"}]
+
+
+@pytest.mark.parametrize("kind", ["semantic", "instance"])
+def test_a_mask_of_another_size_is_refused(kind: str, tmp_path: Path) -> None:
+    """A 10x10 mask of a 60x40 image was taken for the image's size ('declared size 10x10 but the file is 60x40')."""
+    write_png(tmp_path / "images" / "a.png", width=60, height=40)
+    mask = np.zeros((10, 10), dtype=np.uint8)
+    mask[2:5, 2:5] = 1
+    (tmp_path / "masks" / kind).mkdir(parents=True)
+    Image.fromarray(mask).save(tmp_path / "masks" / kind / "a.png")
+    reason = {"path": f"masks/{kind}/a.png", "reason": "mask is 10x10 but its image images/a.png is 60x40; mask not used"}
+    result = read_source(tmp_path, "masks", ReadOptions())
+    assert result.report.skipped == [reason] and result.report.changed == []
+    m = result.manifest
+    assert (m.images["width"].tolist(), m.images["height"].tolist()) == ([60], [40])
+    assert m.images["semantic_mask"].isna().all() and len(m.annotations) == 0
+    with pytest.raises(DatakitError, match=f"^masks/{kind}/a.png: mask is 10x10 but its image images/a.png is 60x40"):
+        read_source(tmp_path, "masks", ReadOptions(on_invalid="fail"))

@@ -512,6 +512,17 @@ def inspect_images(root: Path, images: ImageTable, report: Report, options: Read
     return frame
 
 
+def mask_fits(mask: np.ndarray, mask_name: str, image: str, size: tuple[Any, Any] | None, report: Report) -> bool:
+    """Whether a class or instance map has its image's size (width, height; unknown passes). One
+    that does not is refused, naming both sizes: it is never resized, nor taken for the image's size."""
+    width, height = _size_or_nan(size)
+    if not (np.isfinite(width) and np.isfinite(height)) or mask.shape[:2] == (int(height), int(width)):
+        return True
+    report.invalid(mask_name, "", f"mask is {mask.shape[1]}x{mask.shape[0]} but its image {image} is "
+                                  f"{int(width)}x{int(height)}; mask not used")
+    return False
+
+
 def _annotation_frame(table: AnnotationTable, images: pd.DataFrame, sizes: dict[str, tuple[Any, Any]], report: Report) -> pd.DataFrame:
     ids_by_path = dict(zip(images["path"].tolist(), images["id"].tolist()))
     n = len(table)

@@ -23,6 +23,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from datakit import geometry
 from datakit.errors import DatakitError
@@ -41,6 +42,8 @@ from datakit.formats.base import (
     export_images,
     export_names,
     file_stem,
+    inspect_images,
+    mask_fits,
     output_path,
     place_image,
     relative_to_root,
@@ -136,29 +139,54 @@ def read(src: Path, options: ReadOptions) -> ReadResult:
     for value, name in sorted((names or {}).items()):
         categories.add(name, value)
     images = ImageTable()
+    for f in files:
+        images.add(f"images/{f.path}", where=f"images/{f.path}")
+    # image sizes first: a mask must have its image's size, never stand in for it
+    frame = inspect_images(src, images, report, options)
+    sizes = dict(zip(frame["path"].tolist(), zip(frame["width"].tolist(), frame["height"].tolist())))
     annotations = AnnotationTable()
     used: set[str] = set()
     semantic_of = _match_masks([f.path for f in files], semantic_files, report)
     instance_of = _match_masks([f.path for f in files], instance_files, report)
+    semantic_masks: dict[str, str] = {}
+    mask_sizes: dict[str, tuple[int, int]] = {}
     for f in files:
         path = f"images/{f.path}"
         semantic, instance = semantic_of.get(f.path), instance_of.get(f.path)
-        classes = _class_values(src, semantic, names, categories, report) if semantic else None
-        if classes is None:
-            semantic = None
-        shape = classes.shape if classes is not None else None
-        if instance:
-            used.add(instance)
-            objects = geometry.read_label_png(src / instance)
-            shape = objects.shape
-            _instances(objects, classes, instance, path, names, categories, annotations, report)
-        if semantic:
+        classes = _read_fitting(src, semantic, path, sizes[path], report)
+        if classes is not None:
+            classes = _class_values(classes, semantic, names, categories, report)
+        if classes is not None:
             used.add(semantic)
-        images.add(path, shape[1] if shape else None, shape[0] if shape else None, semantic_mask=semantic,
-                   where=path)
+            semantic_masks[path] = semantic
+            mask_sizes[path] = (classes.shape[1], classes.shape[0])
+        objects = _read_fitting(src, instance, path, sizes[path], report)
+        if objects is not None:
+            used.add(instance)
+            mask_sizes[path] = (objects.shape[1], objects.shape[0])
+            _instances(objects, classes, instance, path, names, categories, annotations, report)
+    frame["semantic_mask"] = pd.array([semantic_masks.get(p) for p in frame["path"].tolist()], dtype="string")
+    _size_unknown_images_by_masks(frame, mask_sizes)
     manifest = build_manifest(src, images, annotations, categories.finish(), report, options,
-                              source={"format": NAME})
+                              source={"format": NAME}, frame=frame)
     return ReadResult(manifest, report, NAME, sorted(used))
+
+
+def _read_fitting(src: Path, mask: str | None, image: str, size: tuple[object, object],
+                  report: Report) -> np.ndarray | None:
+    """A mask's values, or None when there is no mask or it is refused for its size."""
+    if mask is None:
+        return None
+    values = geometry.read_label_png(src / mask)
+    return values if mask_fits(values, mask, image, size, report) else None
+
+
+def _size_unknown_images_by_masks(frame: pd.DataFrame, mask_sizes: dict[str, tuple[int, int]]) -> None:
+    """An unreadable image has no size of its own; its masks' size is the one the data set declares."""
+    for path in frame.loc[frame["width"].isna(), "path"].tolist():
+        if path in mask_sizes:
+            row = frame["path"] == path
+            frame.loc[row, "width"], frame.loc[row, "height"] = mask_sizes[path]
 
 
 def _class_name(value: int, names: dict[int, str] | None) -> str | None:
@@ -167,9 +195,8 @@ def _class_name(value: int, names: dict[int, str] | None) -> str | None:
     return f"class_{value}"
 
 
-def _class_values(src: Path, semantic: str, names: dict[int, str] | None, categories: CategoryTable,
+def _class_values(values: np.ndarray, semantic: str, names: dict[int, str] | None, categories: CategoryTable,
                   report: Report) -> np.ndarray | None:
-    values = geometry.read_label_png(src / semantic)
     unknown = []
     for value in (int(v) for v in np.unique(values)):
         if value == IGNORE or (value == 0 and (names is None or 0 not in names)):
