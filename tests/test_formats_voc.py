@@ -209,3 +209,25 @@ def test_split_lines_are_an_id_with_an_optional_flag(tmp_path: Path) -> None:
     m = read_source(tmp_path, "voc", ReadOptions()).manifest
     assert dict(zip(m.images["path"], m.images["split"])) == {"JPEGImages/2008_000008.jpg": "train",
                                                               "JPEGImages/my photo.jpg": "train"}
+
+
+def test_class_and_object_maps_of_another_size_are_refused(tmp_path: Path) -> None:
+    """A 5x5 map of a 20x10 image was read as it was (and its objects' masks with it)."""
+    voc_tree(tmp_path, annotation(OBJECT.format(2, 4)))
+    write_jpeg(tmp_path / "JPEGImages" / "y.jpg", width=20, height=10)  # known only from its maps
+    small = np.zeros((5, 5), dtype=np.uint8)
+    small[1:3, 1:3] = 1
+    for folder in ("SegmentationClass", "SegmentationObject"):
+        (tmp_path / folder).mkdir()
+        for stem in ("x", "y"):
+            Image.fromarray(small, mode="L").save(tmp_path / folder / f"{stem}.png")
+    result = read_source(tmp_path, "voc", ReadOptions())
+    assert sorted((s["path"], s["reason"]) for s in result.report.skipped) == [
+        (f"{folder}/{stem}.png", f"mask is 5x5 but its image JPEGImages/{stem}.jpg is 20x10; mask not used")
+        for folder in ("SegmentationClass", "SegmentationObject") for stem in ("x", "y")]
+    m = result.manifest
+    assert m.images["semantic_mask"].isna().all()
+    # the XML object keeps its box without the mask; the object known only from y's map is gone
+    assert len(m.annotations) == 1 and m.annotations["segmentation_kind"].isna().all()
+    with pytest.raises(DatakitError, match=r"^SegmentationClass/x.png: mask is 5x5 but its image JPEGImages/x.jpg is 20x10"):
+        read_source(tmp_path, "voc", ReadOptions(on_invalid="fail"))

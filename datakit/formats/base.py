@@ -444,6 +444,12 @@ class AnnotationTable:
     def __len__(self) -> int:
         return len(self.image)
 
+    def remove(self, rows: set[int]) -> None:
+        """Drop rows: objects refused after they were collected (their mask is of the wrong size)."""
+        for name in self.__dataclass_fields__:
+            column = getattr(self, name)
+            setattr(self, name, [value for i, value in enumerate(column) if i not in rows])
+
 
 # ---------------------------------------------------------------------------------------------
 # building the manifest
@@ -512,13 +518,15 @@ def inspect_images(root: Path, images: ImageTable, report: Report, options: Read
     return frame
 
 
-def mask_fits(mask: np.ndarray, mask_name: str, image: str, size: tuple[Any, Any] | None, report: Report) -> bool:
-    """Whether a class or instance map has its image's size (width, height; unknown passes). One
-    that does not is refused, naming both sizes: it is never resized, nor taken for the image's size."""
+def mask_fits(mask_shape: tuple[int, ...], mask_name: str, image: str, size: tuple[Any, Any] | None,
+              report: Report) -> bool:
+    """Whether a class or instance map (its array shape, rows first) has its image's size (width,
+    height; unknown passes). One that does not is refused, naming both sizes: it is never resized,
+    nor taken for the image's size."""
     width, height = _size_or_nan(size)
-    if not (np.isfinite(width) and np.isfinite(height)) or mask.shape[:2] == (int(height), int(width)):
+    if not (np.isfinite(width) and np.isfinite(height)) or tuple(mask_shape[:2]) == (int(height), int(width)):
         return True
-    report.invalid(mask_name, "", f"mask is {mask.shape[1]}x{mask.shape[0]} but its image {image} is "
+    report.invalid(mask_name, "", f"mask is {mask_shape[1]}x{mask_shape[0]} but its image {image} is "
                                   f"{int(width)}x{int(height)}; mask not used")
     return False
 

@@ -178,7 +178,7 @@ def _read_fitting(src: Path, mask: str | None, image: str, size: tuple[object, o
     if mask is None:
         return None
     values = geometry.read_label_png(src / mask)
-    return values if mask_fits(values, mask, image, size, report) else None
+    return values if mask_fits(values.shape, mask, image, size, report) else None
 
 
 def _size_unknown_images_by_masks(frame: pd.DataFrame, mask_sizes: dict[str, tuple[int, int]]) -> None:
