@@ -118,3 +118,31 @@ def tiny_coco(root: Path, annotations: list[dict], images: list[dict] | None = N
     path = root / "annotations" / "instances.json"
     path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": categories}, indent=1))
     return path
+
+
+def two_image_coco(root: Path, names: tuple[str, str] = ("a.jpg", "a.png")) -> Path:
+    """Two 30x20 images under images/ (by default one stem, two files), one square polygon each
+    (boxes at x = 1 and x = 10), in one COCO file."""
+    images = [{"id": i, "file_name": name, "width": 30, "height": 20} for i, name in enumerate(names, start=1)]
+    annotations = [{"id": i, "image_id": i, "category_id": 1, "bbox": [x, x, 5, 5], "iscrowd": 0,
+                    "segmentation": [[x, x, x + 5, x, x + 5, x + 5, x, x + 5]]}
+                   for i, x in ((1, 1), (2, 10))]
+    tiny_coco(root, annotations, images)
+    return root
+
+
+def exported_and_read_back(src: Path, fmt: str, out: Path) -> Any:
+    """The manifest of ``src`` exported as ``fmt`` into ``out`` and read back (format detected)."""
+    from datakit import export
+    from datakit.convert import read_source
+    from datakit.formats.base import ReadOptions
+
+    export(read_source(src, None, ReadOptions()).manifest, fmt, out)
+    return read_source(out, None, ReadOptions()).manifest
+
+
+def boxes_by_file_name(manifest: Any) -> list[tuple[str, float, float]]:
+    """(image file name, x, y) of every object: what must survive a round trip whatever the paths."""
+    merged = manifest.annotations.merge(manifest.images[["id", "path"]], left_on="image_id", right_on="id")
+    return sorted((path.rsplit("/", 1)[-1], float(x), float(y))
+                  for path, x, y in zip(merged["path"], merged["bbox_x"], merged["bbox_y"]))

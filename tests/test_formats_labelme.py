@@ -13,7 +13,7 @@ from datakit.convert import read_source
 from datakit.errors import DatakitError
 from datakit.formats.base import ReadOptions
 from tests.conftest import write_jpeg
-from tests.formats_data import shapes_set, shared
+from tests.formats_data import boxes_by_file_name, exported_and_read_back, shapes_set, shared, two_image_coco
 
 # data sets live in session or shared (read-only) folders, manifests in each test's own folder
 pytestmark = pytest.mark.usefixtures("allow_outside")
@@ -149,3 +149,9 @@ def test_malformed_json_names_line_and_column(tmp_path: Path) -> None:
     (tmp_path / "b.json").write_text('{\n "shapes": [],\n "imagePath": "a.jpg"\n "imageHeight": 30}')
     with pytest.raises(DatakitError, match=r"^b.json: line 4, column 2: invalid JSON \(Expecting ',' delimiter\)$"):
         read_source(tmp_path, "labelme", ReadOptions())
+
+
+def test_images_sharing_a_stem_each_keep_their_json(tmp_path: Path) -> None:
+    """images/a.jpg and images/a.png once both became a.json, one overwriting the other."""
+    back = exported_and_read_back(two_image_coco(tmp_path / "src"), "labelme", tmp_path / "labelme")
+    assert boxes_by_file_name(back) == [("a.jpg", 1, 1), ("a.png", 10, 10)]

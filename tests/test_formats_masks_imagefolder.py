@@ -12,7 +12,8 @@ from datakit import convert, export, ingest, load_manifest
 from datakit.convert import read_source
 from datakit.errors import DatakitError
 from datakit.formats.base import ReadOptions
-from tests.formats_data import shapes_set
+from tests.conftest import write_png
+from tests.formats_data import boxes_by_file_name, exported_and_read_back, shapes_set, two_image_coco
 
 # data sets live in session or shared (read-only) folders, manifests in each test's own folder
 pytestmark = pytest.mark.usefixtures("allow_outside")
@@ -122,3 +123,42 @@ def test_crop_objects_turns_detection_into_classification(shapes: Path, tmp_path
 def test_crop_objects_needs_imagefolder(shapes: Path, tmp_path: Path) -> None:
     with pytest.raises(DatakitError, match="--crop-objects writes an ImageFolder data set: use it with --format imagefolder"):
         export(read_source(shapes, "coco", ReadOptions()).manifest, "coco", tmp_path / "x", crop_objects=True)
+
+
+@pytest.mark.parametrize("names", [("x/a.jpg", "y/a.jpg"), ("a.jpg", "a.png")], ids=["sub-folders", "suffixes"])
+def test_masks_of_images_sharing_a_stem_read_back(names: tuple[str, str], tmp_path: Path) -> None:
+    """The writer once named these masks images__x__a.png, a name the reader did not look for."""
+    back = exported_and_read_back(two_image_coco(tmp_path / "src", names), "masks", tmp_path / "masks")
+    assert boxes_by_file_name(back) == [("a.jpg", 1, 1), (names[1].rsplit("/")[-1], 10, 10)]
+
+
+def test_a_mask_two_images_could_own_is_reported_and_not_used(tmp_path: Path) -> None:
+    """masks/instance/a.png fits images/a.jpg by path and images/sub/a.jpg by stem: both once got its object."""
+    for name in ("a.jpg", "sub/a.jpg"):
+        write_png(tmp_path / "images" / name, width=30, height=20)
+    objects = np.zeros((20, 30), dtype=np.uint8)
+    objects[2:8, 2:8] = 1
+    (tmp_path / "masks" / "instance").mkdir(parents=True)
+    Image.fromarray(objects).save(tmp_path / "masks" / "instance" / "a.png")
+    result = read_source(tmp_path, "masks", ReadOptions())
+    assert len(result.manifest.annotations) == 0
+    assert result.report.skipped == [{"path": "masks/instance/a.png", "reason": "its name fits 2 images "
+                                      "(images/a.jpg, images/sub/a.jpg); ambiguous, mask not used"}]
+
+
+@pytest.mark.parametrize("kind", ["semantic", "instance"])
+def test_a_mask_of_another_size_is_refused(kind: str, tmp_path: Path) -> None:
+    """A 10x10 mask of a 60x40 image was taken for the image's size ('declared size 10x10 but the file is 60x40')."""
+    write_png(tmp_path / "images" / "a.png", width=60, height=40)
+    mask = np.zeros((10, 10), dtype=np.uint8)
+    mask[2:5, 2:5] = 1
+    (tmp_path / "masks" / kind).mkdir(parents=True)
+    Image.fromarray(mask).save(tmp_path / "masks" / kind / "a.png")
+    reason = {"path": f"masks/{kind}/a.png", "reason": "mask is 10x10 but its image images/a.png is 60x40; mask not used"}
+    result = read_source(tmp_path, "masks", ReadOptions())
+    assert result.report.skipped == [reason] and result.report.changed == []
+    m = result.manifest
+    assert (m.images["width"].tolist(), m.images["height"].tolist()) == ([60], [40])
+    assert m.images["semantic_mask"].isna().all() and len(m.annotations) == 0
+    with pytest.raises(DatakitError, match=f"^masks/{kind}/a.png: mask is 10x10 but its image images/a.png is 60x40"):
+        read_source(tmp_path, "masks", ReadOptions(on_invalid="fail"))

@@ -15,7 +15,7 @@ from datakit.convert import read_source
 from datakit.errors import DatakitError
 from datakit.formats.base import ReadOptions
 from tests.conftest import write_jpeg
-from tests.formats_data import shapes_set, shared
+from tests.formats_data import exported_and_read_back, shapes_set, shared, two_image_coco
 
 # data sets live in session or shared (read-only) folders, manifests in each test's own folder
 pytestmark = pytest.mark.usefixtures("allow_outside")
@@ -172,3 +172,62 @@ def test_class_map_with_values_outside_the_class_list(tmp_path: Path) -> None:
         read_source(tmp_path, "voc", ReadOptions(on_invalid="fail"))
     m = read_source(tmp_path, "voc", ReadOptions()).manifest
     assert m.images["semantic_mask"].isna().all()
+
+
+def test_images_sharing_a_stem_each_keep_their_annotation_file(tmp_path: Path) -> None:
+    """images/a.jpg and images/a.png once both became images__a.xml, one overwriting the other."""
+    back = exported_and_read_back(two_image_coco(tmp_path / "src"), "voc", tmp_path / "voc")
+    assert len(back.images) == 2 and len(back.annotations) == 2
+    assert sorted(back.annotations["bbox_x"]) == [1, 10]
+
+
+def test_flat_names_are_unique_whatever_the_paths() -> None:
+    from datakit.formats.base import flat_names
+
+    paths = ["images/a.jpg", "images/a.png", "x/b.jpg", "y/b.jpg", "a/b__c.jpg", "a__b/c.jpg", "d.jpg"]
+    names = flat_names(paths)
+    assert len(set(names.values())) == len(paths)
+    assert names["d.jpg"] == "d" and names["x/b.jpg"] == "x__b" and names["images/a.png"] == "images__a.png"
+
+
+def test_names_with_spaces_keep_their_split(tmp_path: Path) -> None:
+    """'my photo' in ImageSets/Main/train.txt was read as id 'my' (a phantom missing image)."""
+    m = read_source(two_image_coco(tmp_path / "src", ("my photo.jpg", "other.jpg")), None, ReadOptions()).manifest
+    m.images["split"] = "train"
+    export(m, "voc", tmp_path / "voc")
+    assert (tmp_path / "voc" / "ImageSets" / "Main" / "train.txt").read_text() == "my_photo\nother\n"
+    back = read_source(tmp_path / "voc", None, ReadOptions()).manifest
+    assert sorted(back.images["path"]) == ["JPEGImages/my_photo.jpg", "JPEGImages/other.jpg"]
+    assert set(back.images["split"]) == {"train"} and set(back.images["status"]) == {"ok"}
+
+
+def test_split_lines_are_an_id_with_an_optional_flag(tmp_path: Path) -> None:
+    for stem in ("my photo", "2008_000008"):
+        voc_tree(tmp_path, annotation(OBJECT.format(2, 4), filename=f"{stem}.jpg"), stem=stem)
+    (tmp_path / "ImageSets" / "Main").mkdir(parents=True)
+    (tmp_path / "ImageSets" / "Main" / "train.txt").write_text("my photo\n2008_000008  1\n")
+    m = read_source(tmp_path, "voc", ReadOptions()).manifest
+    assert dict(zip(m.images["path"], m.images["split"])) == {"JPEGImages/2008_000008.jpg": "train",
+                                                              "JPEGImages/my photo.jpg": "train"}
+
+
+def test_class_and_object_maps_of_another_size_are_refused(tmp_path: Path) -> None:
+    """A 5x5 map of a 20x10 image was read as it was (and its objects' masks with it)."""
+    voc_tree(tmp_path, annotation(OBJECT.format(2, 4)))
+    write_jpeg(tmp_path / "JPEGImages" / "y.jpg", width=20, height=10)  # known only from its maps
+    small = np.zeros((5, 5), dtype=np.uint8)
+    small[1:3, 1:3] = 1
+    for folder in ("SegmentationClass", "SegmentationObject"):
+        (tmp_path / folder).mkdir()
+        for stem in ("x", "y"):
+            Image.fromarray(small, mode="L").save(tmp_path / folder / f"{stem}.png")
+    result = read_source(tmp_path, "voc", ReadOptions())
+    assert sorted((s["path"], s["reason"]) for s in result.report.skipped) == [
+        (f"{folder}/{stem}.png", f"mask is 5x5 but its image JPEGImages/{stem}.jpg is 20x10; mask not used")
+        for folder in ("SegmentationClass", "SegmentationObject") for stem in ("x", "y")]
+    m = result.manifest
+    assert m.images["semantic_mask"].isna().all()
+    # the XML object keeps its box without the mask; the object known only from y's map is gone
+    assert len(m.annotations) == 1 and m.annotations["segmentation_kind"].isna().all()
+    with pytest.raises(DatakitError, match=r"^SegmentationClass/x.png: mask is 5x5 but its image JPEGImages/x.jpg is 20x10"):
+        read_source(tmp_path, "voc", ReadOptions(on_invalid="fail"))

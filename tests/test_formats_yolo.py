@@ -13,7 +13,7 @@ from datakit.convert import read_source
 from datakit.errors import DatakitError
 from datakit.formats.base import ReadOptions
 from tests.conftest import write_png
-from tests.formats_data import coco_by_name, mixed_coco, shapes_set, shared
+from tests.formats_data import coco_by_name, exported_and_read_back, mixed_coco, shapes_set, shared, two_image_coco
 
 # data sets live in session or shared (read-only) folders, manifests in each test's own folder
 pytestmark = pytest.mark.usefixtures("allow_outside")
@@ -127,3 +127,22 @@ def test_labels_of_a_missing_image_are_reported(tmp_path: Path) -> None:
     assert statuses == {"images/train/a.png": "ok", "images/train/gone.png": "missing"}
     assert result.report.skipped == [{"path": "labels/train/gone.txt", "reason":
                                       "image size unknown (file missing or unreadable); its normalized objects cannot be placed"}]
+
+
+def test_images_sharing_a_stem_each_keep_their_label_file(tmp_path: Path) -> None:
+    """a.jpg and a.png in one folder would share labels/a.txt (labels are found by image stem)."""
+    back = exported_and_read_back(two_image_coco(tmp_path / "src"), "yolo", tmp_path / "yolo")
+    assert len(back.images) == 2
+    assert sorted(back.annotations["bbox_x"].round(3)) == [1, 10]
+
+
+def test_a_label_file_without_its_image_is_reported(tmp_path: Path) -> None:
+    """labels/train/b.txt with no images/train/b.* was dropped without a word."""
+    root = yolo_tree(tmp_path, "0 0.5 0.5 0.2 0.2\n")
+    (root / "labels" / "train" / "b.txt").write_text("0 0.5 0.5 0.2 0.2\n0 0.3 0.3 0.2 0.2\n")
+    result = read_source(root, "yolo", ReadOptions())
+    assert result.report.skipped == [{"path": "labels/train/b.txt",
+                                      "reason": "no image images/train/b.* for this label file; its 2 object(s) not read"}]
+    assert len(result.manifest.annotations) == 1
+    with pytest.raises(DatakitError, match=r"^labels/train/b.txt: no image images/train/b.\* for this label file"):
+        read_source(root, "yolo", ReadOptions(on_invalid="fail"))

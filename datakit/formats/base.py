@@ -20,10 +20,12 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+import re
 import shutil
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -215,14 +217,59 @@ def export_names(paths: list[str]) -> dict[str, str]:
     return {p: p[cut:] for p in paths}
 
 
-def flat_names(paths: list[str]) -> dict[str, str]:
-    """Manifest path -> a stem unique in one flat folder (VOC, mask folders): the file stem,
-    or the path with '/' turned into '__' where stems collide."""
-    stems = [posixpath.splitext(posixpath.basename(p))[0] for p in paths]
-    counts: dict[str, int] = {}
-    for stem in stems:
-        counts[stem] = counts.get(stem, 0) + 1
-    return {p: (s if counts[s] == 1 else posixpath.splitext(p)[0].replace("/", "__")) for p, s in zip(paths, stems)}
+def unique_names(paths: Iterable[str], rules: list[Callable[[str], str]]) -> dict[str, str]:
+    """Path -> a name no other path gets: the first rule whose name for it no other path shares
+    (nor an earlier rule gave away), else the last rule's name with a counter (``a_2``)."""
+    pending = list(dict.fromkeys(paths))
+    names: dict[str, str] = {}
+    taken: set[str] = set()
+    for rule in rules:
+        proposed = {p: rule(p) for p in pending}
+        counts = Counter(proposed.values())
+        pending = []
+        for path, name in proposed.items():
+            if counts[name] == 1 and name not in taken:
+                names[path] = name
+                taken.add(name)
+            else:
+                pending.append(path)
+    for path in pending:
+        base, n = rules[-1](path), 2
+        while f"{base}_{n}" in taken:
+            n += 1
+        names[path] = f"{base}_{n}"
+        taken.add(names[path])
+    return names
+
+
+def file_stem(path: str) -> str:
+    return posixpath.splitext(posixpath.basename(path))[0]
+
+
+def without_suffix(path: str) -> str:
+    return posixpath.splitext(path)[0]
+
+
+def flat_names(paths: list[str], no_whitespace: bool = False) -> dict[str, str]:
+    """Manifest path -> a stem unique in one flat folder (VOC, crops): the file stem; where stems
+    collide, the path with '/' turned into '__'; where those collide too (``a.jpg`` and ``a.png``),
+    the same with the suffix kept (``images__a.jpg``); a counter as the last resort.
+
+    ``no_whitespace`` turns runs of whitespace into '_' first: VOC's split lists are whitespace
+    separated, so a name with a space would be cut in two there.
+    """
+    clean = (lambda name: re.sub(r"\s+", "_", name)) if no_whitespace else (lambda name: name)
+    return unique_names(paths, [
+        lambda p: clean(file_stem(p)),
+        lambda p: clean(without_suffix(p).replace("/", "__")),
+        lambda p: clean(p.replace("/", "__")),
+    ])
+
+
+def stem_names(paths: list[str]) -> dict[str, str]:
+    """Path -> its path without the suffix, or with it where two files differ only in suffix
+    (``a.jpg`` and ``a.png``), so that files named after an image (``a.json``, ``a.txt``) stay apart."""
+    return unique_names(paths, [without_suffix, lambda p: p])
 
 
 def place_image(source: Path, dest: Path, mode: str) -> bool:
@@ -397,6 +444,12 @@ class AnnotationTable:
     def __len__(self) -> int:
         return len(self.image)
 
+    def remove(self, rows: set[int]) -> None:
+        """Drop rows: objects refused after they were collected (their mask is of the wrong size)."""
+        for name in self.__dataclass_fields__:
+            column = getattr(self, name)
+            setattr(self, name, [value for i, value in enumerate(column) if i not in rows])
+
 
 # ---------------------------------------------------------------------------------------------
 # building the manifest
@@ -471,6 +524,19 @@ def inspect_images(root: Path, images: ImageTable, report: Report, options: Read
     frame["width"] = frame["width"].fillna(declared_w)
     frame["height"] = frame["height"].fillna(declared_h)
     return frame
+
+
+def mask_fits(mask_shape: tuple[int, ...], mask_name: str, image: str, size: tuple[Any, Any] | None,
+              report: Report) -> bool:
+    """Whether a class or instance map (its array shape, rows first) has its image's size (width,
+    height; unknown passes). One that does not is refused, naming both sizes: it is never resized,
+    nor taken for the image's size."""
+    width, height = _size_or_nan(size)
+    if not (np.isfinite(width) and np.isfinite(height)) or tuple(mask_shape[:2]) == (int(height), int(width)):
+        return True
+    report.invalid(mask_name, "", f"mask is {mask_shape[1]}x{mask_shape[0]} but its image {image} is "
+                                  f"{int(width)}x{int(height)}; mask not used")
+    return False
 
 
 def _annotation_frame(table: AnnotationTable, images: pd.DataFrame, sizes: dict[str, tuple[Any, Any]], report: Report) -> pd.DataFrame:

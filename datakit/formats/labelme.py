@@ -9,7 +9,9 @@ marks a region to ignore and ``_background_`` the background; such shapes are dr
 LabelMe's own COCO export does) and each is reported. An image's label is its single true flag; flags are also
 categories, so a LabelMe classification set reads as one.
 
-Written: each image next to its JSON, at the image's path (shared leading folder removed).
+Written: each image next to its JSON, at the image's path (shared leading folder removed); the
+JSON is named after the image (``a.json``), with the suffix kept where two images differ only in
+suffix (``a.jpg.json``, ``a.png.json``).
 Polygons stay polygons (one shape per part, sharing a group_id), box-only objects become
 rectangles, RLE and mask files become polygons (what that loses is reported).
 """
@@ -40,6 +42,7 @@ from datakit.formats.base import (
     place_image,
     relative_to_root,
     safe_relative,
+    stem_names,
 )
 from datakit.formats.coco import load_json
 from datakit.imageinfo import IMAGE_EXTENSIONS
@@ -237,6 +240,8 @@ def write(manifest: Manifest, out: Path, options: WriteOptions) -> WriteResult:
     report = Report(options.on_invalid)
     images = export_images(manifest, options, report)
     names = export_names([im.path for im in images])
+    # a.jpg and a.png in one folder would both write a.json; those keep the suffix (a.jpg.json)
+    json_stems = stem_names(list(names.values()))
     category_names = [c["name"] for c in sorted(manifest.categories, key=lambda c: int(c["id"]))]
     with_flags = any(im.label for im in images)
     root = manifest.root()
@@ -259,7 +264,7 @@ def write(manifest: Manifest, out: Path, options: WriteOptions) -> WriteResult:
             "imageHeight": im.height,
             "imageWidth": im.width,
         }
-        target = output_path(out, posixpath.splitext(name)[0] + ".json")
+        target = output_path(out, json_stems[name] + ".json")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(data, indent=2), encoding="utf-8")
         files += 1

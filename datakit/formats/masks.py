@@ -8,10 +8,13 @@ Layout (read and written; ``datakit sample shapes`` writes it too)::
     classes.txt                     optional: "<value> <name>" per line (or one name per line,
                                     the line number being the value)
 
-``<name>`` is the image's path under ``images/`` without its suffix, or just the file stem (the
-shapes sample stores masks flat). Each object id becomes one object whose category is the class
-most of its pixels have in the class map (``object`` when there is no class map); its box and
-area come from its mask. Without ``classes.txt`` a class value ``v`` is named ``class_<v>``.
+``<name>`` is the image's path under ``images/`` without its suffix (or with it, where two images
+differ only in suffix), or just the file stem (the shapes sample stores masks flat). The writer
+names masks flat by stem where no other image has that stem and mirrors the image's sub-folders
+where stems collide, so a written folder reads back whole. Each object id becomes one object whose
+category is the class most of its pixels have in the class map (``object`` when there is no class
+map); its box and area come from its mask. Without ``classes.txt`` a class value ``v`` is named
+``class_<v>``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from datakit import geometry
 from datakit.errors import DatakitError
@@ -37,11 +41,15 @@ from datakit.formats.base import (
     build_manifest,
     export_images,
     export_names,
-    flat_names,
+    file_stem,
+    inspect_images,
+    mask_fits,
     output_path,
     place_image,
     relative_to_root,
     target_category_ids,
+    unique_names,
+    without_suffix,
 )
 from datakit.manifest import Manifest
 
@@ -88,6 +96,33 @@ def _mask_files(folder: Path) -> dict[str, str]:
     return {k: relative_to_root(v, root) for k, v in out.items()}
 
 
+def _mask_of(image_name: str, mask_files: dict[str, str]) -> str | None:
+    """The mask of an image (its name under images/): named by the image's path with its suffix
+    (the writer's name for a.jpg beside a.png), without it, or by the image's stem alone."""
+    for key in (image_name, without_suffix(image_name), file_stem(image_name)):
+        if key in mask_files:
+            return mask_files[key]
+    return None
+
+
+def _match_masks(image_names: list[str], mask_files: dict[str, str], report: Report) -> dict[str, str]:
+    """Image name under images/ -> its mask. A mask that two images find (a.png for images/a.jpg
+    by path and images/sub/a.jpg by stem) could belong to either: it is reported, naming them,
+    and used for neither. A mask no image finds is reported too."""
+    claims: dict[str, list[str]] = {}
+    for name in image_names:
+        mask = _mask_of(name, mask_files)
+        if mask is not None:
+            claims.setdefault(mask, []).append(name)
+    for mask, names in claims.items():
+        if len(names) > 1:
+            candidates = ", ".join(f"images/{n}" for n in names)
+            report.skip(mask, "", f"its name fits {len(names)} images ({candidates}); ambiguous, mask not used")
+    for mask in sorted(set(mask_files.values()) - set(claims)):
+        report.skip(mask, "", "no image with this name under images/; mask not used")
+    return {names[0]: mask for mask, names in claims.items() if len(names) == 1}
+
+
 def read(src: Path, options: ReadOptions) -> ReadResult:
     from datakit.scan import scan_images
 
@@ -104,33 +139,54 @@ def read(src: Path, options: ReadOptions) -> ReadResult:
     for value, name in sorted((names or {}).items()):
         categories.add(name, value)
     images = ImageTable()
+    for f in files:
+        images.add(f"images/{f.path}", where=f"images/{f.path}")
+    # image sizes first: a mask must have its image's size, never stand in for it
+    frame = inspect_images(src, images, report, options)
+    sizes = dict(zip(frame["path"].tolist(), zip(frame["width"].tolist(), frame["height"].tolist())))
     annotations = AnnotationTable()
     used: set[str] = set()
+    semantic_of = _match_masks([f.path for f in files], semantic_files, report)
+    instance_of = _match_masks([f.path for f in files], instance_files, report)
+    semantic_masks: dict[str, str] = {}
+    mask_sizes: dict[str, tuple[int, int]] = {}
     for f in files:
         path = f"images/{f.path}"
-        key = f.path.rsplit(".", 1)[0]
-        stem = key.rsplit("/", 1)[-1]
-        semantic = semantic_files.get(key) or semantic_files.get(stem)
-        instance = instance_files.get(key) or instance_files.get(stem)
-        classes = _class_values(src, semantic, names, categories, report) if semantic else None
-        if classes is None:
-            semantic = None
-        shape = classes.shape if classes is not None else None
-        if instance:
-            used.add(instance)
-            objects = geometry.read_label_png(src / instance)
-            shape = objects.shape
-            _instances(objects, classes, instance, path, names, categories, annotations, report)
-        if semantic:
+        semantic, instance = semantic_of.get(f.path), instance_of.get(f.path)
+        classes = _read_fitting(src, semantic, path, sizes[path], report)
+        if classes is not None:
+            classes = _class_values(classes, semantic, names, categories, report)
+        if classes is not None:
             used.add(semantic)
-        images.add(path, shape[1] if shape else None, shape[0] if shape else None, semantic_mask=semantic,
-                   where=path)
-    for mask in sorted(set(semantic_files.values()) | set(instance_files.values())):
-        if mask not in used:
-            report.skip(mask, "", "no image with this name under images/; mask not used")
+            semantic_masks[path] = semantic
+            mask_sizes[path] = (classes.shape[1], classes.shape[0])
+        objects = _read_fitting(src, instance, path, sizes[path], report)
+        if objects is not None:
+            used.add(instance)
+            mask_sizes[path] = (objects.shape[1], objects.shape[0])
+            _instances(objects, classes, instance, path, names, categories, annotations, report)
+    frame["semantic_mask"] = pd.array([semantic_masks.get(p) for p in frame["path"].tolist()], dtype="string")
+    _size_unknown_images_by_masks(frame, mask_sizes)
     manifest = build_manifest(src, images, annotations, categories.finish(), report, options,
-                              source={"format": NAME})
+                              source={"format": NAME}, frame=frame)
     return ReadResult(manifest, report, NAME, sorted(used))
+
+
+def _read_fitting(src: Path, mask: str | None, image: str, size: tuple[object, object],
+                  report: Report) -> np.ndarray | None:
+    """A mask's values, or None when there is no mask or it is refused for its size."""
+    if mask is None:
+        return None
+    values = geometry.read_label_png(src / mask)
+    return values if mask_fits(values.shape, mask, image, size, report) else None
+
+
+def _size_unknown_images_by_masks(frame: pd.DataFrame, mask_sizes: dict[str, tuple[int, int]]) -> None:
+    """An unreadable image has no size of its own; its masks' size is the one the data set declares."""
+    for path in frame.loc[frame["width"].isna(), "path"].tolist():
+        if path in mask_sizes:
+            row = frame["path"] == path
+            frame.loc[row, "width"], frame.loc[row, "height"] = mask_sizes[path]
 
 
 def _class_name(value: int, names: dict[int, str] | None) -> str | None:
@@ -139,9 +195,8 @@ def _class_name(value: int, names: dict[int, str] | None) -> str | None:
     return f"class_{value}"
 
 
-def _class_values(src: Path, semantic: str, names: dict[int, str] | None, categories: CategoryTable,
+def _class_values(values: np.ndarray, semantic: str, names: dict[int, str] | None, categories: CategoryTable,
                   report: Report) -> np.ndarray | None:
-    values = geometry.read_label_png(src / semantic)
     unknown = []
     for value in (int(v) for v in np.unique(values)):
         if value == IGNORE or (value == 0 and (names is None or 0 not in names)):
@@ -202,7 +257,7 @@ def write(manifest: Manifest, out: Path, options: WriteOptions) -> WriteResult:
     recode = {int(c["id"]): ids[c["name"]] for c in manifest.categories}
     source_palette = np.array(manifest.extra["mask_palette"], dtype=np.uint8) if manifest.extra.get("mask_palette") else None
     names = export_names([im.path for im in images])
-    stems = flat_names([im.path for im in images])
+    mask_names = _mask_names(list(names.values()))
     root = manifest.root()
     files = n_annotations = 0
     for im in images:
@@ -222,11 +277,19 @@ def write(manifest: Manifest, out: Path, options: WriteOptions) -> WriteResult:
             objects = [(int(a["segmentation"]["value"]), a) for _, a in objects]
         classes = label_maps.class_map(im, shape, ids, recode, source_palette, root)
         instances = label_maps.instance_map(shape, objects, root, keep_void=False) if objects else np.zeros(shape, np.int64)
-        geometry.write_label_png(output_path(out, f"{SEMANTIC}/{stems[im.path]}.png"), classes)
-        geometry.write_label_png(output_path(out, f"{INSTANCE}/{stems[im.path]}.png"), instances, sixteen_bit=True)
+        mask_name = mask_names[names[im.path]]
+        geometry.write_label_png(output_path(out, f"{SEMANTIC}/{mask_name}.png"), classes)
+        geometry.write_label_png(output_path(out, f"{INSTANCE}/{mask_name}.png"), instances, sixteen_bit=True)
         files += 2
         n_annotations += len(objects)
     lines = [f"{value} {name}" for name, value in sorted(ids.items(), key=lambda kv: kv[1])]
     (out / "classes.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return WriteResult(out, NAME, len(images), n_annotations, files + 1, report)
+
+
+def _mask_names(image_names: list[str]) -> dict[str, str]:
+    """Image name under images/ -> its masks' name under masks/*/, one the reader finds: the file
+    stem where no other image has it (flat, as the shapes sample stores masks), else the image's
+    path without its suffix (its sub-folders mirrored), or with it where only the suffix differs."""
+    return unique_names(image_names, [file_stem, without_suffix, lambda name: name])
 

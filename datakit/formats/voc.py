@@ -15,11 +15,14 @@ file (1-based, in file order) is instance value ``k`` of its SegmentationObject 
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
+from PIL import Image
 
 from datakit import geometry
 from datakit.errors import DatakitError
@@ -38,6 +41,8 @@ from datakit.formats.base import (
     build_manifest,
     export_images,
     flat_names,
+    inspect_images,
+    mask_fits,
     output_path,
     place_image,
     safe_relative,
@@ -120,7 +125,7 @@ def _split_lists(src: Path, report: Report) -> dict[str, str]:
                 continue
             shown = f"ImageSets/{folder.name}/{split}.txt"
             for number, line in enumerate(read_text(path).splitlines(), start=1):
-                stem = line.split()[0] if line.split() else ""
+                stem = _list_id(line)
                 if not stem:
                     continue
                 previous = splits.get(stem)
@@ -129,6 +134,15 @@ def _split_lists(src: Path, report: Report) -> dict[str, str]:
                 elif previous != split:
                     report.change(shown, f"line {number}", f"{stem!r} is also in the {previous} list; it stays in {previous}")
     return splits
+
+
+def _list_id(line: str) -> str:
+    """The image id of a split list line: ``id`` or ``id flag`` (flag -1, 0 or 1, as the class lists
+    write it); any other line is one id, spaces included (``my photo``)."""
+    fields = line.strip().rsplit(None, 1)
+    if len(fields) == 2 and fields[1] in ("-1", "0", "1"):
+        return fields[0].strip()
+    return line.strip()
 
 
 def _number(element: ET.Element | None, tag: str) -> float | None:
@@ -251,12 +265,15 @@ def read(src: Path, options: ReadOptions) -> ReadResult:
         if object_values is not None:
             _objects_without_xml(object_values, set(), stem, path, class_dir, palette, index_of, annotations, report,
                                  object_dir.name)
-    _check_class_maps(src, images, set(index_of.values()), palette, report)
+    # image sizes first: every class and object map must have its image's size
+    frame = inspect_images(src, images, report, options)
+    _check_class_maps(src, frame, set(index_of.values()), palette, report)
+    _refuse_misfit_object_maps(src, frame, annotations, report)
     extra = {"mask_palette": palette.tolist()} if palette is not None else None
     manifest = build_manifest(src, images, annotations, categories.finish(), report, options,
                               source={"format": NAME, "class_list": list_file,
                                       "one_based": options.voc_one_based},
-                              extra=extra)
+                              extra=extra, frame=frame)
     return ReadResult(manifest, report, NAME, [str(p) for p in xml_files])
 
 
@@ -301,18 +318,45 @@ def _objects_without_xml(object_values: tuple[np.ndarray, set[int]], used: set[i
                         file=shown, where=f"instance {value}")
 
 
-def _check_class_maps(src: Path, images: ImageTable, indices: set[int], palette: np.ndarray | None,
+def _check_class_maps(src: Path, frame: pd.DataFrame, indices: set[int], palette: np.ndarray | None,
                       report: Report) -> None:
-    """Every value in a class map must be a class index, background 0 or void 255."""
+    """A class map must have its image's size and hold only class indices, background 0 or void 255;
+    one that does not is not used."""
     known = {0, VOID} | indices
-    for i, mask in enumerate(images.semantic_mask):
-        if mask is None:
+    for row, path, mask, width, height in zip(frame.index, frame["path"].tolist(), frame["semantic_mask"].tolist(),
+                                              frame["width"].tolist(), frame["height"].tolist()):
+        if mask is None or mask is pd.NA:
             continue
-        values = {int(v) for v in np.unique(geometry.read_label_png(src / mask, palette))}
-        unknown = sorted(values - known)
-        if unknown:
+        values = geometry.read_label_png(src / mask, palette)
+        unknown = sorted({int(v) for v in np.unique(values)} - known)
+        if not mask_fits(values.shape, mask, path, (width, height), report):
+            frame.loc[row, "semantic_mask"] = pd.NA
+        elif unknown:
             report.invalid(mask, "", f"class value(s) {unknown} are not in the class list; class map not used")
-            images.semantic_mask[i] = None
+            frame.loc[row, "semantic_mask"] = pd.NA
+
+
+def _refuse_misfit_object_maps(src: Path, frame: pd.DataFrame, annotations: AnnotationTable, report: Report) -> None:
+    """Objects whose object map is not its image's size lose that mask: an XML object keeps its box,
+    an object known only from the map is dropped."""
+    sizes = dict(zip(frame["path"].tolist(), zip(frame["width"].tolist(), frame["height"].tolist())))
+    maps = {(json.loads(seg)["path"], image) for kind, seg, image
+            in zip(annotations.kind, annotations.segmentation, annotations.image) if kind == "mask_file"}
+    refused = set()
+    for map_path, image in sorted(maps):
+        with Image.open(src / map_path) as opened:
+            shape = (opened.height, opened.width)
+        if not mask_fits(shape, map_path, image, sizes.get(image), report):
+            refused.add(map_path)
+    drop = set()
+    for i, (kind, seg) in enumerate(zip(annotations.kind, annotations.segmentation)):
+        if kind != "mask_file" or json.loads(seg)["path"] not in refused:
+            continue
+        if annotations.file[i] == json.loads(seg)["path"]:
+            drop.add(i)
+        else:
+            annotations.kind[i] = annotations.segmentation[i] = annotations.area[i] = None
+    annotations.remove(drop)
 
 
 def _attributes(obj: ET.Element, one_based: bool) -> dict[str, Any]:
@@ -367,7 +411,8 @@ def write(manifest: Manifest, out: Path, options: WriteOptions) -> WriteResult:
     source_palette = np.array(manifest.extra["mask_palette"], dtype=np.uint8) if manifest.extra.get("mask_palette") else None
     # manifest category id -> VOC index, for re-coding class maps; anything else keeps its value
     recode = {int(c["id"]): ids[c["name"]] for c in manifest.categories}
-    stems = flat_names([im.path for im in images])
+    # split lists are whitespace separated: a stem with a space would be read as two fields
+    stems = flat_names([im.path for im in images], no_whitespace=True)
     root = manifest.root()
     lists: dict[str, list[str]] = {}
     segmentation_lists: dict[str, list[str]] = {}

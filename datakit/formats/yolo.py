@@ -11,12 +11,14 @@ for several splits (``train: images`` and ``val: images``) holds unsplit images.
 
 Layout written: ``data.yaml``, ``images/<split>/...`` and ``labels/<split>/...`` (``images/`` and
 ``labels/`` for unsplit images, then listed as both train and val). Coordinates are rounded to
-``WriteOptions.decimals`` (6) places. YOLO has no crowd flag and no image labels; crowd objects
+``WriteOptions.decimals`` (6) places. Images whose names differ only in suffix (``a.jpg``,
+``a.png``) would share one label file, so they keep the suffix in the stem (``a.jpg.jpg``). YOLO has no crowd flag and no image labels; crowd objects
 are left out and reported.
 """
 
 from __future__ import annotations
 
+import glob
 import posixpath
 from pathlib import Path
 from typing import Any
@@ -47,7 +49,9 @@ from datakit.formats.base import (
     place_image,
     relative_to_root,
     safe_relative,
+    stem_names,
     target_category_ids,
+    without_suffix,
 )
 from datakit.imageinfo import IMAGE_EXTENSIONS
 from datakit.manifest import Manifest
@@ -248,9 +252,33 @@ def read(src: Path, options: ReadOptions) -> ReadResult:
             continue  # an image without a label file has no objects (YOLO's negatives)
         label_files.append(labels)
         _read_labels(root / labels, labels, path, sizes[path], names, annotations, report)
+    folders = [item for items in sources.values() for item in items if (root / item).is_dir()]
+    _report_labels_without_images(root, folders, set(label_files), report)
     manifest = build_manifest(root, images, annotations, categories.finish(), report, options, frame=frame,
                               source={"format": NAME, "config": config_path.name})
     return ReadResult(manifest, report, NAME, label_files)
+
+
+def _report_labels_without_images(root: Path, image_folders: list[str], read: set[str], report: Report) -> None:
+    """Label files in an image folder's labels/ twin whose image is not there (labels/train/b.txt
+    without images/train/b.*): labels are found from images, so these would vanish unreported."""
+    for folder in dict.fromkeys(image_folders):
+        labels = posixpath.dirname(label_path(f"{folder}/x"))
+        if labels == folder or not (root / labels).is_dir():
+            continue  # darknet keeps labels beside the images: a txt there may be anything
+        for file in sorted((root / labels).rglob("*.txt")):
+            shown = relative_to_root(file, root)
+            image = folder + without_suffix(shown)[len(labels):]
+            if shown in read or _has_image(root / image):
+                continue
+            lines = sum(1 for line in read_text(file).splitlines() if line.strip())
+            report.invalid(shown, "", f"no image {image}.* for this label file; its {lines} object(s) not read")
+
+
+def _has_image(stem_path: Path) -> bool:
+    """Whether an image file with this path and any image suffix exists."""
+    return any(p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+               for p in stem_path.parent.glob(glob.escape(stem_path.name) + ".*"))
 
 
 def _read_labels(path: Path, shown: str, image: str, size: tuple[int, int] | None, names: list[str],
@@ -315,7 +343,7 @@ def write(manifest: Manifest, out: Path, options: WriteOptions) -> WriteResult:
     folders: dict[str, str] = {}
     files = n_annotations = 0
     for split, group in by_split(images):
-        names = export_names([im.path for im in group])
+        names = _unique_stem_names(export_names([im.path for im in group]))
         folder = f"images/{split}" if split else "images"
         folders[split or ""] = folder
         for im in group:
@@ -345,6 +373,13 @@ def write(manifest: Manifest, out: Path, options: WriteOptions) -> WriteResult:
     config["names"] = {index: name for name, index in ordered}
     (out / "data.yaml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return WriteResult(out, NAME, len(images), n_annotations, files + 1, report)
+
+
+def _unique_stem_names(names: dict[str, str]) -> dict[str, str]:
+    """Image names whose stems differ: labels are found by the image's stem, so a.jpg and a.png
+    in one folder would share a.txt; those are written as a.jpg.jpg and a.png.png instead."""
+    stems = stem_names(list(names.values()))
+    return {path: stems[name] + posixpath.splitext(name)[1] for path, name in names.items()}
 
 
 def _fmt(values: list[float], decimals: int) -> str:
