@@ -134,6 +134,12 @@ def test_images_sharing_a_stem_each_keep_their_label_file(tmp_path: Path) -> Non
     back = exported_and_read_back(two_image_coco(tmp_path / "src"), "yolo", tmp_path / "yolo")
     assert len(back.images) == 2
     assert sorted(back.annotations["bbox_x"].round(3)) == [1, 10]
+    from datakit import export
+    from datakit.convert import read_source as read_any
+
+    written = export(read_any(tmp_path / "src", None, ReadOptions()).manifest, "yolo", tmp_path / "again")
+    assert sorted(c["reason"].split(":")[0] for c in written.report.changed) == [
+        "written as images/a.jpg.jpg", "written as images/a.png.png"]
 
 
 def test_a_label_file_without_its_image_is_reported(tmp_path: Path) -> None:

@@ -12,8 +12,9 @@ for several splits (``train: images`` and ``val: images``) holds unsplit images.
 Layout written: ``data.yaml``, ``images/<split>/...`` and ``labels/<split>/...`` (``images/`` and
 ``labels/`` for unsplit images, then listed as both train and val). Coordinates are rounded to
 ``WriteOptions.decimals`` (6) places. Images whose names differ only in suffix (``a.jpg``,
-``a.png``) would share one label file, so they keep the suffix in the stem (``a.jpg.jpg``). YOLO has no crowd flag and no image labels; crowd objects
-are left out and reported.
+``a.png``) would share one label file, so they keep the suffix in the stem (``a.jpg.jpg``; each
+rename is reported). YOLO has no crowd flag and no image labels; crowd objects are left out and
+reported.
 """
 
 from __future__ import annotations
@@ -343,11 +344,15 @@ def write(manifest: Manifest, out: Path, options: WriteOptions) -> WriteResult:
     folders: dict[str, str] = {}
     files = n_annotations = 0
     for split, group in by_split(images):
-        names = _unique_stem_names(export_names([im.path for im in group]))
+        plain = export_names([im.path for im in group])
+        names = _unique_stem_names(plain)
         folder = f"images/{split}" if split else "images"
         folders[split or ""] = folder
         for im in group:
             name = names[im.path]
+            if name != plain[im.path]:
+                report.change(im.path, "", f"written as {folder}/{name}: another image shares its stem, and YOLO "
+                                           "finds a label file by the image's stem")
             if not place_image(manifest.image_path(im.path), output_path(out, f"{folder}/{name}"), options.images):
                 report.skip(im.path, "", "image file not found; labels written, image not copied")
             files += options.images != "none"
