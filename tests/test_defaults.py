@@ -239,6 +239,23 @@ def test_segmentation_tasks_derive_length_and_batch_but_not_their_model_or_input
     assert steps(values, stats.train_images) >= defaults.MIN_STEPS
 
 
+@pytest.mark.parametrize("task", ["detection", "localization", "instance_segmentation"])
+def test_an_object_task_derives_from_the_train_count_its_split_gives(task: str, tmp_path) -> None:
+    """The table said 28 training images (40 x 0.7) where the stratified split made 24: the batch,
+    steps per epoch and patience came from a count the run never had."""
+    import json
+
+    from datakit import ingest
+    from datakit.samples import make_shapes
+    from datakit.training import train
+
+    make_shapes(tmp_path / "shapes", count=40, size=32, objects=(1, 2), seed=2)
+    ingest(tmp_path / "shapes", tmp_path / "m", show_progress=False)
+    train(tmp_path / "m", output=tmp_path / "run", show_progress=False, task=task, epochs=1)
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["defaults"]["stats"]["train_images"] == run["images"]["train"] == 24
+
+
 @pytest.mark.parametrize(("side", "batch"), [(64, 16), (128, 16), (256, 16), (512, 4), (1024, 1)])
 def test_an_object_task_batch_holds_at_most_a_million_input_pixels(side: int, batch: int) -> None:
     """400 training images ask for batch 16; large inputs get fewer images per batch, a memory guard."""

@@ -144,14 +144,19 @@ def data_stats(manifest: Any, config: cfg.TrainConfig, task: str = "classificati
     side = side[np.isfinite(side) & (side > 0)]
     if not len(side):
         side = np.array([float(cfg.DataConfig().image_size)])
-    if not box and "split" in rows.columns:
+    if box:  # stratified as the task splits them: by each image's largest object (localization needs one)
+        rows = rows.assign(label=_largest_object_class(manifest.annotations, rows["id"]))
+        if task == "localization":
+            rows = rows[rows["label"].notna()]
+            if rows.empty:
+                return None
+        rows = rows.assign(label=rows["label"].fillna("(no object)"))
+    if "split" in rows.columns:
         from datakit.splitting import plan_splits
 
         # the split training will make (or complete) from these rows, so the counts printed agree
         planned = plan_splits(rows, config.data.val_fraction, config.data.test_fraction, config.seed).splits
         train = int((planned == "train").sum())
-    elif "split" in rows.columns and (rows["split"] == "train").any():
-        train = int((rows["split"] == "train").sum())
     else:
         train = int(round(len(rows) * (1 - config.data.val_fraction - config.data.test_fraction)))
     channels = rows["channels"].fillna(3).astype(int)
@@ -167,6 +172,16 @@ def data_stats(manifest: Any, config: cfg.TrainConfig, task: str = "classificati
         channels=1 if (channels == 1).all() else 3,
         total_bytes=int(size.fillna(0).sum()) if size is not None else 0,
     )
+
+
+def _largest_object_class(annotations: Any, image_ids: Any) -> Any:
+    """Each image's largest box's category (null without one): the key box and mask tasks split by."""
+    import pandas as pd
+
+    boxed = annotations[annotations["image_id"].isin(image_ids)]
+    boxed = boxed.assign(_area=boxed["bbox_w"] * boxed["bbox_h"]).sort_values("_area", kind="stable")
+    largest = boxed.drop_duplicates("image_id", keep="last").set_index("image_id")["category"]
+    return pd.Series(image_ids.map(largest).to_numpy(), index=image_ids.index, dtype="string")
 
 
 # ---------------------------------------------------------------------------------------------
