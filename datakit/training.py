@@ -327,6 +327,8 @@ def _train(
             info["defaults"] = derivation.as_dict()
         elif resume_state:
             info["defaults"] = run.read_info().get("defaults")
+        # a resumed run's time is every session's: the summary says "N epochs in S seconds"
+        earlier_seconds = float(run.read_info(missing_ok=True).get("seconds") or 0.0) if resume_state else 0.0
         if ctx.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
             run.write_config(cfg.dump_yaml(config))
@@ -342,7 +344,7 @@ def _train(
                 "scaler": scaler.state_dict() if scaler is not None else {}, "rng": torch.get_rng_state(),
                 "best_metric": best_metric, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
                 "history": history, "config": cfg.to_dict(config), "classes": data.classes,
-                "category_ids": data.category_ids, "preprocess": preprocess.as_dict(),
+                "category_ids": data.category_ids, "preprocess": preprocess.as_dict(), "signs": signs.state(),
             }
 
         def finish(status: str, **extra: Any) -> None:
@@ -353,11 +355,14 @@ def _train(
 
                 training_curves(history, run.curves, title=run_dir.name, metrics=task.metrics)
             info.update(status=status, epochs_run=len(history), best_epoch=best_epoch, best_metric=best_metric,
-                        seconds=round(time.perf_counter() - started, 3), warnings=signs.as_list(), **extra)
+                        seconds=round(earlier_seconds + time.perf_counter() - started, 3), warnings=signs.as_list(),
+                        **extra)
             run.write_info(info)
 
         higher = higher_is_better(monitor)
         signs = LearningSigns(display.note)  # signs of not learning (task.diagnose)
+        if resume_state and isinstance(resume_state.get("signs"), dict):
+            signs.restore(resume_state["signs"])  # the earlier sessions' signs stay in run.json
         status = "completed"
         stopped_by_callback: str | None = None
         epoch = start_epoch - 1
@@ -473,7 +478,7 @@ def _train(
     return TrainResult(
         run_dir=run_dir, monitor=monitor, best_metric=best_metric, best_epoch=best_epoch,
         epochs_run=len(history), history=history, test_accuracy=test_accuracy, status=status,
-        classes=data.classes, notes=notes, seconds=time.perf_counter() - started,
+        classes=data.classes, notes=notes, seconds=earlier_seconds + time.perf_counter() - started,
         task=task.name, task_reason=task_reason, test_metrics=test_metrics,
         derived=(info.get("defaults") or {}).get("derived", []), warnings=signs.as_list(),
     )

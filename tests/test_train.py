@@ -103,6 +103,28 @@ def test_resume_continues_from_the_saved_epoch_as_if_never_stopped(digits_small:
     assert pd.read_csv(tmp_path / "resumed" / "metrics.csv")["epoch"].tolist() == [1, 2, 3]
 
 
+def test_a_resumed_run_keeps_the_earlier_sessions_signs_and_time(digits_small: Path, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """run.json after --resume said warnings [] and the last session's seconds only."""
+    from datakit.tasks.classification import ClassificationTask
+
+    seen: list[int] = []
+
+    def sign_at_epoch_two(self, train_metrics, val_metrics, data):
+        seen.append(1)
+        return {"single_class": "validation predicts one class only"} if len(seen) == 1 else {}
+
+    monkeypatch.setattr(ClassificationTask, "diagnose", sign_at_epoch_two)
+    settings = {**TINY_TRAIN, "schedule.warmup_epochs": 0, "train.patience": None}
+    first = train(digits_small, output=tmp_path / "run", show_progress=False, epochs=2, **settings)
+    assert [w["epochs"] for w in first.warnings] == [[2]]
+    resumed = train(None, output=tmp_path / "run", resume=True, show_progress=False, epochs=4)
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert [(w["kind"], w["epochs"]) for w in info["warnings"]] == [("single_class", [2])] == \
+        [(w["kind"], w["epochs"]) for w in resumed.warnings]
+    assert info["seconds"] == pytest.approx(resumed.seconds, abs=0.01) and resumed.seconds > first.seconds
+
+
 def test_nan_loss_stops_training_says_so_and_keeps_the_best_checkpoint(digits_small: Path, tmp_path: Path) -> None:
     # epoch 1 trains normally; the step schedule then multiplies lr by 1e30 and the loss becomes NaN
     settings = {**TINY_TRAIN, "optimizer": "sgd", "schedule.name": "step", "schedule.step_size": 1,

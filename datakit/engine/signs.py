@@ -41,6 +41,16 @@ class LearningSigns:
                              f"{sign['epochs'][-1]} has not held since epoch {sign['gone_from']}")
                     self._said_gone.add(kind)
 
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint keeps, so a resumed run still knows the signs of its earlier epochs."""
+        return {"signs": [dict(sign, epochs=list(sign["epochs"])) for sign in self._signs.values()],
+                "absent": dict(self._absent), "said_gone": sorted(self._said_gone)}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self._signs = {sign["kind"]: dict(sign, epochs=list(sign["epochs"])) for sign in state.get("signs", [])}
+        self._absent = {kind: int(n) for kind, n in state.get("absent", {}).items()}
+        self._said_gone = set(state.get("said_gone", []))
+
     def as_list(self) -> list[dict[str, Any]]:
         """kind, message (the latest), epochs it held, gone_from (None while it still holds)."""
         return [dict(sign) for sign in self._signs.values()]
