@@ -233,10 +233,40 @@ def prepare_classification(
     for name in ("train", "val"):
         if frames[name].empty:
             raise DatakitError(f"{where}: split '{name}' has no labelled usable images; training needs "
-                               f"train and val (set data.val_fraction, or give the manifest a '{name}' split)")
+                               f"train and val (set data.val_fraction, or give the manifest a '{name}' split)"
+                               + _copies_kept_together(labelled))
     if frames["train"]["target"].nunique() < 2:
         raise DatakitError(f"{where}: split 'train' holds only one class; classification needs at least two classes")
+    notes.extend(_classes_not_measured(frames, labelled))
     return LabelledSplits(manifest.root(), classes, [ids[c] for c in classes], frames, plan, notes, where)
+
+
+def _copies_kept_together(labelled: pd.DataFrame) -> str:
+    """Why a generated split can come out empty: copies of one image (same sha256) share a split."""
+    if "sha256" not in labelled.columns:
+        return ""
+    distinct = int(labelled["sha256"].fillna(labelled["id"]).nunique())
+    if distinct >= 0.9 * len(labelled):
+        return ""
+    return (f"; the {len(labelled)} usable images hold only {distinct} distinct files, and copies of one file "
+            "stay in one split (balance-report lists the duplicates)")
+
+
+def _classes_not_measured(frames: dict[str, pd.DataFrame], labelled: pd.DataFrame) -> list[str]:
+    """Notes for classes trained on but absent from val or test: a 50:1 set's 2 minority images both
+    went to train, and validation and test read 1.0 for a model that never predicts that class."""
+    trained = set(frames["train"]["label"])
+    totals = labelled["label"].astype(str).value_counts()
+    notes = []
+    for name in ("val", "test"):
+        if frames[name].empty:
+            continue
+        missing = sorted(trained - set(frames[name]["label"]))
+        if missing:
+            listed = ", ".join(f"{c} ({int(totals.get(c, 0))} images in all)" for c in missing)
+            notes.append(f"class(es) with no {name} images: {listed}; {name} accuracy says nothing about them "
+                         "(give them more images, or a manifest split that holds some)")
+    return notes
 
 
 def assign_splits(rows: pd.DataFrame, config: DataConfig, seed: int, fixed_splits: pd.DataFrame | None, where: str,

@@ -109,6 +109,8 @@ def eval_tables(console: Console, metrics: dict[str, Any]) -> None:
         table.add_row(f"[italic]{average} avg[/]", _fmt(row["precision"]), _fmt(row["recall"]), _fmt(row["f1"]),
                       str(metrics["images"]), style="dim" if average == "weighted" else None)
     console.print(table)
+    if metrics.get("macro_note"):
+        console.print(f"[dim]macro avg: {shown(metrics['macro_note'])}[/]", highlight=False, soft_wrap=True)
     classes = metrics["classes"]
     if len(classes) <= 12:
         matrix = titled("confusion matrix (rows: true, columns: predicted)")

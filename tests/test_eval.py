@@ -52,6 +52,26 @@ def test_a_class_never_predicted_gets_zero_precision_not_an_error() -> None:
     assert m["per_class"]["b"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
 
 
+def test_macro_averages_leave_out_a_class_absent_from_the_split_and_say_so() -> None:
+    """Class c trained on but not in this split (and never predicted): averaging its 0 recall in put
+    a perfect two-class split's macro recall at 0.67."""
+    import torch
+
+    from datakit.tasks.classification import ConfusionEvaluator
+
+    y_true = np.array([0, 0, 1, 1])
+    m = classification_metrics(y_true, y_true, None, ["a", "b", "c"])
+    assert m["macro"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0}
+    assert m["macro"]["f1"] == pytest.approx(f1_score(y_true, y_true, average="macro"))  # scikit-learn's default
+    assert m["per_class"]["c"]["support"] == 0 and "not in it: c" in m["macro_note"]
+    evaluator = ConfusionEvaluator(3)
+    evaluator.update(torch.eye(3)[[0, 0, 1, 1]], torch.tensor([0, 0, 1, 1]))
+    assert evaluator.compute()["macro_f1"] == 1.0
+    predicted_c = classification_metrics(y_true, np.array([0, 0, 1, 2]), None, ["a", "b", "c"])
+    assert predicted_c["macro_note"] is None  # predicted, so it is averaged (its precision is 0)
+    assert predicted_c["macro"]["f1"] == pytest.approx(f1_score(y_true, [0, 0, 1, 2], average="macro"))
+
+
 def test_evaluate_a_run_on_its_test_split(digits_run) -> None:
     metrics = evaluate(digits_run.run_dir, show_progress=False)
     assert metrics["split"] == "test" and metrics["images"] == 90

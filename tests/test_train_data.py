@@ -93,6 +93,32 @@ def test_labelled_splits_use_the_manifest_category_order(digits_small: Path) -> 
         assert (frame["label"].map(data.classes.index) == frame["target"]).all()
 
 
+def test_a_class_with_no_val_or_test_images_is_named(tmp_path: Path) -> None:
+    """A 20:1 set's 2 minority images both go to train: val and test then say nothing about that class."""
+    from datakit.ingest import ingest
+
+    for i in range(40):
+        write_png(tmp_path / "src" / "major" / f"{i}.png", seed=i)
+    for i in range(2):
+        write_png(tmp_path / "src" / "minor" / f"{i}.png", seed=100 + i)
+    ingest(tmp_path / "src", tmp_path / "m", show_progress=False)
+    data = prepare_classification(load_manifest(tmp_path / "m"), cfg.DataConfig(), seed=0)
+    assert set(data.frames["val"]["label"]) == {"major"}
+    assert any(n.startswith("class(es) with no val images: minor (2 images in all)") for n in data.notes)
+    assert any(n.startswith("class(es) with no test images: minor") for n in data.notes)
+
+
+def test_copies_of_one_file_explain_an_empty_validation_split(tmp_path: Path) -> None:
+    from datakit.ingest import ingest
+
+    for label, seed in (("a", 1), ("b", 2)):
+        for i in range(6):
+            write_png(tmp_path / "src" / label / f"{i}.png", seed=seed)  # six copies of one image
+    ingest(tmp_path / "src", tmp_path / "m", show_progress=False)
+    with pytest.raises(DatakitError, match=r"the 12 usable images hold only 2 distinct files, and copies of one"):
+        prepare_classification(load_manifest(tmp_path / "m"), cfg.DataConfig(), seed=0)
+
+
 def test_augmentation_spec_forms_and_errors() -> None:
     spec = ["HorizontalFlip", {"Affine": {"rotate": [-10, 10], "p": 1.0}}, {"name": "GaussNoise", "p": 0.5}]
     transform = build_transform(spec, seed=0)

@@ -53,9 +53,16 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, probabilities
             for i, name in enumerate(classes)
         },
     }
+    # a class neither in the split nor predicted has no precision or recall to average: counting it
+    # as 0 put a 2-class split's macro recall at 0.33 (scikit-learn's own default leaves it out too)
+    occurring = sorted(set(np.asarray(y_true).tolist()) | set(np.asarray(y_pred).tolist())) or labels
     for average in ("macro", "weighted"):
-        p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels, average=average, zero_division=0)
+        p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=occurring, average=average,
+                                                     zero_division=0)
         result[average] = {"precision": float(p), "recall": float(r), "f1": float(f)}
+    absent = [classes[i] for i in labels if i not in occurring]
+    result["macro_note"] = (f"averaged over the {len(occurring)} classes in this split or predicted; not in it: "
+                            f"{', '.join(absent)}" if absent else None)
     result["confusion_matrix"] = confusion_matrix(y_true, y_pred, labels=labels).tolist()
     result["roc_auc"] = None
     result["roc_auc_note"] = None
@@ -100,7 +107,9 @@ class ConfusionEvaluator:
         predicted, actual = matrix.sum(0), matrix.sum(1)
         denominator = predicted + actual
         f1 = torch.where(denominator > 0, 2 * correct / denominator.clamp(min=1), torch.zeros_like(correct))
-        return {"accuracy": float(correct.sum()) / max(total, 1.0), "macro_f1": float(f1.mean()) if self.k else 0.0}
+        occurring = denominator > 0  # a class neither in the pass nor predicted has no F1 (as in classification_metrics)
+        macro = float(f1[occurring].mean()) if bool(occurring.any()) else 0.0
+        return {"accuracy": float(correct.sum()) / max(total, 1.0), "macro_f1": macro}
 
 
 NEAR_CHANCE = 0.1  # train accuracy within 10% of the way from chance to 1.0 counts as "near chance"
