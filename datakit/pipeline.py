@@ -264,13 +264,36 @@ def _closest(word: str, known: list[str] | tuple[str, ...]) -> str:
     return f"; did you mean '{near[0]}'?" if near else ""
 
 
+def _option_choices() -> dict[tuple[str, str], tuple[str, ...]]:
+    """(step, option) -> the values it takes, so a bad one fails before the first step, not after training."""
+    from datakit.formats.base import ON_INVALID
+    from datakit.imageinfo import VERIFY_MODES
+    from datakit.ingest import LAYOUTS
+    from datakit.manifest import SPLITS
+    from datakit.manifest_header import TABLE_FORMATS
+    from datakit.sweep_space import SAMPLERS
+
+    return {("sample", "name"): ("shapes", "digits"), ("sample", "image_format"): ("png", "jpg"),
+            ("ingest", "layout"): LAYOUTS, ("ingest", "verify"): VERIFY_MODES,
+            ("ingest", "table_format"): TABLE_FORMATS, ("ingest", "on_invalid"): ON_INVALID,
+            ("eval", "split"): (*SPLITS, "all"), ("eval", "checkpoint"): ("best", "last"),
+            ("sweep", "sampler"): SAMPLERS}
+
+
 def _check_options(where: str, name: str, options: Mapping[str, Any]) -> None:
-    """Unknown options fail before any step runs (config keys are checked by the config itself)."""
+    """Unknown options, and values outside an option's choices, fail before any step runs (config
+    keys are checked by the config itself)."""
     signature = inspect.signature(STEPS[name])
     params = [p for p in list(signature.parameters.values())[1:] if p.kind != p.VAR_KEYWORD]
     takes_config_keys = any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values())
     known = [p.name for p in params]
+    choices = _option_choices()
     for key in options:
+        allowed = choices.get((name, key))
+        value = options[key]
+        if allowed and value is not None and not _references(value) and value not in allowed:
+            raise DatakitError(f"{where}: step '{name}': {key} {value!r} is not one of {', '.join(allowed)}"
+                               f"{_closest(str(value), allowed)}")
         if key in known:
             continue
         if not takes_config_keys:

@@ -83,6 +83,10 @@ def test_a_failing_step_stops_the_pipeline_and_is_named(tmp_path: Path) -> None:
     ([{"eval": {"run": "${train.run}"}}, {"train": {}}], r"does not name an earlier step \(it runs later\)"),
     ([{"sweep": {}}], r"step 'sweep' needs 'space'"),
     ([{"train": {}}, {"train": {}}], r"step id\(s\) train used twice; give repeated steps `id: NAME`"),
+    ([{"sample": {"name": "shapes"}}, {"ingest": {}}, {"train": {}}, {"eval": {"split": "bogus"}}],
+     r"step 4 'eval': step 'eval': split 'bogus' is not one of train, val, test, all"),
+    ([{"sample": {"name": "digitz"}}], r"name 'digitz' is not one of shapes, digits; did you mean 'digits'\?"),
+    ([{"sample": {"name": "digits"}}, {"ingest": {"on_invalid": "drop"}}], r"on_invalid 'drop' is not one of clip"),
 ])
 def test_bad_pipelines_fail_before_any_step_runs(steps: list, message: str, tmp_path: Path) -> None:
     with pytest.raises(DatakitError, match=message):
