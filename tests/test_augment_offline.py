@@ -149,6 +149,11 @@ def test_verify_regenerates_outputs_made_with_one_seed_for_every_transform(shape
         del entry["seeding"]
     (tmp_path / "old" / "manifest.json").write_text(json.dumps(header))
     assert datakit.augment(verify=tmp_path / "old", show_progress=False).passed
+    for entry in header["pipelines"].values():
+        entry["seeding"] = "from-the-future"
+    (tmp_path / "old" / "manifest.json").write_text(json.dumps(header))
+    with pytest.raises(DatakitError, match="seeded by a rule this datakit does not know"):
+        datakit.augment(verify=tmp_path / "old", show_progress=False)
 
 
 def test_verify_reports_a_changed_parent(augmented: Path, tmp_path: Path) -> None:

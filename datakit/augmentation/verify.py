@@ -96,6 +96,13 @@ def verify(output: str | os.PathLike[str], workers: int = 1, show_progress: bool
     if derived.empty:
         raise DatakitError(f"{manifest.location}: no derived images to verify (no row has a parent_id)")
     running = _versions()
+    from datakit.augmentation.targets import SEEDINGS
+
+    for pipeline_hash, entry in manifest.pipelines.items():
+        if entry.get("seeding", "shared") not in SEEDINGS:
+            raise DatakitError(f"{manifest.location}: pipeline {pipeline_hash[:12]} was seeded by a rule this datakit "
+                               f"does not know ({entry['seeding']!r}; known: {', '.join(SEEDINGS)}): a newer "
+                               "datakit made it")
     recorded = {h: {k: e.get(k) for k in running} for h, e in manifest.pipelines.items()}
     result = VerifyResult(manifest=manifest.location, checked=len(derived), ok=0,
                           versions={"recorded": recorded, "running": running})
