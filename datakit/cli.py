@@ -34,6 +34,7 @@ from rich.markup import escape  # noqa: E402
 
 from datakit import render  # noqa: E402
 from datakit.errors import DatakitError  # noqa: E402
+from datakit.interrupts import sigterm_as_interrupt  # noqa: E402
 from datakit.manifest_header import trusting_outside  # noqa: E402
 
 app = typer.Typer(
@@ -69,7 +70,8 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         if signal.getsignal(signal.SIGINT) is _interrupted_at_startup:
             signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
-            with trusting_outside(kwargs.get("allow_outside")):  # --allow-outside, for every manifest loaded
+            # --allow-outside, for every manifest loaded; SIGTERM (kill, schedulers) cleans up as Ctrl-C does
+            with trusting_outside(kwargs.get("allow_outside")), sigterm_as_interrupt():
                 return fn(*args, **kwargs)
         except DatakitError as exc:
             # escaped: a message such as "[height, width]" is text, not rich markup

@@ -17,16 +17,13 @@ epoch with DDP and the first process writes the run directory.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import signal
-import threading
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -45,6 +42,7 @@ from datakit.engine.loop import NonFiniteLoss, evaluate, train_one_epoch
 from datakit.engine.optim import Schedule, lr_factor, make_optimizer  # noqa: F401 - lr_factor: API
 from datakit.engine.rundir import RunDir
 from datakit.errors import DatakitError
+from datakit.interrupts import sigterm_as_interrupt
 from datakit.manifest import Manifest, load_manifest
 from datakit.manifest_header import takes_allow_outside
 from datakit.models import get_family
@@ -121,24 +119,6 @@ def read_run_info(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
 # the command
 
 
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Schedulers (SLURM, Kubernetes, torchrun) stop a job with SIGTERM: treat it as Ctrl-C, so the
-    last checkpoint is saved and ``--resume`` can continue."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 @takes_allow_outside
 def train(
     manifest: str | os.PathLike[str] | None = None,
@@ -202,7 +182,7 @@ def train(
     try:
         # every process has checked the output folder before the first one writes into it
         distributed.barrier(ctx)
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             return _train(loaded, task_class(config_used), task_reason, monitor, config_used, run, device, ctx,
                           resume_state,
                           fixed_splits, show_progress and ctx.is_main, callback, started, derivation)

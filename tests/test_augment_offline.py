@@ -333,6 +333,29 @@ def test_a_failed_run_leaves_no_half_made_output(shapes_split: Path, tmp_path: P
     assert not (tmp_path / "out").exists()
 
 
+def test_sigterm_cleans_up_as_ctrl_c_does(shapes_split: Path, tmp_path: Path) -> None:
+    """kill (or a scheduler) sends SIGTERM, whose default ended the process mid-write: the
+    half-made folder then blocked the next run ("exists and is not an empty folder")."""
+    import os
+    import signal
+    import time
+
+    from tests.conftest import REPO, default_sigint
+
+    out = tmp_path / "out"
+    process = subprocess.Popen([sys.executable, "-m", "datakit", "augment", str(shapes_split), "-o", str(out),
+                                "--copies", "400", "--workers", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, preexec_fn=default_sigint)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None and len(list(out.rglob("*.png"))) < 20:
+        time.sleep(0.05)
+    assert process.poll() is None, "finished before it could be stopped"
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130 and "interrupted" in stderr, stderr
+    assert not out.exists()
+
+
 def test_semantic_masks_follow_the_pixels_and_verify(tmp_path: Path) -> None:
     datakit.sample("shapes", tmp_path / "shapes", count=6, noise=0.0, show_progress=False)
     datakit.ingest(tmp_path / "shapes", tmp_path / "m", format="masks", show_progress=False)
