@@ -58,6 +58,8 @@ class IngestResult:
     label_counts: dict[str, int]
     broken: list[dict[str, str]] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
+    # usable images kept without a label or split (a file beside the class folders): not skipped
+    kept_unlabeled: list[dict[str, str]] = field(default_factory=list)
     new: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
@@ -89,6 +91,7 @@ class IngestResult:
             "labels": self.label_counts,
             "broken": self.broken,
             "skipped": self.skipped,
+            "kept_unlabeled": self.kept_unlabeled,
             "incremental": {
                 "new": len(self.new),
                 "changed": len(self.changed),
@@ -311,12 +314,13 @@ def ingest(
     if not files:
         raise DatakitError(f"{src}: no image files found (looked for {', '.join(sorted(imageinfo.IMAGE_EXTENSIONS)[:9])}, ...)")
     chosen = detect_layout(files, labels_table is not None) if layout == "auto" else layout
+    kept_unlabeled: list[dict[str, str]] = []
     if chosen == "flat":
         if labels_table is None:
             raise DatakitError("layout 'flat' needs --labels FILE.csv (columns: file,label[,split])")
         skipped += _assign_csv_labels(files, labels_table, Path(labels))  # type: ignore[arg-type]
     else:
-        skipped += assign_folder_labels(files, chosen)
+        kept_unlabeled = assign_folder_labels(files, chosen)
 
     out_location = resolve_location(output)
     old_images: pd.DataFrame | None = None
@@ -397,6 +401,7 @@ def ingest(
         label_counts={k: int(v) for k, v in ok["label"].fillna("(none)").value_counts().sort_index().items()},
         broken=broken_list,
         skipped=skipped,
+        kept_unlabeled=kept_unlabeled,
         new=new_files if old_images is not None else [],
         changed=changed_files,
         deleted=deleted_files,

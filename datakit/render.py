@@ -71,6 +71,7 @@ def _folder_summary(console: Console, result: Any) -> None:
         console.print(_counts_table("usable images per label", result.label_counts, "label"))
     _listing(console, "broken files (kept in the manifest with their status)", result.broken, "bold red")
     _listing(console, "skipped or refused", result.skipped, "bold yellow")
+    _listing(console, "kept without a label or split", getattr(result, "kept_unlabeled", []), "yellow")
     if result.new or result.changed or result.deleted or result.unchanged:
         console.print(
             f"incremental: {len(result.new)} new, {len(result.changed)} changed, "

@@ -96,6 +96,11 @@ def scan_images(src: Path, allow_outside: bool = False) -> tuple[list[ScannedFil
             return
         for entry in entries:
             if entry.name.startswith("."):
+                # metadata (macOS ._name, editors' backups), never data; an image name says so aloud
+                if os.path.splitext(entry.name)[1].lower() in imageinfo.IMAGE_EXTENSIONS:
+                    rel = "/".join(rel_parts + (entry.name,))
+                    refused.append({"path": rel if _is_utf8(rel) else escape_name(rel),
+                                    "reason": "hidden file (its name starts with '.'): not read"})
                 continue
             rel = "/".join(rel_parts + (entry.name,))
             shown = rel if _is_utf8(rel) else escape_name(rel)
@@ -158,11 +163,11 @@ def assign_folder_labels(files: list[ScannedFile], layout: str) -> list[dict[str
         if layout == "classes":
             f.label = parts[0] if len(parts) > 1 and not f.bad_name else None
             if f.label is None and not f.bad_name:
-                notes.append({"path": f.path, "reason": "image at the top level of a class-folder layout: no label"})
+                notes.append({"path": f.path, "reason": "at the top level of a class-folder layout: kept without a label"})
         elif layout == "splits":
             split = SPLIT_ALIASES.get(parts[0].lower()) if len(parts) > 1 else None
             if split is None:
-                notes.append({"path": f.path, "reason": "not inside a train/val/test folder: no split"})
+                notes.append({"path": f.path, "reason": "not inside a train/val/test folder: kept without a split"})
             f.split = split
             f.label = parts[1] if len(parts) > 2 and not f.bad_name else None
     return notes

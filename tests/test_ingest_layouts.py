@@ -36,6 +36,18 @@ def test_class_folders_give_labels_and_facts(class_folder: Path, tmp_path: Path)
     assert m.image_path("cat/cat_0.jpg").read_bytes() == data
 
 
+def test_an_image_beside_the_class_folders_is_kept_unlabeled_and_hidden_files_are_named(class_folder: Path,
+                                                                                          tmp_path: Path) -> None:
+    """root.jpg was listed as "skipped or refused" yet kept as an unlabeled row; .hidden.jpg vanished."""
+    write_png(class_folder / "root.png")
+    write_png(class_folder / "cat" / ".hidden.png")
+    result = ingest(class_folder, tmp_path / "m", show_progress=False, strict=True)  # neither fails --strict
+    assert result.kept_unlabeled == [{"path": "root.png",
+                                      "reason": "at the top level of a class-folder layout: kept without a label"}]
+    assert pd.isna(by_path(tmp_path / "m")["root.png"]["label"])
+    assert {"path": "cat/.hidden.png", "reason": "hidden file (its name starts with '.'): not read"} in result.skipped
+
+
 def test_split_folders_record_split(tmp_path: Path) -> None:
     src = tmp_path / "src"
     write_jpeg(src / "train" / "a" / "1.jpg")

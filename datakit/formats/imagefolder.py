@@ -57,7 +57,7 @@ def read(src: Path, options: ReadOptions) -> ReadResult:
     if layout not in ("classes", "splits"):
         raise DatakitError(f"{src}: not an ImageFolder data set: images must be in <class>/ or <split>/<class>/ folders")
     for note in assign_folder_labels(files, layout):
-        report.skip(note["path"], "", note["reason"])
+        report.change(note["path"], "", note["reason"])  # kept, without a label or split
     categories = CategoryTable(report)
     images = ImageTable()
     for f in files:
