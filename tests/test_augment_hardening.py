@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 import datakit
+from datakit.errors import DatakitError
 from datakit.manifest import load_manifest
 from datakit.parquet_files import read_parquet, write_parquet
 from tests.augment_data import shapes_manifest
@@ -27,3 +28,17 @@ def test_a_manifest_folder_named_with_a_colon_is_written_and_read_back(tmp_path:
     # the other Parquet files (sweep results, pixel caches) go through the same helpers
     write_parquet(pd.DataFrame({"a": [1, 2]}), "aug:heavy/cache.parquet")
     assert read_parquet("aug:heavy/cache.parquet")["a"].tolist() == [1, 2]
+
+
+@pytest.mark.parametrize("inside", ["images/aug", "m/sub", "m"])
+def test_an_output_inside_the_input_is_refused_before_anything_is_written(tmp_path: Path, inside: str) -> None:
+    """Derived images under the input's image folder became a new class 'aug' at the next ingest."""
+    datakit.sample("shapes", tmp_path / "shapes", count=4, show_progress=False)
+    datakit.ingest(tmp_path / "shapes" / "images", tmp_path / "m", show_progress=False)
+    folder = {"images": tmp_path / "shapes" / "images", "m": tmp_path / "m"}
+    first, _, rest = inside.partition("/")
+    output = folder[first] / rest if rest else folder[first]
+    before = sorted(p for p in tmp_path.rglob("*"))
+    with pytest.raises(DatakitError, match="is inside the input"):
+        datakit.augment(tmp_path / "m", output, split="all", show_progress=False)
+    assert sorted(p for p in tmp_path.rglob("*")) == before

@@ -39,6 +39,7 @@ from datakit.augmentation.specs import Pipeline
 from datakit.augmentation.targets import SEEDING
 from datakit.errors import DatakitError
 from datakit.manifest import Manifest
+from datakit.manifest_header import check_output_outside
 
 IMAGES_DIR = "images"
 DERIVED_DIR = "augmented"
@@ -372,6 +373,7 @@ def augment_manifest(
         raise DatakitError(f"--workers must be at least 1, got {workers}")
     manifest = manifest_path if isinstance(manifest_path, Manifest) else load_manifest(manifest_path)
     out = Path(output)
+    check_output_outside(out, {"input manifest's folder": manifest.location, "input's image folder": manifest.root()})
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DatakitError(f"{out}: exists and is not an empty folder; choose a new output folder")
     sources = select_sources(manifest, split)
