@@ -42,3 +42,34 @@ def test_an_output_inside_the_input_is_refused_before_anything_is_written(tmp_pa
     with pytest.raises(DatakitError, match="is inside the input"):
         datakit.augment(tmp_path / "m", output, split="all", show_progress=False)
     assert sorted(p for p in tmp_path.rglob("*")) == before
+
+
+def _two_image_manifest(tmp: Path) -> Path:
+    datakit.sample("shapes", tmp / "shapes", count=4, show_progress=False)
+    (tmp / "c" / "a").mkdir(parents=True)
+    for name in sorted(p.name for p in (tmp / "shapes" / "images").rglob("*.png"))[:2]:
+        (tmp / "c" / "a" / name).write_bytes(next((tmp / "shapes" / "images").rglob(name)).read_bytes())
+    datakit.ingest(tmp / "c", tmp / "c.m", show_progress=False)
+    return tmp / "c.m"
+
+
+def test_a_parent_changed_since_ingest_is_skipped_not_given_a_false_lineage(tmp_path: Path) -> None:
+    """The derived image was made from the edited file but recorded the hash ingest saw, and
+    --verify failed at once."""
+    from PIL import Image
+
+    manifest = _two_image_manifest(tmp_path)
+    changed, kept = sorted(load_manifest(manifest).images["path"])
+    Image.new("RGB", (64, 64), "blue").save(tmp_path / "c" / changed)
+    result = datakit.augment(manifest, tmp_path / "ca", split="all", preset="light", show_progress=False)
+    assert [s["path"] for s in result.skipped] == [changed]
+    assert "changed since ingest; re-ingest first" in result.skipped[0]["reason"]
+    assert result.derived == 1 and result.after == {"a": 3}
+    derived = load_manifest(tmp_path / "ca").images.dropna(subset=["parent_id"])
+    parents = load_manifest(manifest).images.set_index("path")
+    assert list(derived["parent_sha256"]) == [parents.loc[kept, "sha256"]]
+    assert datakit.augment(verify=tmp_path / "ca", show_progress=False).passed
+    Image.new("RGB", (64, 64), "red").save(tmp_path / "c" / kept)
+    with pytest.raises(DatakitError, match=r"every source image \(2\) changed since ingest; re-ingest first"):
+        datakit.augment(manifest, tmp_path / "none", split="all", show_progress=False)
+    assert not (tmp_path / "none").exists()

@@ -51,6 +51,14 @@ class Job:
     """Absolute path of the parent's class map PNG, when it has one."""
     mask_root: str | None = None
     """Image root for ``mask_file`` segmentations."""
+    parent_sha256: str | None = None
+    """The parent's content hash in the manifest; a file whose bytes hash otherwise is not rendered."""
+
+
+class ParentChanged(DatakitError):
+    """The parent file is no longer what the manifest recorded, so a derived image's lineage would lie."""
+
+    REASON = "changed since ingest; re-ingest first"
 
 
 @dataclass
@@ -69,6 +77,8 @@ class Rendered:
     """Per parent object: status kept/clipped/dropped, reason, position in the output."""
     kept: np.ndarray
     applied: Any
+    parent_sha256: str
+    """SHA-256 of the parent bytes this image was made from."""
     semantic_mask: bytes | None
     pixels: np.ndarray
     semantic_values: np.ndarray | None
@@ -78,13 +88,16 @@ class Rendered:
         return hashlib.sha256(self.image).hexdigest()
 
 
-def decode(path: str, channels: int) -> np.ndarray:
-    """uint8 pixels as displayed (EXIF orientation applied): HxW for grey, HxWx3 RGB otherwise."""
+def decode(path: str, channels: int, data: bytes | None = None) -> np.ndarray:
+    """uint8 pixels as displayed (EXIF orientation applied): HxW for grey, HxWx3 RGB otherwise.
+
+    ``data``: the file's bytes, when the caller has read them already."""
     import cv2
 
     flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR_RGB
     try:
-        image = cv2.imdecode(np.fromfile(path, dtype=np.uint8), flag)
+        buffer = np.frombuffer(data, dtype=np.uint8) if data is not None else np.fromfile(path, dtype=np.uint8)
+        image = cv2.imdecode(buffer, flag)
     except (OSError, ValueError) as exc:
         raise DatakitError(f"{path}: cannot read image ({exc})") from None
     if image is None:
@@ -105,6 +118,22 @@ def encode(pixels: np.ndarray, fmt: str, encoding: dict[str, int] | None = None)
     if not ok:
         raise DatakitError(f"cannot encode a {pixels.shape} image as {fmt}")
     return data.tobytes()
+
+
+def read_parent(job: Job) -> tuple[np.ndarray, str]:
+    """The parent's pixels and the SHA-256 of the very bytes they were decoded from.
+
+    Hashing what is decoded, not trusting the manifest, keeps ``parent_sha256`` true when the file
+    was edited after ingest; such a parent raises :class:`ParentChanged` instead of being rendered.
+    """
+    try:
+        data = Path(job.parent_path).read_bytes()
+    except OSError as exc:
+        raise DatakitError(f"{job.parent_path}: cannot read image ({exc.strerror or exc})") from None
+    sha256 = hashlib.sha256(data).hexdigest()
+    if job.parent_sha256 is not None and sha256 != job.parent_sha256:
+        raise ParentChanged(f"{job.parent_path}: {ParentChanged.REASON}")
+    return decode(job.parent_path, job.channels, data), sha256
 
 
 def _instance_masks(job: Job, height: int, width: int) -> tuple[np.ndarray | None, list[bool]]:
@@ -139,7 +168,7 @@ def render(compose: Any, job: Job, encoding: dict[str, int] | None = None,
     from datakit.augmentation import targets
     from datakit.geometry import read_label_png
 
-    image = decode(job.parent_path, job.channels)
+    image, parent_sha256 = read_parent(job)
     height, width = image.shape[:2]
     masks, has = _instance_masks(job, height, width)
     semantic = read_label_png(job.semantic_mask) if job.semantic_mask else None
@@ -164,6 +193,7 @@ def render(compose: Any, job: Job, encoding: dict[str, int] | None = None,
         objects=result.objects(len(job.objects)),
         kept=kept,
         applied=targets.encode_applied(result.applied),
+        parent_sha256=parent_sha256,
         semantic_mask=semantic_bytes,
         pixels=pixels,
         semantic_values=out.semantic_mask,

@@ -37,6 +37,8 @@ def augment_summary(console: Console, result: Any) -> None:
             console.print(f"  dropped {n}: {shown(reason)}", highlight=False)
     for note in result.notes:
         console.print(f"[cyan]note:[/] {shown(note)}", highlight=False)
+    if result.skipped:
+        _listed(console, f"skipped source images, not augmented ({len(result.skipped)})", result.skipped, "bold yellow")
     console.print(f"wrote {result.derived} derived + {result.carried} carried images to {result.output} "
                   f"(pipeline {result.source}, {result.pipeline[:12]}) in {result.seconds:.1f}s", highlight=False)
 
@@ -48,17 +50,21 @@ def verify_summary(console: Console, result: Any) -> None:
                                 result.version_mismatch, "bold yellow"),
                                ("missing", result.missing, "bold red"),
                                ("parent changed or gone", result.parent_changed, "bold red")):
-        if not rows:
-            continue
-        table = Table(title=f"{title} ({len(rows)})", title_style=style)
-        table.add_column("path", overflow="fold")
-        table.add_column("reason", overflow="fold")
-        for row in rows[:MAX_LISTED]:
-            table.add_row(shown(row["path"]), shown(row["reason"]))
-        if len(rows) > MAX_LISTED:
-            table.caption = f"... and {len(rows) - MAX_LISTED} more (--json lists all)"
-        console.print(table)
+        if rows:
+            _listed(console, f"{title} ({len(rows)})", rows, style)
     console.print("[bold green]verified[/]" if result.passed else "[bold red]verification failed[/]")
+
+
+def _listed(console: Console, title: str, rows: list[dict[str, str]], style: str) -> None:
+    """The first rows of a list of {path, reason} as a table; --json has them all."""
+    table = Table(title=title, title_style=style)
+    table.add_column("path", overflow="fold")
+    table.add_column("reason", overflow="fold")
+    for row in rows[:MAX_LISTED]:
+        table.add_row(shown(row["path"]), shown(row["reason"]))
+    if len(rows) > MAX_LISTED:
+        table.caption = f"... and {len(rows) - MAX_LISTED} more (--json lists all)"
+    console.print(table)
 
 
 def preview_summary(console: Console, result: Any) -> None:
