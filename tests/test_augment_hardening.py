@@ -4,6 +4,7 @@ parents changed since ingest, edited annotations, specs that fail at run time.""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 import pytest
@@ -73,3 +74,58 @@ def test_a_parent_changed_since_ingest_is_skipped_not_given_a_false_lineage(tmp_
     with pytest.raises(DatakitError, match=r"every source image \(2\) changed since ingest; re-ingest first"):
         datakit.augment(manifest, tmp_path / "none", split="all", show_progress=False)
     assert not (tmp_path / "none").exists()
+
+
+@pytest.fixture(scope="module")
+def augmented_objects(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A detection + instance segmentation output where every derived image keeps its objects."""
+    tmp = tmp_path_factory.mktemp("objects")
+    out = tmp / "out"
+    datakit.augment(shapes_manifest(tmp, count=6, objects=(2, 3)), out, spec=[{"HorizontalFlip": {"p": 1.0}}],
+                    split="all", show_progress=False)
+    return out
+
+
+def _edit_derived_annotations(source: Path, copy: Path, edit: Callable[[pd.DataFrame, pd.Series], pd.DataFrame]) -> str:
+    """Copy ``source`` to ``copy`` and apply ``edit`` to its annotations table; the derived image's id."""
+    import json
+    import shutil
+
+    shutil.copytree(source, copy)
+    tables = json.loads((copy / "manifest.json").read_text())["tables"]
+    annotations = read_parquet(copy / tables["annotations"])
+    derived = annotations["id"].str.contains(":")
+    victim = annotations[derived].iloc[0]
+    write_parquet(edit(annotations, annotations["id"] == victim["id"]), copy / tables["annotations"])
+    return str(victim["image_id"])
+
+
+def _shift_box(table: pd.DataFrame, row: pd.Series) -> pd.DataFrame:
+    table.loc[row, "bbox_x"] += 1.0
+    return table
+
+
+def _other_category(table: pd.DataFrame, row: pd.Series) -> pd.DataFrame:
+    current = table.loc[row, "category"].iloc[0]
+    table.loc[row, "category"] = next(c for c in table["category"].unique() if c != current)
+    return table
+
+
+def _other_mask(table: pd.DataFrame, row: pd.Series) -> pd.DataFrame:
+    table.loc[row, "segmentation"] = table.loc[~row & table["id"].str.contains(":"), "segmentation"].iloc[0]
+    return table
+
+
+@pytest.mark.parametrize("edit, detail", [(_shift_box, "box"), (_other_category, "category differs"),
+                                          (lambda t, row: t[~row], "objects recorded"),
+                                          (_other_mask, "instance mask differs")],
+                         ids=["box shifted", "category changed", "row deleted", "mask replaced"])
+def test_verify_finds_edited_annotations_of_derived_images(augmented_objects: Path, tmp_path: Path,
+                                                           edit: Callable[..., pd.DataFrame], detail: str) -> None:
+    """--verify compared only pixels, so edited boxes, categories and rows passed as 'verified'."""
+    assert datakit.augment(verify=augmented_objects, show_progress=False).passed
+    victim = _edit_derived_annotations(augmented_objects, tmp_path / "copy", edit)
+    result = datakit.augment(verify=tmp_path / "copy", show_progress=False)
+    assert not result.passed and result.corrupt == []
+    assert [r["id"] for r in result.objects_differ] == [victim]
+    assert result.objects_differ[0]["reason"].startswith("objects differ: ") and detail in result.objects_differ[0]["reason"]

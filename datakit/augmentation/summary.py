@@ -49,6 +49,8 @@ def verify_summary(console: Console, result: Any) -> None:
                                ("version mismatch (bytes differ, made with other library versions)",
                                 result.version_mismatch, "bold yellow"),
                                ("missing", result.missing, "bold red"),
+                               ("objects differ (annotations edited since augmentation)", result.objects_differ,
+                                "bold red"),
                                ("parent changed or gone", result.parent_changed, "bold red")):
         if rows:
             _listed(console, f"{title} ({len(rows)})", rows, style)
