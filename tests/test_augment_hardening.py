@@ -129,3 +129,52 @@ def test_verify_finds_edited_annotations_of_derived_images(augmented_objects: Pa
     assert not result.passed and result.corrupt == []
     assert [r["id"] for r in result.objects_differ] == [victim]
     assert result.objects_differ[0]["reason"].startswith("objects differ: ") and detail in result.objects_differ[0]["reason"]
+
+
+@pytest.fixture(scope="module")
+def small_classes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("classes")
+    datakit.sample("shapes", tmp / "shapes", count=8, show_progress=False)
+    datakit.ingest(tmp / "shapes" / "images", tmp / "m", show_progress=False)
+    return tmp / "m"
+
+
+def _unchanged(image: object, **params: object) -> object:
+    return image
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_transform_failing_on_an_image_is_one_clear_error_and_leaves_nothing(small_classes: Path, tmp_path: Path,
+                                                                              workers: int) -> None:
+    """A crop larger than the image raised albumentations' CropSizeError as a traceback."""
+    spec = [{"RandomCrop": {"height": 500, "width": 500}}]
+    with pytest.raises(DatakitError, match=r"^augment: \w+/shapes_\d+\.png: RandomCrop: Crop size .*\(500, 500\) vs "
+                                           r"\(64, 64\)$"):
+        datakit.augment(small_classes, tmp_path / "out", spec=spec, split="all", workers=workers, show_progress=False)
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(DatakitError, match="RandomCrop: Crop size"):
+        datakit.augment(small_classes, preview=tmp_path / "p.png", spec=spec, split="all", show_progress=False)
+
+
+def test_lambda_and_float_outputs_are_refused_before_any_image_is_made(small_classes: Path, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lambda raised a ValueError traceback; Normalize wrote near-black PNGs."""
+    import albumentations as A
+
+    with pytest.raises(DatakitError, match=r"augment\[0\]: Lambda runs Python functions.*no lineage"):
+        datakit.augment(small_classes, tmp_path / "l", spec=[{"Lambda": {}}], split="all", show_progress=False)
+    with pytest.raises(DatakitError, match="cannot be serialized, so its images would have no lineage"):
+        datakit.augment(small_classes, tmp_path / "l", spec=A.Compose([A.Lambda(image=_unchanged)]),
+                        split="all", show_progress=False)
+    for name in ("Normalize", "ToFloat"):
+        with pytest.raises(DatakitError, match=f"{name} outputs float images.*8-bit"):
+            datakit.augment(small_classes, tmp_path / "n", spec=[{name: {"p": 1}}], split="all", show_progress=False)
+    assert not (tmp_path / "l").exists() and not (tmp_path / "n").exists()
+    # a transform the up-front list does not know is stopped at the first image it makes
+    from datakit.augmentation import render
+
+    monkeypatch.setattr(render, "NOT_8BIT", ())
+    with pytest.raises(DatakitError, match=r"Normalize made a float32 image; offline augmentation writes 8-bit"):
+        datakit.augment(small_classes, tmp_path / "n", spec=[{"Normalize": {"p": 1}}], split="all",
+                        show_progress=False)
+    assert not (tmp_path / "n").exists()

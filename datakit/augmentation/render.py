@@ -10,6 +10,7 @@ so any number of workers produce the same files.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,9 @@ from datakit.errors import DatakitError
 ENCODING = {"jpeg_quality": 95, "png_compression": 3}
 # parent format -> (manifest format, file extension) of the derived image; other formats become PNG
 FORMATS = {"JPEG": ("JPEG", ".jpg"), "PNG": ("PNG", ".png")}
+# transforms whose output is not 8-bit: right for training, but offline images are 8-bit files
+# (a float image in [0, 1] or normalized around 0 was written as a near-black PNG)
+NOT_8BIT = ("Normalize", "ToFloat", "ToTensorV2")
 
 
 @dataclass
@@ -120,6 +124,46 @@ def encode(pixels: np.ndarray, fmt: str, encoding: dict[str, int] | None = None)
     return data.tobytes()
 
 
+def check_8bit_output(compose: Any) -> None:
+    """Refuse, before any image is made, a pipeline with a transform that does not output 8-bit images."""
+    for step in _steps(compose):
+        if type(step).__name__ in NOT_8BIT:
+            raise DatakitError(f"augment: {type(step).__name__} outputs float images, but offline augmentation "
+                               "writes 8-bit image files; leave it to training (augment: in the train config)")
+
+
+def _steps(transform: Any) -> Any:
+    """Every transform of a pipeline, compositions opened up."""
+    yield transform
+    for child in getattr(transform, "transforms", None) or []:
+        yield from _steps(child)
+
+
+def _shown_path(job: Job) -> str:
+    if job.mask_root:
+        return os.path.relpath(job.parent_path, job.mask_root)
+    return job.parent_path
+
+
+def _failing_step(exc: BaseException) -> str:
+    """``Name: `` of the innermost albumentations transform in the traceback, or ''."""
+    import albumentations as A
+
+    name = ""
+    frame = exc.__traceback__
+    while frame is not None:
+        owner = frame.tb_frame.f_locals.get("self")
+        if isinstance(owner, A.BasicTransform):
+            name = type(owner).__name__
+        frame = frame.tb_next
+    return f"{name}: " if name else ""
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
 def read_parent(job: Job) -> tuple[np.ndarray, str]:
     """The parent's pixels and the SHA-256 of the very bytes they were decoded from.
 
@@ -174,9 +218,18 @@ def render(compose: Any, job: Job, encoding: dict[str, int] | None = None,
     semantic = read_label_png(job.semantic_mask) if job.semantic_mask else None
     sample = targets.Sample(image=image, boxes=np.array([o.box for o in job.objects], dtype=np.float64).reshape(-1, 4),
                             labels=[o.label for o in job.objects], masks=masks, semantic_mask=semantic)
-    result = targets.apply(compose, sample, replay=replay, seed=job.seed, seeding=seeding or targets.SEEDING)
+    try:
+        result = targets.apply(compose, sample, replay=replay, seed=job.seed, seeding=seeding or targets.SEEDING)
+    except DatakitError:
+        raise
+    except Exception as exc:  # a transform that cannot run on this image (a crop larger than it, ...)
+        raise DatakitError(f"augment: {_shown_path(job)}: {_failing_step(exc)}{_first_line(exc)}") from None
     out = result.sample
     pixels = np.ascontiguousarray(out.image)
+    if pixels.dtype != np.uint8:
+        steps = ", ".join(dict.fromkeys(step["name"] for step in result.applied or [])) or "the pipeline"
+        raise DatakitError(f"augment: {_shown_path(job)}: {steps} made a {pixels.dtype} image; offline augmentation "
+                           "writes 8-bit images (leave Normalize/ToFloat to training)")
     semantic_bytes = None
     if out.semantic_mask is not None:
         semantic_bytes = encode(np.ascontiguousarray(out.semantic_mask), "PNG", encoding)

@@ -33,6 +33,8 @@ from typing import Any
 from datakit.errors import DatakitError
 
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
+# transforms that run Python functions: a spec cannot hold the functions, nor a manifest record them
+NOT_SERIALIZABLE = ("Lambda",)
 
 
 @dataclass
@@ -149,6 +151,9 @@ def build_transform(name: str, params: dict[str, Any], where: str, known: dict[s
     if cls is None:
         hint = _did_you_mean(name, known) or " (see albumentations' transform list)"
         raise DatakitError(f"{where}: unknown transform '{name}'{hint}")
+    if name in NOT_SERIALIZABLE:
+        raise DatakitError(f"{where}: {name} runs Python functions, which a spec cannot hold and a manifest cannot "
+                           "record (no lineage); use albumentations' named transforms")
     accepted = _parameters(cls)
     if accepted is not None:
         for key in params:
@@ -210,7 +215,12 @@ def serialize(compose: Any) -> dict[str, Any]:
     """albumentations' serialized form of ``compose`` (``A.to_dict``), JSON-clean."""
     import albumentations as A
 
-    return json.loads(json.dumps(A.to_dict(compose), default=_json_default))
+    try:
+        data = A.to_dict(compose)
+    except Exception as exc:  # Lambda without a name, a custom transform albumentations cannot write
+        raise DatakitError(f"augment: the pipeline cannot be serialized, so its images would have no lineage "
+                           f"({_first_lines(exc)})") from None
+    return json.loads(json.dumps(data, default=_json_default))
 
 
 def pipeline_hash(serialized: dict[str, Any]) -> str:
