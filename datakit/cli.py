@@ -179,7 +179,12 @@ def augment(
     from datakit.augmentation.command import augment as run_augment
 
     if list_presets:
-        summary.presets_table(out)
+        if as_json:
+            from datakit.augmentation.presets import catalogue
+
+            print_json(catalogue())
+        else:
+            summary.presets_table(out)
         return
     result = run_augment(manifest, output, preset=preset, spec=spec, orientation=orientation, task=task,
                          copies=copies, split=split, balance=balance, target=target, seed=seed, workers=workers,

@@ -178,3 +178,17 @@ def test_lambda_and_float_outputs_are_refused_before_any_image_is_made(small_cla
         datakit.augment(small_classes, tmp_path / "n", spec=[{"Normalize": {"p": 1}}], split="all",
                         show_progress=False)
     assert not (tmp_path / "n").exists()
+
+
+def test_list_presets_json_is_json() -> None:
+    """--list-presets --json printed the rich tables."""
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "datakit", "augment", "--list-presets", "--json"],
+                          capture_output=True, text=True, check=True)
+    listed = json.loads(proc.stdout)
+    assert [p["name"] for p in listed["presets"]] == ["light", "medium", "heavy"]
+    assert all(p["transforms"] and p["assumes"] for p in listed["presets"])
+    assert [o["name"] for o in listed["orientations"]] == ["upright", "any", "fixed"]

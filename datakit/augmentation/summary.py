@@ -74,18 +74,19 @@ def preview_summary(console: Console, result: Any) -> None:
 
 
 def presets_table(console: Console) -> None:
-    from datakit.augmentation.presets import ORIENTATIONS, PRESETS
+    from datakit.augmentation.presets import catalogue
 
+    listed = catalogue()
     table = Table(title="augmentation presets")
     table.add_column("preset")
     table.add_column("transforms", overflow="fold")
     table.add_column("assumes", overflow="fold")
-    for preset in PRESETS.values():
-        table.add_row(preset.name, preset.summary, preset.assumes)
+    for preset in listed["presets"]:
+        table.add_row(preset["name"], preset["transforms"], preset["assumes"])
     console.print(table)
     orient = Table(title="orientation (--orientation, or medium:fixed)")
     orient.add_column("orientation")
     orient.add_column("assumes", overflow="fold")
-    for name, text in ORIENTATIONS.items():
-        orient.add_row(name, text)
+    for orientation in listed["orientations"]:
+        orient.add_row(orientation["name"], orientation["assumes"])
     console.print(orient)
