@@ -192,3 +192,34 @@ def test_list_presets_json_is_json() -> None:
     assert [p["name"] for p in listed["presets"]] == ["light", "medium", "heavy"]
     assert all(p["transforms"] and p["assumes"] for p in listed["presets"])
     assert [o["name"] for o in listed["orientations"]] == ["upright", "any", "fixed"]
+
+
+def test_copies_has_a_limit_and_task_takes_the_short_names(small_classes: Path, tmp_path: Path) -> None:
+    """--copies 100000 planned 1 GB of jobs; --task segment was refused though the README says segment."""
+    from datakit.augmentation.offline import MAX_COPIES
+
+    with pytest.raises(DatakitError, match=f"--copies {MAX_COPIES + 1} is more than {MAX_COPIES}"):
+        datakit.augment(small_classes, tmp_path / "many", copies=MAX_COPIES + 1, split="all", show_progress=False)
+    assert not (tmp_path / "many").exists()
+    for short, task in (("segment", "semantic_segmentation"), ("instance", "instance_segmentation"),
+                        ("detect", "detection"), ("classify", "classification")):
+        result = datakit.augment(small_classes, preview=tmp_path / f"{short}.png", task=short, split="all",
+                                 preview_count=1, show_progress=False)
+        assert result.sources == 1
+        from datakit.augmentation.offline import choose_task
+
+        assert choose_task(load_manifest(small_classes), short) == task
+    with pytest.raises(DatakitError, match="augment has no presets for task 'localize'"):
+        datakit.augment(small_classes, tmp_path / "loc", task="localize", split="all", show_progress=False)
+
+
+def test_nested_short_form_specs_build_their_children(small_classes: Path, tmp_path: Path) -> None:
+    """{OneOf: {transforms: [{HorizontalFlip: {}}]}} failed with "'str' object has no attribute 'available_keys'"."""
+    spec = [{"OneOf": {"transforms": [{"HorizontalFlip": {"p": 1.0}}, "VerticalFlip",
+                                      {"Sequential": {"transforms": [{"Blur": {"p": 1.0}}]}}], "p": 1.0}}]
+    result = datakit.augment(small_classes, tmp_path / "out", spec=spec, split="all", show_progress=False)
+    assert result.derived == 8 and datakit.augment(verify=tmp_path / "out", show_progress=False).passed
+    with pytest.raises(DatakitError, match=r"augment\[0\]: OneOf.transforms\[0\]: unknown transform 'HorizontalFip'; "
+                                           "did you mean 'HorizontalFlip'"):
+        datakit.augment(small_classes, tmp_path / "bad", spec=[{"OneOf": {"transforms": ["HorizontalFip"]}}],
+                        split="all", show_progress=False)

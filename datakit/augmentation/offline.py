@@ -44,6 +44,8 @@ from datakit.manifest_header import check_output_outside
 IMAGES_DIR = "images"
 DERIVED_DIR = "augmented"
 SPLIT_CHOICES = ("train", "val", "test", "all")
+# more copies of one image than this is a typo, not a plan (100000 planned 1 GB of jobs in memory)
+MAX_COPIES = 1000
 
 
 @dataclass
@@ -236,10 +238,14 @@ def run_jobs(tasks: Sequence[Any], worker: Callable[[Any], Any], initargs: tuple
 def choose_task(manifest: Manifest, task: str | None) -> str:
     from datakit.augmentation.presets import PRESET_TASKS
 
+    from datakit.tasks import canonical_task
+
     if task is not None:
-        if task not in PRESET_TASKS:
-            raise DatakitError(f"unknown task {task!r}; known: {', '.join(PRESET_TASKS)}")
-        return task
+        # the short names train and predict take (segment, instance, detect, classify) too
+        name = canonical_task(task)
+        if name not in PRESET_TASKS:
+            raise DatakitError(f"augment has no presets for task {task!r}; known: {', '.join(PRESET_TASKS)}")
+        return name
     for preferred in ("instance_segmentation", "detection", "semantic_segmentation", "classification"):
         if preferred in manifest.tasks:
             return preferred
@@ -375,6 +381,9 @@ def augment_manifest(
                            "each class needs")
     if copies is not None and copies < 1:
         raise DatakitError(f"--copies must be at least 1, got {copies}")
+    if copies is not None and copies > MAX_COPIES:
+        raise DatakitError(f"--copies {copies} is more than {MAX_COPIES} derived images per source image; "
+                           "use --target N to reach a count per class")
     if target is not None and target < 1:
         raise DatakitError(f"--target must be at least 1, got {target}")
     if workers < 1:

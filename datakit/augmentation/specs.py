@@ -174,8 +174,23 @@ def from_list(spec: list[Any], prefix: str = "augment") -> list[Any]:
     for index, entry in enumerate(spec):
         where = f"{prefix}[{index}]"
         name, params = parse_entry(entry, where)
-        transforms.append(build_transform(name, _as_tuples(params), where, known))
+        transforms.append(build_transform(name, _nested(_as_tuples(params), f"{where}: {name}", known), where, known))
     return transforms
+
+
+def _nested(params: dict[str, Any], where: str, known: dict[str, type]) -> dict[str, Any]:
+    """``params`` with a composition's short-form children (OneOf, SomeOf, Sequential) built as transforms."""
+    children = params.get("transforms")
+    if children is None:
+        return params
+    if not isinstance(children, (list, tuple)):
+        raise DatakitError(f"{where}: 'transforms' must be a list of transforms")
+    built = []
+    for index, child in enumerate(children):
+        at = f"{where}.transforms[{index}]"
+        name, child_params = parse_entry(child, at)
+        built.append(build_transform(name, _nested(child_params, f"{at}: {name}", known), at, known))
+    return {**params, "transforms": built}
 
 
 # ---------------------------------------------------------------------------------------------
