@@ -162,8 +162,8 @@ def augment(
     preset: Optional[str] = typer.Option(None, "--preset", help="light, medium (default) or heavy; e.g. medium:fixed for digits."),
     spec: Optional[Path] = typer.Option(None, "--spec", help="Spec file (.yaml/.json): albumentations' A.save form or a list of transforms."),
     orientation: Optional[str] = typer.Option(None, "--orientation", help="What the preset may assume: upright (default), any or fixed."),
-    task: Optional[str] = typer.Option(None, "--task", help="Task the preset is built for (default: from the manifest)."),
-    copies: Optional[int] = typer.Option(None, "--copies", help="Derived images per source image (default 1)."),
+    task: Optional[str] = typer.Option(None, "--task", help="Task the preset is built for: instance, detect, segment or classify (default: from the manifest)."),
+    copies: Optional[int] = typer.Option(None, "--copies", help="Derived images per source image (default 1, at most 1000)."),
     split: str = typer.Option("train", "--split", help="Split to augment: train, val, test or all; the others are carried unchanged."),
     balance: bool = typer.Option(False, "--balance", help="Augment classes below the largest class up to its count."),
     target: Optional[int] = typer.Option(None, "--target", help="Augment every class below N up to N (images, or objects for object tasks)."),
@@ -181,7 +181,12 @@ def augment(
     from datakit.augmentation.command import augment as run_augment
 
     if list_presets:
-        summary.presets_table(out)
+        if as_json:
+            from datakit.augmentation.presets import catalogue
+
+            print_json(catalogue())
+        else:
+            summary.presets_table(out)
         return
     result = run_augment(manifest, output, preset=preset, spec=spec, orientation=orientation, task=task,
                          copies=copies, split=split, balance=balance, target=target, seed=seed, workers=workers,

@@ -21,6 +21,7 @@ import pandas as pd
 from datakit import __version__
 from datakit.atomic import write_atomic, write_json
 from datakit.errors import ManifestError
+from datakit.parquet_files import read_parquet, write_parquet
 from datakit.manifest_header import (  # noqa: F401 - re-exported: the manifest's one public surface
     _UNSAFE_PATH,
     ALLOW_OUTSIDE_ENV,
@@ -232,7 +233,7 @@ def _read_table(path: Path, columns: dict[str, str]) -> pd.DataFrame:
     fmt = path.suffix.lstrip(".")
     try:
         if fmt == "parquet":
-            return pd.read_parquet(path)
+            return read_parquet(path)
         # read everything as text so casting is ours and errors can name the row
         if fmt == "csv":
             return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
@@ -301,7 +302,7 @@ def _fsync_dir(path: Path) -> None:
 
 def _write_table(df: pd.DataFrame, path: Path, fmt: str) -> None:
     if fmt == "parquet":
-        df.to_parquet(path, index=False)
+        write_parquet(df, path)
     elif fmt == "csv":
         df.to_csv(path, index=False)
     elif fmt == "jsonl":

@@ -17,7 +17,6 @@ from typing import Any, Iterable
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from datakit.manifest_header import (
     _UNSAFE_PATH,
@@ -30,6 +29,7 @@ from datakit.manifest_header import (
     STATUSES,
     Header,
 )
+from datakit.parquet_files import open_parquet
 
 _ARROW_TYPES = {"string": pa.string(), "Int64": pa.int64(), "float64": pa.float64()}
 
@@ -64,7 +64,7 @@ def normalized(table: pa.Table, columns: Iterable[str], schema: dict[str, str]) 
 
 def _read(path: Path, wanted: Iterable[str], schema: dict[str, str]) -> pa.Table | None:
     try:
-        parquet = pq.ParquetFile(path)
+        parquet = open_parquet(path)
         types = dict(zip(parquet.schema_arrow.names, parquet.schema_arrow.types))
         # every known column's type, read or not: pandas would cast (or refuse) each one
         if any(name in types and not _castable(types[name], dtype) for name, dtype in schema.items()):

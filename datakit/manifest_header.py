@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterator, TypeVar
 
-from datakit.errors import ManifestError
+from datakit.errors import DatakitError, ManifestError
 
 T = TypeVar("T")
 
@@ -176,6 +176,21 @@ def check_image_root(image_root: str, where: str, allow_outside: bool | None = N
         raise ManifestError(f"{where}: image_root {image_root!r} {problem}; refused because it can reach files "
                             f"outside the data set (pass --allow-outside, or set {ALLOW_OUTSIDE_ENV}=1, "
                             "if you trust this manifest)")
+
+
+def check_output_outside(output: str | os.PathLike[str], inputs: dict[str, str | os.PathLike[str]]) -> None:
+    """Refuse an output folder that is an input folder or lies inside one (``inputs``: what -> folder).
+
+    What a command writes there becomes part of its input: derived images under the image root are
+    picked up as a new class by the next ingest, a folder inside a manifest's folder is left behind
+    when that manifest is moved or rewritten.
+    """
+    out = Path(output).resolve()
+    for what, folder in inputs.items():
+        inside = Path(folder).resolve()
+        if out == inside or inside in out.parents:
+            raise DatakitError(f"{output}: is inside the {what} ({inside}); write the output outside it, "
+                               "e.g. beside the manifest")
 
 
 

@@ -42,6 +42,7 @@ from datakit.engine.rundir import RunDir
 from datakit.errors import DatakitError
 from datakit.manifest import load_manifest
 from datakit.manifest_header import takes_allow_outside
+from datakit.parquet_files import write_parquet
 from datakit.tasks import higher_is_better
 from datakit.sweep_space import SearchSpace, load_space
 from datakit.sweep_storage import Reclaimed, open_storage, owner, reclaim_dead_trials, storage_url as database_url
@@ -396,7 +397,7 @@ def write_results(output: Path, study: optuna.Study, space: SearchSpace,
     table = results_table(trials, space)
     # several processes may write one sweep: every write is atomic, the last one wins
     write_atomic(output / "results.csv", lambda p: table.to_csv(p, index=False))
-    write_atomic(output / "results.parquet", lambda p: table.to_parquet(p, index=False, engine="pyarrow"))
+    write_atomic(output / "results.parquet", lambda p: write_parquet(table, p))
     best = best_summary(table, space, trials)
     if best is not None:
         write_json(output / "best.json", best)

@@ -64,6 +64,10 @@ def augment(
         raise DatakitError("--orientation goes with a preset; a spec file says exactly which transforms run")
     pipeline = resolve(spec if spec is not None else (preset or DEFAULT_PRESET), task=chosen_task,
                        orientation=orientation)
+    from datakit.augmentation.render import check_8bit_output
+
+    check_8bit_output(pipeline.compose)
+    pipeline.hash()  # a pipeline that cannot be serialized has no lineage: say so before any image is made
     result = None
     preview_result = None
     if preview is not None:

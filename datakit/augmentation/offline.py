@@ -39,10 +39,13 @@ from datakit.augmentation.specs import Pipeline
 from datakit.augmentation.targets import SEEDING
 from datakit.errors import DatakitError
 from datakit.manifest import Manifest
+from datakit.manifest_header import check_output_outside
 
 IMAGES_DIR = "images"
 DERIVED_DIR = "augmented"
 SPLIT_CHOICES = ("train", "val", "test", "all")
+# more copies of one image than this is a typo, not a plan (100000 planned 1 GB of jobs in memory)
+MAX_COPIES = 1000
 
 
 @dataclass
@@ -69,6 +72,8 @@ class AugmentResult:
     counted: str
     """images (classification) or objects (object tasks): what before/after count."""
     notes: list[str] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    """Source images not augmented: {id, path, reason} (a file changed since ingest)."""
     seconds: float = 0.0
     preview: Any = None
 
@@ -121,7 +126,11 @@ def _make(task: tuple[rendering.Job, str, str | None]) -> dict[str, Any]:
     """Render one derived image, write its files (folders exist: the parent made them) and return a
     small row; the pixels never travel back to the parent."""
     job, out_path, mask_path = task
-    done = rendering.render(_WORKER["compose"], job, _WORKER["encoding"])
+    try:
+        done = rendering.render(_WORKER["compose"], job, _WORKER["encoding"])
+    except rendering.ParentChanged:
+        # one edited file must not stop the run, nor get a derived image whose lineage lies
+        return {"skipped": rendering.ParentChanged.REASON, "labels": []}
     root = _WORKER["root"]
     size, mtime_ns = _write(os.path.join(root, out_path), done.image)
     if mask_path is not None and done.semantic_mask is not None:
@@ -149,6 +158,7 @@ def _summary(done: rendering.Rendered, size: int, mtime_ns: int) -> dict[str, An
         "boxes": [], "kept": [], "labels": [], "segmentations": [], "areas": [], "objects": done.objects,
         # JSON made here, in the worker, so the parent does not serialize every image's parameters
         "applied": json.dumps(done.applied) if done.applied is not None else None,
+        "parent_sha256": done.parent_sha256,
     }
     if not len(done.kept):
         return row  # an image without objects (classification): nothing more to say
@@ -228,10 +238,14 @@ def run_jobs(tasks: Sequence[Any], worker: Callable[[Any], Any], initargs: tuple
 def choose_task(manifest: Manifest, task: str | None) -> str:
     from datakit.augmentation.presets import PRESET_TASKS
 
+    from datakit.tasks import canonical_task
+
     if task is not None:
-        if task not in PRESET_TASKS:
-            raise DatakitError(f"unknown task {task!r}; known: {', '.join(PRESET_TASKS)}")
-        return task
+        # the short names train and predict take (segment, instance, detect, classify) too
+        name = canonical_task(task)
+        if name not in PRESET_TASKS:
+            raise DatakitError(f"augment has no presets for task {task!r}; known: {', '.join(PRESET_TASKS)}")
+        return name
     for preferred in ("instance_segmentation", "detection", "semantic_segmentation", "classification"):
         if preferred in manifest.tasks:
             return preferred
@@ -337,7 +351,8 @@ def _jobs_for(rows: Iterable[tuple[Row, int]], manifest: Manifest, objects: dict
         channels = int(row["channels"]) if pd.notna(row["channels"]) else 3
         job = rendering.Job(index=start + offset, parent_id=parent_id, parent_path=str(root / row["path"]),
                             channels=1 if channels == 1 else 3, seed=job_seed, out_format=fmt, objects=objs,
-                            semantic_mask=semantic, mask_root=str(root))
+                            semantic_mask=semantic, mask_root=str(root),
+                            parent_sha256=str(row["sha256"]) if pd.notna(row["sha256"]) else None)
         path = derived_path(str(row["path"]), ident, extension)
         mask_path = derived_path(str(row["semantic_mask"]), ident, ".png") if semantic else None
         out.append((job, path, mask_path, ident, copy))
@@ -366,12 +381,16 @@ def augment_manifest(
                            "each class needs")
     if copies is not None and copies < 1:
         raise DatakitError(f"--copies must be at least 1, got {copies}")
+    if copies is not None and copies > MAX_COPIES:
+        raise DatakitError(f"--copies {copies} is more than {MAX_COPIES} derived images per source image; "
+                           "use --target N to reach a count per class")
     if target is not None and target < 1:
         raise DatakitError(f"--target must be at least 1, got {target}")
     if workers < 1:
         raise DatakitError(f"--workers must be at least 1, got {workers}")
     manifest = manifest_path if isinstance(manifest_path, Manifest) else load_manifest(manifest_path)
     out = Path(output)
+    check_output_outside(out, {"input manifest's folder": manifest.location, "input's image folder": manifest.root()})
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DatakitError(f"{out}: exists and is not an empty folder; choose a new output folder")
     sources = select_sources(manifest, split)
@@ -439,10 +458,11 @@ def _augment(manifest: Manifest, out: Path, sources: pd.DataFrame, pipeline: Pip
         goal = target if target is not None else max(before.values(), default=0)
         if counted == "images":
             plan = balancing.plan_images(sources, before, goal, planner)
-            run(plan, "Augmenting")
+            done = run(plan, "Augmenting")
             after = dict(before)
-            for row, _ in plan:
-                after[str(row["label"])] += 1
+            for (row, _), made in zip(plan, done):
+                if "skipped" not in made:
+                    after[str(row["label"])] += 1
         else:
             after = dict(before)
             for round_number in range(1, balancing.MAX_ROUNDS + 1):
@@ -467,14 +487,18 @@ def _augment(manifest: Manifest, out: Path, sources: pd.DataFrame, pipeline: Pip
         run(plan, "Augmenting")
         after = dict(before)
         if counted == "images":
-            for row, _ in plan:
-                if pd.notna(row["label"]):
+            for (row, _), done in zip(plan, results):
+                if pd.notna(row["label"]) and "skipped" not in done:
                     after[str(row["label"])] = after.get(str(row["label"]), 0) + 1
         else:
             for name, n in balancing.kept_counts(results, manifest).items():
                 after[name] = after.get(name, 0) + n
         goal = None
 
+    skipped = _skipped_parents(all_jobs, results, manifest)
+    if skipped and len(skipped) == len({job.parent_id for job, *_ in all_jobs}):
+        raise DatakitError(f"augment: every source image ({len(skipped)}) {rendering.ParentChanged.REASON} "
+                           f"(e.g. {skipped[0]['path']}): nothing was augmented")
     rows, annotations, fates, reasons = _derived_tables(all_jobs, results, manifest, objects, pipeline, pipeline_hash)
     paths_taken = set(manifest.images["path"].dropna().tolist())
     clash = [r["path"] for r in rows if r["path"] in paths_taken]
@@ -506,21 +530,34 @@ def _augment(manifest: Manifest, out: Path, sources: pd.DataFrame, pipeline: Pip
         sources=len(sources), derived=len(rows), carried=len(manifest.images), mode=mode,
         before=dict(sorted(before.items())), after=dict(sorted(after.items())), target=goal,
         overshoot=overshoot, shortfall=shortfall, objects=fates, dropped_reasons=reasons, counted=counted,
-        notes=notes, seconds=round(time.perf_counter() - started, 3),
+        notes=notes, skipped=skipped, seconds=round(time.perf_counter() - started, 3),
     )
+
+
+def _skipped_parents(jobs: list[tuple[rendering.Job, str, str | None, str, int]], results: list[dict[str, Any]],
+                     manifest: Manifest) -> list[dict[str, str]]:
+    """Each source image whose jobs were skipped, once, with the reason."""
+    paths = dict(zip(manifest.images["id"].astype(str), manifest.images["path"].astype(str)))
+    skipped: dict[str, dict[str, str]] = {}
+    for (job, *_), done in zip(jobs, results):
+        if "skipped" in done and job.parent_id not in skipped:
+            skipped[job.parent_id] = {"id": job.parent_id, "path": paths[job.parent_id], "reason": done["skipped"]}
+    return list(skipped.values())
 
 
 def _derived_tables(jobs: list[tuple[rendering.Job, str, str | None, str, int]], results: list[dict[str, Any]],
                     manifest: Manifest, objects: dict[str, pd.DataFrame], pipeline: Pipeline,
                     pipeline_hash: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, int], dict[str, int]]:
     # one lookup table, not a DataFrame .loc per derived image (that alone cost ~1 ms an image)
-    parents = manifest.images.set_index("id")[["label", "split", "sha256"]].to_dict("index")
+    parents = manifest.images.set_index("id")[["label", "split"]].to_dict("index")
     names = {int(c["id"]): c["name"] for c in manifest.categories}
     rows: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
     fates: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
     for (job, path, mask_path, ident, _copy), done in zip(jobs, results):
+        if "skipped" in done:
+            continue
         parent = parents[job.parent_id]
         group = objects.get(job.parent_id)
         parent_objects = [o for o in job.objects]
@@ -553,7 +590,7 @@ def _derived_tables(jobs: list[tuple[rendering.Job, str, str | None, str, int]],
             "orientation": pd.NA, "channels": done["channels"], "mode": "L" if done["channels"] == 1 else "RGB",
             "bit_depth": 8, "label": parent["label"], "split": parent["split"], "status": "ok", "reason": pd.NA,
             "parent_id": job.parent_id, "transform": pipeline.source, "semantic_mask": mask_path,
-            "source_id": pd.NA, "parent_sha256": parent["sha256"], "pipeline": pipeline_hash, "seed": job.seed,
+            "source_id": pd.NA, "parent_sha256": done["parent_sha256"], "pipeline": pipeline_hash, "seed": job.seed,
             "applied": done["applied"],
             "objects": json.dumps(fate_list),
         })

@@ -50,6 +50,7 @@ def augment_step(ctx: Any, manifest: str | None = None, output: str | None = Non
         if not checked.passed:
             raise DatakitError(f"{out}: verification failed: {len(checked.corrupt)} corrupt, "
                                f"{len(checked.version_mismatch)} version mismatch, {len(checked.missing)} missing, "
-                               f"{len(checked.parent_changed)} with a changed parent")
+                               f"{len(checked.parent_changed)} with a changed parent, "
+                               f"{len(checked.objects_differ)} whose objects differ")
         results["verified"] = checked.ok
     return results

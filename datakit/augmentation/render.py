@@ -10,6 +10,7 @@ so any number of workers produce the same files.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,9 @@ from datakit.errors import DatakitError
 ENCODING = {"jpeg_quality": 95, "png_compression": 3}
 # parent format -> (manifest format, file extension) of the derived image; other formats become PNG
 FORMATS = {"JPEG": ("JPEG", ".jpg"), "PNG": ("PNG", ".png")}
+# transforms whose output is not 8-bit: right for training, but offline images are 8-bit files
+# (a float image in [0, 1] or normalized around 0 was written as a near-black PNG)
+NOT_8BIT = ("Normalize", "ToFloat", "ToTensorV2")
 
 
 @dataclass
@@ -51,6 +55,14 @@ class Job:
     """Absolute path of the parent's class map PNG, when it has one."""
     mask_root: str | None = None
     """Image root for ``mask_file`` segmentations."""
+    parent_sha256: str | None = None
+    """The parent's content hash in the manifest; a file whose bytes hash otherwise is not rendered."""
+
+
+class ParentChanged(DatakitError):
+    """The parent file is no longer what the manifest recorded, so a derived image's lineage would lie."""
+
+    REASON = "changed since ingest; re-ingest first"
 
 
 @dataclass
@@ -69,6 +81,8 @@ class Rendered:
     """Per parent object: status kept/clipped/dropped, reason, position in the output."""
     kept: np.ndarray
     applied: Any
+    parent_sha256: str
+    """SHA-256 of the parent bytes this image was made from."""
     semantic_mask: bytes | None
     pixels: np.ndarray
     semantic_values: np.ndarray | None
@@ -78,13 +92,16 @@ class Rendered:
         return hashlib.sha256(self.image).hexdigest()
 
 
-def decode(path: str, channels: int) -> np.ndarray:
-    """uint8 pixels as displayed (EXIF orientation applied): HxW for grey, HxWx3 RGB otherwise."""
+def decode(path: str, channels: int, data: bytes | None = None) -> np.ndarray:
+    """uint8 pixels as displayed (EXIF orientation applied): HxW for grey, HxWx3 RGB otherwise.
+
+    ``data``: the file's bytes, when the caller has read them already."""
     import cv2
 
     flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR_RGB
     try:
-        image = cv2.imdecode(np.fromfile(path, dtype=np.uint8), flag)
+        buffer = np.frombuffer(data, dtype=np.uint8) if data is not None else np.fromfile(path, dtype=np.uint8)
+        image = cv2.imdecode(buffer, flag)
     except (OSError, ValueError) as exc:
         raise DatakitError(f"{path}: cannot read image ({exc})") from None
     if image is None:
@@ -105,6 +122,62 @@ def encode(pixels: np.ndarray, fmt: str, encoding: dict[str, int] | None = None)
     if not ok:
         raise DatakitError(f"cannot encode a {pixels.shape} image as {fmt}")
     return data.tobytes()
+
+
+def check_8bit_output(compose: Any) -> None:
+    """Refuse, before any image is made, a pipeline with a transform that does not output 8-bit images."""
+    for step in _steps(compose):
+        if type(step).__name__ in NOT_8BIT:
+            raise DatakitError(f"augment: {type(step).__name__} outputs float images, but offline augmentation "
+                               "writes 8-bit image files; leave it to training (augment: in the train config)")
+
+
+def _steps(transform: Any) -> Any:
+    """Every transform of a pipeline, compositions opened up."""
+    yield transform
+    for child in getattr(transform, "transforms", None) or []:
+        yield from _steps(child)
+
+
+def _shown_path(job: Job) -> str:
+    if job.mask_root:
+        return os.path.relpath(job.parent_path, job.mask_root)
+    return job.parent_path
+
+
+def _failing_step(exc: BaseException) -> str:
+    """``Name: `` of the innermost albumentations transform in the traceback, or ''."""
+    import albumentations as A
+
+    name = ""
+    frame = exc.__traceback__
+    while frame is not None:
+        owner = frame.tb_frame.f_locals.get("self")
+        if isinstance(owner, A.BasicTransform):
+            name = type(owner).__name__
+        frame = frame.tb_next
+    return f"{name}: " if name else ""
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def read_parent(job: Job) -> tuple[np.ndarray, str]:
+    """The parent's pixels and the SHA-256 of the very bytes they were decoded from.
+
+    Hashing what is decoded, not trusting the manifest, keeps ``parent_sha256`` true when the file
+    was edited after ingest; such a parent raises :class:`ParentChanged` instead of being rendered.
+    """
+    try:
+        data = Path(job.parent_path).read_bytes()
+    except OSError as exc:
+        raise DatakitError(f"{job.parent_path}: cannot read image ({exc.strerror or exc})") from None
+    sha256 = hashlib.sha256(data).hexdigest()
+    if job.parent_sha256 is not None and sha256 != job.parent_sha256:
+        raise ParentChanged(f"{job.parent_path}: {ParentChanged.REASON}")
+    return decode(job.parent_path, job.channels, data), sha256
 
 
 def _instance_masks(job: Job, height: int, width: int) -> tuple[np.ndarray | None, list[bool]]:
@@ -139,15 +212,24 @@ def render(compose: Any, job: Job, encoding: dict[str, int] | None = None,
     from datakit.augmentation import targets
     from datakit.geometry import read_label_png
 
-    image = decode(job.parent_path, job.channels)
+    image, parent_sha256 = read_parent(job)
     height, width = image.shape[:2]
     masks, has = _instance_masks(job, height, width)
     semantic = read_label_png(job.semantic_mask) if job.semantic_mask else None
     sample = targets.Sample(image=image, boxes=np.array([o.box for o in job.objects], dtype=np.float64).reshape(-1, 4),
                             labels=[o.label for o in job.objects], masks=masks, semantic_mask=semantic)
-    result = targets.apply(compose, sample, replay=replay, seed=job.seed, seeding=seeding or targets.SEEDING)
+    try:
+        result = targets.apply(compose, sample, replay=replay, seed=job.seed, seeding=seeding or targets.SEEDING)
+    except DatakitError:
+        raise
+    except Exception as exc:  # a transform that cannot run on this image (a crop larger than it, ...)
+        raise DatakitError(f"augment: {_shown_path(job)}: {_failing_step(exc)}{_first_line(exc)}") from None
     out = result.sample
     pixels = np.ascontiguousarray(out.image)
+    if pixels.dtype != np.uint8:
+        steps = ", ".join(dict.fromkeys(step["name"] for step in result.applied or [])) or "the pipeline"
+        raise DatakitError(f"augment: {_shown_path(job)}: {steps} made a {pixels.dtype} image; offline augmentation "
+                           "writes 8-bit images (leave Normalize/ToFloat to training)")
     semantic_bytes = None
     if out.semantic_mask is not None:
         semantic_bytes = encode(np.ascontiguousarray(out.semantic_mask), "PNG", encoding)
@@ -164,6 +246,7 @@ def render(compose: Any, job: Job, encoding: dict[str, int] | None = None,
         objects=result.objects(len(job.objects)),
         kept=kept,
         applied=targets.encode_applied(result.applied),
+        parent_sha256=parent_sha256,
         semantic_mask=semantic_bytes,
         pixels=pixels,
         semantic_values=out.semantic_mask,

@@ -33,6 +33,8 @@ from typing import Any
 from datakit.errors import DatakitError
 
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
+# transforms that run Python functions: a spec cannot hold the functions, nor a manifest record them
+NOT_SERIALIZABLE = ("Lambda",)
 
 
 @dataclass
@@ -149,6 +151,9 @@ def build_transform(name: str, params: dict[str, Any], where: str, known: dict[s
     if cls is None:
         hint = _did_you_mean(name, known) or " (see albumentations' transform list)"
         raise DatakitError(f"{where}: unknown transform '{name}'{hint}")
+    if name in NOT_SERIALIZABLE:
+        raise DatakitError(f"{where}: {name} runs Python functions, which a spec cannot hold and a manifest cannot "
+                           "record (no lineage); use albumentations' named transforms")
     accepted = _parameters(cls)
     if accepted is not None:
         for key in params:
@@ -169,8 +174,23 @@ def from_list(spec: list[Any], prefix: str = "augment") -> list[Any]:
     for index, entry in enumerate(spec):
         where = f"{prefix}[{index}]"
         name, params = parse_entry(entry, where)
-        transforms.append(build_transform(name, _as_tuples(params), where, known))
+        transforms.append(build_transform(name, _nested(_as_tuples(params), f"{where}: {name}", known), where, known))
     return transforms
+
+
+def _nested(params: dict[str, Any], where: str, known: dict[str, type]) -> dict[str, Any]:
+    """``params`` with a composition's short-form children (OneOf, SomeOf, Sequential) built as transforms."""
+    children = params.get("transforms")
+    if children is None:
+        return params
+    if not isinstance(children, (list, tuple)):
+        raise DatakitError(f"{where}: 'transforms' must be a list of transforms")
+    built = []
+    for index, child in enumerate(children):
+        at = f"{where}.transforms[{index}]"
+        name, child_params = parse_entry(child, at)
+        built.append(build_transform(name, _nested(child_params, f"{at}: {name}", known), at, known))
+    return {**params, "transforms": built}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -210,7 +230,12 @@ def serialize(compose: Any) -> dict[str, Any]:
     """albumentations' serialized form of ``compose`` (``A.to_dict``), JSON-clean."""
     import albumentations as A
 
-    return json.loads(json.dumps(A.to_dict(compose), default=_json_default))
+    try:
+        data = A.to_dict(compose)
+    except Exception as exc:  # Lambda without a name, a custom transform albumentations cannot write
+        raise DatakitError(f"augment: the pipeline cannot be serialized, so its images would have no lineage "
+                           f"({_first_lines(exc)})") from None
+    return json.loads(json.dumps(data, default=_json_default))
 
 
 def pipeline_hash(serialized: dict[str, Any]) -> str:

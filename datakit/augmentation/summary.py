@@ -37,6 +37,8 @@ def augment_summary(console: Console, result: Any) -> None:
             console.print(f"  dropped {n}: {shown(reason)}", highlight=False)
     for note in result.notes:
         console.print(f"[cyan]note:[/] {shown(note)}", highlight=False)
+    if result.skipped:
+        _listed(console, f"skipped source images, not augmented ({len(result.skipped)})", result.skipped, "bold yellow")
     console.print(f"wrote {result.derived} derived + {result.carried} carried images to {result.output} "
                   f"(pipeline {result.source}, {result.pipeline[:12]}) in {result.seconds:.1f}s", highlight=False)
 
@@ -47,18 +49,24 @@ def verify_summary(console: Console, result: Any) -> None:
                                ("version mismatch (bytes differ, made with other library versions)",
                                 result.version_mismatch, "bold yellow"),
                                ("missing", result.missing, "bold red"),
+                               ("objects differ (annotations edited since augmentation)", result.objects_differ,
+                                "bold red"),
                                ("parent changed or gone", result.parent_changed, "bold red")):
-        if not rows:
-            continue
-        table = Table(title=f"{title} ({len(rows)})", title_style=style)
-        table.add_column("path", overflow="fold")
-        table.add_column("reason", overflow="fold")
-        for row in rows[:MAX_LISTED]:
-            table.add_row(shown(row["path"]), shown(row["reason"]))
-        if len(rows) > MAX_LISTED:
-            table.caption = f"... and {len(rows) - MAX_LISTED} more (--json lists all)"
-        console.print(table)
+        if rows:
+            _listed(console, f"{title} ({len(rows)})", rows, style)
     console.print("[bold green]verified[/]" if result.passed else "[bold red]verification failed[/]")
+
+
+def _listed(console: Console, title: str, rows: list[dict[str, str]], style: str) -> None:
+    """The first rows of a list of {path, reason} as a table; --json has them all."""
+    table = Table(title=title, title_style=style)
+    table.add_column("path", overflow="fold")
+    table.add_column("reason", overflow="fold")
+    for row in rows[:MAX_LISTED]:
+        table.add_row(shown(row["path"]), shown(row["reason"]))
+    if len(rows) > MAX_LISTED:
+        table.caption = f"... and {len(rows) - MAX_LISTED} more (--json lists all)"
+    console.print(table)
 
 
 def preview_summary(console: Console, result: Any) -> None:
@@ -66,18 +74,19 @@ def preview_summary(console: Console, result: Any) -> None:
 
 
 def presets_table(console: Console) -> None:
-    from datakit.augmentation.presets import ORIENTATIONS, PRESETS
+    from datakit.augmentation.presets import catalogue
 
+    listed = catalogue()
     table = Table(title="augmentation presets")
     table.add_column("preset")
     table.add_column("transforms", overflow="fold")
     table.add_column("assumes", overflow="fold")
-    for preset in PRESETS.values():
-        table.add_row(preset.name, preset.summary, preset.assumes)
+    for preset in listed["presets"]:
+        table.add_row(preset["name"], preset["transforms"], preset["assumes"])
     console.print(table)
     orient = Table(title="orientation (--orientation, or medium:fixed)")
     orient.add_column("orientation")
     orient.add_column("assumes", overflow="fold")
-    for name, text in ORIENTATIONS.items():
-        orient.add_row(name, text)
+    for orientation in listed["orientations"]:
+        orient.add_row(orientation["name"], orientation["assumes"])
     console.print(orient)

@@ -19,6 +19,7 @@ import pandas as pd
 from datakit.atomic import write_atomic
 from datakit.hashing import HASH_SIDE, THUMB_COLUMNS, colour_thumbnail, perceptual_hash
 from datakit.parallel import imap_progress
+from datakit.parquet_files import read_parquet, write_parquet
 
 STATS_VERSION = 3
 CACHE_NAME = "pixel_stats.parquet"
@@ -124,7 +125,7 @@ def cache_path(manifest_dir: Path) -> Path:
 
 def _read_cache(path: Path) -> pd.DataFrame:
     try:
-        table = pd.read_parquet(path)
+        table = read_parquet(path)
     except Exception:  # noqa: BLE001 - a damaged or foreign cache is only a cache: start again
         return pd.DataFrame(columns=list(COLUMNS))
     if not set(COLUMNS) <= set(table.columns):
@@ -135,7 +136,7 @@ def _read_cache(path: Path) -> pd.DataFrame:
 
 def _write_cache(path: Path, table: pd.DataFrame) -> None:
     try:
-        write_atomic(path, lambda tmp: table.to_parquet(tmp, index=False))
+        write_atomic(path, lambda tmp: write_parquet(table, tmp))
     except OSError:
         pass  # the cache is optional: a full disk or read-only home only costs the next run time
 

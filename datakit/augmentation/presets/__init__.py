@@ -19,6 +19,8 @@ tests/test_augmentation_presets.py runs over all of them.
 
 from __future__ import annotations
 
+from typing import Any
+
 from datakit.augmentation.presets.base import (  # noqa: F401 - the presets API
     DEFAULT_ORIENTATION,
     ORIENTATIONS,
@@ -50,3 +52,11 @@ def get(name: str) -> Preset:
         raise DatakitError(f"unknown preset '{name}'{hint} (known: {', '.join(PRESETS)}; or give a spec file "
                            "ending in .yaml, .yml or .json)")
     return preset
+
+
+def catalogue() -> dict[str, Any]:
+    """The presets and orientation assumptions with what each does and assumes (``--list-presets``)."""
+    return {
+        "presets": [{"name": p.name, "transforms": p.summary, "assumes": p.assumes} for p in PRESETS.values()],
+        "orientations": [{"name": name, "assumes": text} for name, text in ORIENTATIONS.items()],
+    }
