@@ -193,7 +193,6 @@ def check_output_outside(output: str | os.PathLike[str], inputs: dict[str, str |
                                "e.g. beside the manifest")
 
 
-
 def _validate_header(header: Any, file: str) -> None:
     if not isinstance(header, dict):
         raise ManifestError(f"{file}: the header must be a JSON object, found {type(header).__name__}")
