@@ -249,6 +249,18 @@ def test_classification_balance_gives_exact_counts(tmp_path: Path) -> None:
     assert any("left as it is" in note for note in result.notes) == any(n > 12 for n in before.values())
 
 
+def test_a_class_with_no_image_in_the_split_is_named_when_balancing(tmp_path: Path) -> None:
+    """It stayed at 0 with only a '-N' in the table's 'vs target' column."""
+    manifest = with_splits(classes_manifest(tmp_path, count=40, imbalance=0.3))
+    m = load_manifest(manifest)
+    star_train = (m.images["label"] == "star") & (m.images["split"] == "train")
+    m.images.loc[star_train, "split"] = "val"  # no star left to derive from in train
+    save_manifest(m, manifest)
+    result = datakit.augment(manifest, tmp_path / "bal", balance=True, show_progress=False)
+    assert result.after["star"] == 0
+    assert any(note.startswith("class 'star' has no image in the augmented split (train)") for note in result.notes)
+
+
 def test_object_balance_reaches_the_target_and_reports_overshoot(tmp_path: Path) -> None:
     manifest = with_splits(shapes_manifest(tmp_path, count=30, objects=(1, 3)))
     source = load_manifest(manifest)

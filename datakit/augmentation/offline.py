@@ -463,6 +463,9 @@ def _augment(manifest: Manifest, out: Path, sources: pd.DataFrame, pipeline: Pip
             for (row, _), made in zip(plan, done):
                 if "skipped" not in made:
                     after[str(row["label"])] += 1
+            notes += [f"class '{name}' has no image in the augmented split ({split}) to derive from: it stays at 0, "
+                      f"{goal} short of the target (give it images there, or augment another split)"
+                      for name, n in sorted(before.items()) if n == 0 and goal > 0]
         else:
             after = dict(before)
             for round_number in range(1, balancing.MAX_ROUNDS + 1):
