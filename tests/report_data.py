@@ -19,6 +19,13 @@ def shapes_manifest(root: Path, count: int = 200, imbalance: float = 1.0, seed: 
     return root / "manifest", dict(result.classes)
 
 
+def objects_manifest(root: Path, count: int = 40, seed: int = 2) -> Path:
+    """An ingested `shapes` set with its COCO boxes and masks and no image labels or splits."""
+    sample("shapes", root / "data", count=count, seed=seed, show_progress=False)
+    ingest(root / "data", root / "manifest", format="coco", workers=1, show_progress=False)
+    return root / "manifest"
+
+
 def copy_beside(m, manifest: Path, name: str) -> Path:
     """Save ``m`` as a sibling of ``manifest`` (its image root stays relative and inside the data set)."""
     import os

@@ -13,7 +13,7 @@ from datakit.cli import app
 from datakit.errors import DatakitError
 from datakit.report import fail_on
 from tests.conftest import truncate
-from tests.report_data import shapes_manifest, with_splits
+from tests.report_data import objects_manifest, shapes_manifest, with_splits
 
 runner = CliRunner()
 
@@ -45,7 +45,8 @@ def test_imbalanced_shapes_counts_ratio_entropy(imbalanced):
     target = max(classes.values())
     assert rec["target"] == target
     assert rec["add"] == {c: target - n for c, n in classes.items() if n < target}
-    assert rec["command"] == f"datakit augment {manifest} -o {manifest}-balanced --balance --split train"
+    # an unsplit manifest: augment refuses --split train there
+    assert rec["command"] == f"datakit augment {manifest} -o {manifest}-balanced --balance --split all"
     # class weights make every class weigh the same in the loss
     weighted = {c: rec["class_weights"][c] * n for c, n in classes.items()}
     assert max(weighted.values()) == pytest.approx(min(weighted.values()), rel=1e-3)
@@ -146,3 +147,26 @@ def test_terminal_tables_and_errors(imbalanced, tmp_path):
     assert result.exit_code == 2
     result = runner.invoke(app, ["balance-report", str(manifest), "--sample", "0"])
     assert result.exit_code == 2 and "--sample" in result.stderr
+
+
+def _run_recommendation(manifest: Path) -> str:
+    """Run the augment command the report recommends, as a user would paste it; its split option."""
+    import shlex
+
+    command = datakit.balance_report(manifest, sections=["balance"], show_progress=False,
+                                     workers=1).sections["balance"]["recommendation"]["command"]
+    args = shlex.split(command)
+    assert args[:2] == ["datakit", "augment"]
+    result = runner.invoke(app, [*args[1:], "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    return args[args.index("--split") + 1]
+
+
+def test_recommended_augment_command_runs_on_unsplit_split_and_object_manifests(imbalanced, tmp_path,
+                                                                                 allow_outside):
+    manifest, _ = imbalanced
+    assert _run_recommendation(manifest) == "all"
+    split = with_splits(manifest, f"split-{tmp_path.name}", fractions=(0.8, 0.1, 0.1))
+    assert _run_recommendation(split) == "train"
+    objects = objects_manifest(tmp_path / "objects")
+    assert _run_recommendation(objects) == "all"
