@@ -170,3 +170,32 @@ def test_recommended_augment_command_runs_on_unsplit_split_and_object_manifests(
     assert _run_recommendation(split) == "train"
     objects = objects_manifest(tmp_path / "objects")
     assert _run_recommendation(objects) == "all"
+
+
+def test_files_deleted_since_ingest_are_broken_not_usable(tmp_path, capfd):
+    import shutil
+
+    manifest, classes = shapes_manifest(tmp_path, count=40, seed=3)
+    code, before = _report(manifest, "--fail-on", "broken>0")  # fills the pixel cache with every image
+    assert code == 0 and before["sections"]["overview"]["ok_images"] == 40
+    shutil.rmtree(tmp_path / "data" / "images" / "star")
+    capfd.readouterr()
+    code, data = _report(manifest, "--fail-on", "broken>0")
+    assert code == 1 and data["failed"] == [f"broken = {classes['star']} (broken>0)"]
+    overview = data["sections"]["overview"]
+    assert overview["ok_images"] == 40 - classes["star"] and overview["broken"] == classes["star"]
+    assert {(r["status"], r["reason"]) for r in overview["broken_files"]} == {("missing", "missing since ingest")}
+    assert all(r["path"].startswith("star/") for r in overview["broken_files"])
+    # counts and pixel statistics (the cache still holds the deleted files' entries) leave them out
+    assert data["sections"]["balance"]["counts"]["star"]["total"] == 0
+    assert "star" not in data["sections"]["variance"]["classes"]
+    assert data["sections"]["variance"]["issue_counts"]["undecodable"] == 0
+    assert "WARN" not in capfd.readouterr().err
+
+
+def test_undecodable_file_leaves_no_opencv_warning(tmp_path, capfd):
+    from datakit.report.pixels import measure
+
+    capfd.readouterr()
+    assert measure(str(tmp_path / "gone.png")) == {"error": "OpenCV could not decode the file"}
+    assert capfd.readouterr().err == ""
