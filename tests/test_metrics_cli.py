@@ -76,6 +76,25 @@ def test_masks_of_the_wrong_size_are_flagged(tmp_path: Path) -> None:
         scoring.evaluate_predictions(path, tmp_path / "m", plots=False)
 
 
+@pytest.mark.parametrize("counts,problem", [
+    ([1, 2, 3], "uncompressed RLE counts sum to 6, not height*width = 19200"),
+    ("zzz", "compressed RLE counts are not valid"),
+])
+def test_malformed_rle_masks_are_refused_or_skipped(tmp_path: Path, counts, problem) -> None:
+    manifest, predictions = synthetic.detection_set(n_images=4, n_boxes=10, n_predictions=12, seed=1, masks=True)
+    save_manifest(manifest, tmp_path / "m")
+    predictions[2]["segmentation"] = {"size": [120, 160], "counts": counts}
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(predictions))
+    result = runner.invoke(app, ["eval", "--predictions", str(path), "--manifest", str(tmp_path / "m"), "--no-plots"])
+    assert result.exit_code == 2
+    text = " ".join(result.output.split())
+    assert f"1 prediction(s) with an unusable RLE mask ({problem}" in text and "(e.g. entry 2 on" in text
+    lenient = scoring.evaluate_predictions(path, tmp_path / "m", plots=False, lenient=True)
+    assert [entry["count"] for entry in lenient["skipped"]] == [1]
+    assert lenient["counts"]["detections"] == len(predictions) - 1
+
+
 def test_file_name_matches_like_image_id(data, tmp_path: Path) -> None:
     manifest, predictions, path = data
     by_id = scoring.evaluate_predictions(path, manifest, plots=False)

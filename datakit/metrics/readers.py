@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from datakit.errors import DatakitError
+from datakit.geometry import rle_problem
 from datakit.metrics.lint import Lint
 from datakit.metrics.truth import Truth, c_rle
 
@@ -242,6 +243,10 @@ def _result_rle(seg: Any, h: int, w: int) -> Any:
             return "an RLE without 'size' and 'counts'"
         if [int(size[0]), int(size[1])] != [h, w]:
             return f"a mask of the wrong size ({size[0]}x{size[1]} for a {h}x{w} image, height x width)"
+        # pycocotools decodes malformed counts into garbage masks without a word: check them first
+        problem = rle_problem(seg, h, w)
+        if problem is not None:
+            return f"an unusable RLE mask ({problem})"
         try:
             return c_rle(seg, h, w)
         except Exception:  # noqa: BLE001 - pycocotools raises bare exceptions on bad counts
