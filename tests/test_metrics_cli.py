@@ -60,10 +60,27 @@ def test_empty_predictions_file_is_an_error(data, tmp_path: Path) -> None:
     manifest, _, _ = data
     path = tmp_path / "empty.json"
     path.write_text("[]")
-    with pytest.raises(DatakitError, match="empty"):
-        scoring.evaluate_predictions(path, manifest, plots=False)
+    result = runner.invoke(app, ["eval", "--predictions", str(path), "--manifest", str(manifest)])
+    assert result.exit_code == 2
+    text = " ".join(result.output.split())
+    assert f"{path}: the file holds no predictions (an empty list): nothing to score" in text
+    assert "--lenient" not in text and "1 predictions" not in text
     result = scoring.evaluate_predictions(path, manifest, plots=False, lenient=True)
     assert result["map"] == 0.0 and result["counts"]["detections"] == 0
+
+
+def test_image_id_given_as_a_string_is_named_as_a_type_problem(data, tmp_path: Path) -> None:
+    manifest, predictions, _ = data
+    bad = [dict(p) for p in predictions]
+    bad[3]["image_id"] = str(bad[3]["image_id"])  # the image exists: only the type is wrong
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(bad))
+    result = runner.invoke(app, ["eval", "--predictions", str(path), "--manifest", str(manifest)])
+    assert result.exit_code == 2
+    text = " ".join(result.output.split())
+    assert ("1 prediction(s) whose image_id is not a number (image_id must be an integer) "
+            f"(e.g. entry 3: found the string '{bad[3]['image_id']}')") in text
+    assert "not in the manifest" not in text
 
 
 def test_masks_of_the_wrong_size_are_flagged(tmp_path: Path) -> None:

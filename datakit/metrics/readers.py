@@ -93,7 +93,7 @@ def read_coco_results(path: Path, truth: Truth, lint: Lint) -> Detections:
         raise DatakitError(f"{path}: a COCO results file is a JSON list of {{image_id, category_id, bbox|segmentation, "
                            f"score}} objects, found {type(data).__name__}")
     if not data:
-        lint.add("predictions: the file is empty (no detections at all)", path.name)
+        lint.add_file_problem("the file holds no predictions (an empty list): nothing to score")
     fast = _clean_box_results(data, truth)
     if fast is not None:
         return fast
@@ -126,6 +126,10 @@ def read_coco_results(path: Path, truth: Truth, lint: Lint) -> Detections:
                          + (f" (split {truth.split})" if truth.split else ""), f"{raw_image} {d['file_name']}")
                 continue
             image_id = named
+        if image_id is None and raw_image is not None and not _is_number(raw_image):
+            lint.add("prediction(s) whose image_id is not a number (image_id must be an integer)",
+                     f"{where}: found {_described(raw_image)}")
+            continue
         if image_id is None:
             shown = raw_image if raw_image is not None else d.get("file_name")
             lint.add("prediction(s) for image ids that are not in the manifest"
@@ -227,6 +231,12 @@ def _clean_box_results(data: list[Any], truth: Truth) -> Detections | None:
     matched = set(image)
     return Detections(image, category, boxes, score, None, box_area=True, kind="coco",
                       unmatched_images=sum(1 for i in truth.images.index if i not in matched))
+
+
+def _described(value: Any) -> str:
+    """A JSON value with its type, for a message: "the string '4'"."""
+    kind = {str: "the string", list: "the list", dict: "the object", bool: "the boolean"}.get(type(value), "the value")
+    return f"{kind} {value!r}"
 
 
 def _by_file_name(truth: Truth, name: str) -> str | None:
