@@ -381,7 +381,7 @@ def predict(
 ) -> None:
     """What a trained run sees in each image: class and probability; boxes, masks or class maps for the other tasks."""
     from datakit import render_training
-    from datakit.prediction import predict as run_predict
+    from datakit.prediction import failed_images, predict as run_predict
 
     from datakit.errors import CheckFailed
 
@@ -397,9 +397,9 @@ def predict(
             out.print(f"wrote {csv}", highlight=False)
         if output is not None:
             out.print(f"wrote {output}/", highlight=False)
-    failed = int(table["error"].notna().sum())
+    failed, total = failed_images(table)
     if failed:  # the other predictions are printed and written; the exit code says some failed
-        raise CheckFailed(f"{failed} of {len(table)} image(s) could not be predicted (see the error column)")
+        raise CheckFailed(f"{failed} of {total} image(s) could not be predicted (see the error column)")
 
 
 _IMAGES_HELP = "How images reach the output: copy, symlink or none (annotations only)."

@@ -472,11 +472,15 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
-def _positive(key: str, value: float, allow_zero: bool = False) -> None:
+def _positive(key: str, value: float, allow_zero: bool = False, zero_means: str | None = None) -> None:
+    """``zero_means`` says what 0 does where 0 is allowed: a user told only '>= 0' for early
+    stopping would not learn that 0 switches it off."""
     if isinstance(value, float) and not math.isfinite(value):
         raise DatakitError(f"config key '{key}' must be a finite number, got {value}")
+    allow_zero = allow_zero or zero_means is not None
     if value < 0 or (value == 0 and not allow_zero):
-        raise DatakitError(f"config key '{key}' must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+        bound = f">= 0 (0 {zero_means})" if zero_means else (">= 0" if allow_zero else "> 0")
+        raise DatakitError(f"config key '{key}' must be {bound}, got {value}")
 
 
 # one 3-channel float image of 4096 x 4096 is 192 MiB on the device, a batch of 32 of them 6 GiB;
@@ -520,13 +524,13 @@ def validate(config: TrainConfig) -> None:
     if d.val_fraction + d.test_fraction >= 1:
         raise DatakitError("data.val_fraction + data.test_fraction must leave images for training "
                            f"(got {d.val_fraction} + {d.test_fraction})")
-    _positive("data.workers", d.workers, allow_zero=True)
+    _positive("data.workers", d.workers, zero_means="decodes in the training process")
     _positive("train.epochs", loop.epochs)
     _positive("train.batch_size", loop.batch_size)
     _positive("optim.lr", config.optim.lr)
     _positive("optim.weight_decay", config.optim.weight_decay, allow_zero=True)
     if loop.patience is not None:
-        _positive("train.patience", loop.patience)
+        _positive("train.patience", loop.patience, zero_means="turns early stopping off")
     if not 0 <= loop.label_smoothing < 1:
         raise DatakitError(f"config key 'train.label_smoothing' must be in [0, 1), got {loop.label_smoothing}")
     if loop.threads is not None:

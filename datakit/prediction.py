@@ -121,6 +121,13 @@ def predict(
     return table
 
 
+def failed_images(table: pd.DataFrame) -> tuple[int, int]:
+    """(images that could not be predicted, images) of a predict table: a box task's table has a
+    row per box, so rows are not images."""
+    failed = table.loc[table["error"].notna(), "path"]
+    return int(failed.nunique()), int(table["path"].nunique())
+
+
 def check_csv_output(csv: Path, inputs: list[Path]) -> None:
     """Refuse a --csv that would overwrite an input image (or is named like one)."""
     from datakit.imageinfo import IMAGE_EXTENSIONS

@@ -119,6 +119,18 @@ def read_run_info(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
 # the command
 
 
+def _task_source(config: Any, overrides: Mapping[str, Any], resume: bool) -> str:
+    """Where the task was set, for the reason the run prints (an override is the CLI's --set)."""
+    given = [value for key, value in overrides.items() if cfg.resolve_key(key) == "task"]
+    if given:
+        return f"with --set task={given[-1]}"
+    if resume:
+        return "in the run's saved config"
+    if isinstance(config, (str, os.PathLike)):
+        return f"in {config}"
+    return "in the config"
+
+
 @takes_allow_outside
 def train(
     manifest: str | os.PathLike[str] | None = None,
@@ -157,7 +169,7 @@ def train(
             raise DatakitError("train needs a manifest")
         config_used = cfg.resolve_config(config, overrides)
     loaded = load_manifest(manifest)
-    task_name, task_reason = resolve_task(config_used.task, loaded)
+    task_name, task_reason = resolve_task(config_used.task, loaded, _task_source(config, overrides, resume))
     derivation = None
     if not resume:  # a resumed run keeps the values it was started with (its config.yaml has them all)
         from datakit.engine.defaults import derive_config

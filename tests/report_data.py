@@ -19,6 +19,30 @@ def shapes_manifest(root: Path, count: int = 200, imbalance: float = 1.0, seed: 
     return root / "manifest", dict(result.classes)
 
 
+def objects_manifest(root: Path, count: int = 40, seed: int = 2, copies: int = 0) -> Path:
+    """An ingested `shapes` set with its COCO boxes and masks and no image labels or splits; the
+    first ``copies`` images also appear a second time (as ``*_copy.png``, exact duplicates)."""
+    sample("shapes", root / "data", count=count, seed=seed, show_progress=False)
+    if copies:
+        _copy_coco_images(root / "data", copies)
+    ingest(root / "data", root / "manifest", format="coco", workers=1, show_progress=False)
+    return root / "manifest"
+
+
+def _copy_coco_images(data: Path, copies: int) -> None:
+    import json
+    import shutil
+
+    annotations = data / "annotations" / "instances.json"
+    coco = json.loads(annotations.read_text())
+    next_id = max(im["id"] for im in coco["images"]) + 1
+    for offset, image in enumerate(coco["images"][:copies]):
+        name = image["file_name"].replace(".png", "_copy.png")
+        shutil.copyfile(data / "images" / image["file_name"], data / "images" / name)
+        coco["images"].append({**image, "id": next_id + offset, "file_name": name})
+    annotations.write_text(json.dumps(coco))
+
+
 def copy_beside(m, manifest: Path, name: str) -> Path:
     """Save ``m`` as a sibling of ``manifest`` (its image root stays relative and inside the data set)."""
     import os

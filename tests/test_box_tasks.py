@@ -202,6 +202,25 @@ def test_predict_writes_rows_coco_yolo_and_drawings(detect_run: Path, tmp_path: 
     assert len(list((tmp_path / "out" / "draw").glob("*.png"))) == len(files)
 
 
+def test_predict_error_line_counts_images_not_boxes(detect_run: Path, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from datakit.cli import app
+
+    folder = tmp_path / "images"
+    shutil.copytree(detect_run.parent / "sample" / "images", folder)
+    (folder / "bad.jpg").write_bytes(b"junk, not a JPEG")
+    images = len(list(folder.rglob("*.png"))) + 1
+    result = CliRunner().invoke(app, ["predict", str(detect_run), str(folder), "--min-score", "0", "--json"])
+    assert result.exit_code == 1
+    rows = len(json.loads(result.stdout))
+    assert rows > images  # several boxes per image: rows are not images
+    assert f"1 of {images} image(s) could not be predicted" in " ".join(result.stderr.split())
+
+
 def test_predict_checks_the_runs_task(detect_run: Path) -> None:
     from datakit.prediction import predict
 

@@ -63,7 +63,8 @@ def test_auto_rule() -> None:
     semantic.images["label"] = pd.NA
     semantic.images["semantic_mask"] = "masks/x.png"
     assert resolve_task("auto", semantic)[0] == "semantic_segmentation"
-    assert resolve_task("localize", objects) == ("localization", "task localization (set in the config)")
+    assert resolve_task("localize", objects) == ("localization", "set in the config")
+    assert resolve_task("localize", objects, "in cfg.yaml") == ("localization", "set in cfg.yaml")
 
 
 @pytest.mark.parametrize("name", [n for n, s in TASKS.items() if s.module])

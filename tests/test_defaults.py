@@ -83,6 +83,16 @@ def test_large_photos_are_capped_and_many_classes_widen_the_cnn() -> None:
     assert "model.conv.convs_per_block" not in values
 
 
+def test_input_size_reason_names_the_measure_it_prints() -> None:
+    # 2000x1500 photos: 1732 px is sqrt(w*h), neither side; "median image side 1732 px" misled
+    manifest = synthetic_manifest({"a": 20, "b": 20}, sides=(2000, 1500))
+    config = cfg.resolve_config()
+    result = derive(data_stats(manifest, config), config, cfg.user_set_keys(config))
+    why = next(d.reason for d in result.derived if d.key == "data.image_size")
+    assert why.startswith("median sqrt(width x height) 1732 px (10-90%: 1732-1732)")
+    assert "image side" not in why
+
+
 def test_a_large_set_gets_few_passes_and_full_batches() -> None:
     values = derived(synthetic_manifest({"a": 40_000, "b": 30_000, "c": 30_000}, sides=(64, 64), split=True))
     assert values["train.batch_size"] == defaults.MAX_BATCH

@@ -60,10 +60,27 @@ def test_empty_predictions_file_is_an_error(data, tmp_path: Path) -> None:
     manifest, _, _ = data
     path = tmp_path / "empty.json"
     path.write_text("[]")
-    with pytest.raises(DatakitError, match="empty"):
-        scoring.evaluate_predictions(path, manifest, plots=False)
+    result = runner.invoke(app, ["eval", "--predictions", str(path), "--manifest", str(manifest)])
+    assert result.exit_code == 2
+    text = " ".join(result.output.split())
+    assert f"{path}: the file holds no predictions (an empty list): nothing to score" in text
+    assert "--lenient" not in text and "1 predictions" not in text
     result = scoring.evaluate_predictions(path, manifest, plots=False, lenient=True)
     assert result["map"] == 0.0 and result["counts"]["detections"] == 0
+
+
+def test_image_id_given_as_a_string_is_named_as_a_type_problem(data, tmp_path: Path) -> None:
+    manifest, predictions, _ = data
+    bad = [dict(p) for p in predictions]
+    bad[3]["image_id"] = str(bad[3]["image_id"])  # the image exists: only the type is wrong
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(bad))
+    result = runner.invoke(app, ["eval", "--predictions", str(path), "--manifest", str(manifest)])
+    assert result.exit_code == 2
+    text = " ".join(result.output.split())
+    assert ("1 prediction(s) whose image_id is not a number (image_id must be an integer) "
+            f"(e.g. entry 3: found the string '{bad[3]['image_id']}')") in text
+    assert "not in the manifest" not in text
 
 
 def test_masks_of_the_wrong_size_are_flagged(tmp_path: Path) -> None:
@@ -74,6 +91,25 @@ def test_masks_of_the_wrong_size_are_flagged(tmp_path: Path) -> None:
     path.write_text(json.dumps(predictions))
     with pytest.raises(DatakitError, match=r"1 prediction\(s\) with a mask of the wrong size \(10x10 for a 120x160"):
         scoring.evaluate_predictions(path, tmp_path / "m", plots=False)
+
+
+@pytest.mark.parametrize("counts,problem", [
+    ([1, 2, 3], "uncompressed RLE counts sum to 6, not height*width = 19200"),
+    ("zzz", "compressed RLE counts are not valid"),
+])
+def test_malformed_rle_masks_are_refused_or_skipped(tmp_path: Path, counts, problem) -> None:
+    manifest, predictions = synthetic.detection_set(n_images=4, n_boxes=10, n_predictions=12, seed=1, masks=True)
+    save_manifest(manifest, tmp_path / "m")
+    predictions[2]["segmentation"] = {"size": [120, 160], "counts": counts}
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(predictions))
+    result = runner.invoke(app, ["eval", "--predictions", str(path), "--manifest", str(tmp_path / "m"), "--no-plots"])
+    assert result.exit_code == 2
+    text = " ".join(result.output.split())
+    assert f"1 prediction(s) with an unusable RLE mask ({problem}" in text and "(e.g. entry 2 on" in text
+    lenient = scoring.evaluate_predictions(path, tmp_path / "m", plots=False, lenient=True)
+    assert [entry["count"] for entry in lenient["skipped"]] == [1]
+    assert lenient["counts"]["detections"] == len(predictions) - 1
 
 
 def test_file_name_matches_like_image_id(data, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from datakit.cli import app
 from datakit.errors import DatakitError
 from datakit.report import fail_on
 from tests.conftest import truncate
-from tests.report_data import shapes_manifest, with_splits
+from tests.report_data import objects_manifest, shapes_manifest, with_splits
 
 runner = CliRunner()
 
@@ -45,7 +45,8 @@ def test_imbalanced_shapes_counts_ratio_entropy(imbalanced):
     target = max(classes.values())
     assert rec["target"] == target
     assert rec["add"] == {c: target - n for c, n in classes.items() if n < target}
-    assert rec["command"] == f"datakit augment {manifest} -o {manifest}-balanced --balance --split train"
+    # an unsplit manifest: augment refuses --split train there
+    assert rec["command"] == f"datakit augment {manifest} -o {manifest}-balanced --balance --split all"
     # class weights make every class weigh the same in the loss
     weighted = {c: rec["class_weights"][c] * n for c, n in classes.items()}
     assert max(weighted.values()) == pytest.approx(min(weighted.values()), rel=1e-3)
@@ -146,3 +147,55 @@ def test_terminal_tables_and_errors(imbalanced, tmp_path):
     assert result.exit_code == 2
     result = runner.invoke(app, ["balance-report", str(manifest), "--sample", "0"])
     assert result.exit_code == 2 and "--sample" in result.stderr
+
+
+def _run_recommendation(manifest: Path) -> str:
+    """Run the augment command the report recommends, as a user would paste it; its split option."""
+    import shlex
+
+    command = datakit.balance_report(manifest, sections=["balance"], show_progress=False,
+                                     workers=1).sections["balance"]["recommendation"]["command"]
+    args = shlex.split(command)
+    assert args[:2] == ["datakit", "augment"]
+    result = runner.invoke(app, [*args[1:], "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    return args[args.index("--split") + 1]
+
+
+def test_recommended_augment_command_runs_on_unsplit_split_and_object_manifests(imbalanced, tmp_path,
+                                                                                 allow_outside):
+    manifest, _ = imbalanced
+    assert _run_recommendation(manifest) == "all"
+    split = with_splits(manifest, f"split-{tmp_path.name}", fractions=(0.8, 0.1, 0.1))
+    assert _run_recommendation(split) == "train"
+    objects = objects_manifest(tmp_path / "objects")
+    assert _run_recommendation(objects) == "all"
+
+
+def test_files_deleted_since_ingest_are_broken_not_usable(tmp_path, capfd):
+    import shutil
+
+    manifest, classes = shapes_manifest(tmp_path, count=40, seed=3)
+    code, before = _report(manifest, "--fail-on", "broken>0")  # fills the pixel cache with every image
+    assert code == 0 and before["sections"]["overview"]["ok_images"] == 40
+    shutil.rmtree(tmp_path / "data" / "images" / "star")
+    capfd.readouterr()
+    code, data = _report(manifest, "--fail-on", "broken>0")
+    assert code == 1 and data["failed"] == [f"broken = {classes['star']} (broken>0)"]
+    overview = data["sections"]["overview"]
+    assert overview["ok_images"] == 40 - classes["star"] and overview["broken"] == classes["star"]
+    assert {(r["status"], r["reason"]) for r in overview["broken_files"]} == {("missing", "missing since ingest")}
+    assert all(r["path"].startswith("star/") for r in overview["broken_files"])
+    # counts and pixel statistics (the cache still holds the deleted files' entries) leave them out
+    assert data["sections"]["balance"]["counts"]["star"]["total"] == 0
+    assert "star" not in data["sections"]["variance"]["classes"]
+    assert data["sections"]["variance"]["issue_counts"]["undecodable"] == 0
+    assert "WARN" not in capfd.readouterr().err
+
+
+def test_undecodable_file_leaves_no_opencv_warning(tmp_path, capfd):
+    from datakit.report.pixels import measure
+
+    capfd.readouterr()
+    assert measure(str(tmp_path / "gone.png")) == {"error": "OpenCV could not decode the file"}
+    assert capfd.readouterr().err == ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from typer.testing import CliRunner
 import datakit
 from datakit.cli import app
 from datakit.ingest import ingest
-from tests.report_data import smooth_picture, with_splits, write_rgb
+from tests.report_data import objects_manifest, smooth_picture, with_splits, write_rgb
 
 COPIES = {  # copy name -> (original index, transform, label, split)
     "resized": (0, "resize", "a", "val"),
@@ -128,3 +129,28 @@ def test_near_duplicate_group_hook_keys(planted):
     for copy, original in expected.items():
         assert by_path[copy] == by_path[original] and not pd.isna(by_path[copy])
     assert keys.notna().sum() == 2 * len(expected)
+
+
+def _unlabeled_with_copy(root: Path) -> Path:
+    rng = np.random.default_rng(4)
+    for i in range(6):
+        write_rgb(root / "src" / f"p{i}.png", smooth_picture(rng))
+    shutil.copyfile(root / "src" / "p0.png", root / "src" / "p0_copy.png")
+    ingest(root / "src", root / "m", workers=1, show_progress=False)
+    return root / "m"
+
+
+@pytest.mark.parametrize("make", ["objects", "unlabeled"])
+def test_clusters_without_labels_or_splits_show_a_dash_not_none(tmp_path, make):
+    manifest = objects_manifest(tmp_path, count=12, copies=2) if make == "objects" else _unlabeled_with_copy(tmp_path)
+    page = tmp_path / "report.html"
+    result = CliRunner().invoke(app, ["balance-report", str(manifest), "--workers", "1", "--html", str(page)],
+                                terminal_width=200)
+    assert result.exit_code == 0, result.output
+    clusters = [line for line in result.stdout.splitlines() if "│ exact" in line]
+    assert clusters and all(line.split("│")[3:5] == [" -      ", " -      "] for line in clusters), clusters
+    text = page.read_text()
+    assert "<td>-</td><td>-</td>" in text
+    for leak in ("None", "nan"):  # what str() makes of a missing label, split or statistic
+        assert not re.search(rf"\b{leak}\b", result.stdout), leak
+        assert not re.search(rf">[^<]*\b{leak}\b[^<]*<", text), leak

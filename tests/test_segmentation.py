@@ -132,6 +132,28 @@ def tiny_run(shapes: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run
 
 
+@pytest.mark.parametrize("where", ["--set", "config file"])
+def test_task_reason_says_where_the_task_was_set(shapes: Path, tmp_path: Path, where: str) -> None:
+    import yaml
+    from typer.testing import CliRunner
+
+    from datakit.cli import app
+
+    settings = [f"{k}={json.dumps(v)}" for k, v in TINY.items() if k != "task"]
+    args = ["train", str(shapes / "semantic.manifest"), "-o", str(tmp_path / "run"), "--json", "--quiet"]
+    args += [part for s in settings for part in ("--set", s)]
+    if where == "--set":
+        args += ["--set", "task=segment"]
+        expected = "set with --set task=segment"
+    else:
+        (tmp_path / "cfg.yaml").write_text(yaml.safe_dump({"task": "segment"}))
+        args += ["-c", str(tmp_path / "cfg.yaml")]
+        expected = f"set in {tmp_path / 'cfg.yaml'}"
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["task_reason"] == expected
+
+
 def test_eval_lists_per_class_iou_background_included(tiny_run: Path) -> None:
     from datakit.evaluation import evaluate
 

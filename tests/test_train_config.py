@@ -69,6 +69,25 @@ def test_ranges_and_relations_between_keys_are_checked() -> None:
         cfg.resolve_config(None, {"model.conv.filters": [8, 16], "model.conv.kernel_size": [3, 3, 3]})
 
 
+@pytest.mark.parametrize("key,value,message", [
+    ("train.patience", -2, "config key 'train.patience' must be >= 0 (0 turns early stopping off), got -2"),
+    ("data.workers", -1, "config key 'data.workers' must be >= 0 (0 decodes in the training process), got -1"),
+    ("train.threads", 0, "config key 'train.threads' must be > 0, got 0"),
+])
+def test_range_messages_say_whether_0_is_allowed(key: str, value: int, message: str) -> None:
+    from typer.testing import CliRunner
+
+    from datakit.cli import app
+
+    result = CliRunner().invoke(app, ["train", "m", "-o", "run", "--set", f"{key}={value}", "--print-config"])
+    assert result.exit_code == 2
+    assert message in " ".join(result.stderr.split())
+
+
+def test_patience_0_turns_early_stopping_off() -> None:
+    assert cfg.resolve_config(None, {"train.patience": 0}).train.patience is None
+
+
 def test_yaml_nested_and_dotted_keys_and_errors_name_the_file(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("seed: 3\nmodel:\n  name: cnn\n  conv: {filters: [4, 8]}\n'optim.lr': 0.2\nepochs: 2\n")

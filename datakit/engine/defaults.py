@@ -304,7 +304,8 @@ def derive(stats: DataStats | None, config: cfg.TrainConfig, user_set: Iterable[
         if not cnn:  # a torchvision family downsamples 8x even with its small stem
             side = max(side, TORCHVISION_MIN_SIDE)
         low, high = stats.side_range
-        spread = f"median image side {stats.median_side:.0f} px (10-90%: {low:.0f}-{high:.0f})"
+        # the side of a square of the same area: "image side" read as a width or a height misled
+        spread = f"median sqrt(width x height) {stats.median_side:.0f} px (10-90%: {low:.0f}-{high:.0f})"
         if side > stats.median_side + 4:
             why = f"{spread}; upscaled to {MIN_SIDE} at least so conv blocks have room"
         elif side < stats.median_side - 4:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from datakit.errors import DatakitError
+from datakit.geometry import rle_problem
 from datakit.metrics.lint import Lint
 from datakit.metrics.truth import Truth, c_rle
 
@@ -92,7 +93,7 @@ def read_coco_results(path: Path, truth: Truth, lint: Lint) -> Detections:
         raise DatakitError(f"{path}: a COCO results file is a JSON list of {{image_id, category_id, bbox|segmentation, "
                            f"score}} objects, found {type(data).__name__}")
     if not data:
-        lint.add("predictions: the file is empty (no detections at all)", path.name)
+        lint.add_file_problem("the file holds no predictions (an empty list): nothing to score")
     fast = _clean_box_results(data, truth)
     if fast is not None:
         return fast
@@ -125,6 +126,10 @@ def read_coco_results(path: Path, truth: Truth, lint: Lint) -> Detections:
                          + (f" (split {truth.split})" if truth.split else ""), f"{raw_image} {d['file_name']}")
                 continue
             image_id = named
+        if image_id is None and raw_image is not None and not _is_number(raw_image):
+            lint.add("prediction(s) whose image_id is not a number (image_id must be an integer)",
+                     f"{where}: found {_described(raw_image)}")
+            continue
         if image_id is None:
             shown = raw_image if raw_image is not None else d.get("file_name")
             lint.add("prediction(s) for image ids that are not in the manifest"
@@ -228,6 +233,12 @@ def _clean_box_results(data: list[Any], truth: Truth) -> Detections | None:
                       unmatched_images=sum(1 for i in truth.images.index if i not in matched))
 
 
+def _described(value: Any) -> str:
+    """A JSON value with its type, for a message: "the string '4'"."""
+    kind = {str: "the string", list: "the list", dict: "the object", bool: "the boolean"}.get(type(value), "the value")
+    return f"{kind} {value!r}"
+
+
 def _by_file_name(truth: Truth, name: str) -> str | None:
     return truth.by_name.get(name) or truth.by_name.get(os.path.basename(name))
 
@@ -242,6 +253,10 @@ def _result_rle(seg: Any, h: int, w: int) -> Any:
             return "an RLE without 'size' and 'counts'"
         if [int(size[0]), int(size[1])] != [h, w]:
             return f"a mask of the wrong size ({size[0]}x{size[1]} for a {h}x{w} image, height x width)"
+        # pycocotools decodes malformed counts into garbage masks without a word: check them first
+        problem = rle_problem(seg, h, w)
+        if problem is not None:
+            return f"an unusable RLE mask ({problem})"
         try:
             return c_rle(seg, h, w)
         except Exception:  # noqa: BLE001 - pycocotools raises bare exceptions on bad counts

@@ -40,6 +40,12 @@ def _sibling_output(path: str) -> str:
     return f"{stripped}-balanced"
 
 
+def _augment_split(ctx: ReportContext) -> str:
+    """The split a recommended `datakit augment` should balance: augment refuses `--split train`
+    on a manifest without splits, and there every image is training material anyway."""
+    return "train" if ctx.images["split"].notna().any() else "all"
+
+
 class Balance(Section):
     name = "balance"
     title = "Class balance"
@@ -117,7 +123,7 @@ class Balance(Section):
         weights = {c: round(total / (k * n), 4) for c, n in present.items()}
         manifest = str(ctx.manifest_path)
         command = (f"datakit augment {shlex.quote(manifest)} -o {shlex.quote(_sibling_output(manifest))} "
-                   f"--balance --split train")
+                   f"--balance --split {_augment_split(ctx)}")
         worst = min(present, key=present.get)
         text = (f"augment the minority classes up to {target} {unit} each ({sum(add.values())} new {unit}; "
                 f"'{worst}' needs {add[worst]} more): {command}; or train with class weights "

@@ -7,6 +7,7 @@ as an HTML fragment. Adding a section is one module plus one entry in ``SECTIONS
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,35 @@ class ReportContext:
 
     def note(self, text: str) -> None:
         self._notes.append(text)
+
+
+def mark_files_gone(manifest: Manifest) -> None:
+    """Rows ingested as usable whose file is gone or unreadable now become broken ('missing' or
+    'unreadable', "... since ingest"), in this in-memory manifest only.
+
+    Ingest judged the files once; a report that trusted that judgement counted deleted images as
+    usable, read their pixel statistics from the cache and let ``--fail-on broken>0`` pass.
+    """
+    images = manifest.images
+    ok = images.index[images["status"] == "ok"]
+    problems = {i: _file_problem(manifest.image_path(p)) for i, p in images.loc[ok, "path"].astype(str).items()}
+    gone = {i: problem for i, problem in problems.items() if problem is not None}
+    if not gone:
+        return
+    images = images.copy()
+    rows = list(gone)
+    images.loc[rows, "status"] = [status for status, _ in gone.values()]
+    images.loc[rows, "reason"] = [reason for _, reason in gone.values()]
+    manifest.images = images
+
+
+def _file_problem(path: Path) -> tuple[str, str] | None:
+    """(status, reason) when the file cannot be read now, else None."""
+    if not path.is_file():
+        return "missing", "missing since ingest"
+    if not os.access(path, os.R_OK):
+        return "unreadable", "no longer readable since ingest (permission denied)"
+    return None
 
 
 def summary(values: pd.Series) -> dict[str, float] | None:

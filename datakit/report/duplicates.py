@@ -134,8 +134,7 @@ class Duplicates(Section):
             for c in data["cluster_list"][:MAX_LISTED]:
                 problem = ", ".join(p for p, on in (("conflict", c["conflict"]), ("leak", bool(c["leaks"]))) if on)
                 table.add_row(c["kind"], shown("\n".join(c["paths"][:6]) + (" ..." if c["size"] > 6 else "")),
-                              shown(", ".join(sorted({str(x) for x in c["labels"]}))),
-                              ", ".join(sorted({str(x) for x in c["splits"]})), problem)
+                              shown(_joined(c["labels"])), shown(_joined(c["splits"])), problem)
             if len(data["cluster_list"]) > MAX_LISTED:
                 table.caption = f"... and {data['clusters'] - MAX_LISTED} more (--json lists {MAX_CLUSTERS_KEPT})"
             console.print(table)
@@ -151,10 +150,16 @@ class Duplicates(Section):
             out += html.table(
                 ["kind", "images", "labels", "splits", "problem"],
                 [(c["kind"], " | ".join(c["paths"][:8]) + (" ..." if c["size"] > 8 else ""),
-                  ", ".join(sorted({str(x) for x in c["labels"]})), ", ".join(sorted({str(x) for x in c["splits"]})),
+                  _joined(c["labels"]), _joined(c["splits"]),
                   ", ".join(p for p, on in (("conflict", c["conflict"]), ("leak", bool(c["leaks"]))) if on))
                  for c in data["cluster_list"][:200]])
         return out
+
+
+def _joined(values: list[str | None]) -> str:
+    """A cluster's distinct labels or splits for a table cell; '-' when its images have none
+    (object and unlabeled manifests), where str() would print Python's None."""
+    return ", ".join(sorted({v for v in values if v is not None})) or "-"
 
 
 SECTION = Duplicates()

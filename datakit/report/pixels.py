@@ -8,10 +8,11 @@ cache folder (``$XDG_CACHE_HOME/datakit`` or ``~/.cache/datakit``), named after 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
@@ -56,7 +57,8 @@ def _measure_compact(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, str
     import cv2
 
     cv2.setNumThreads(1)
-    image = cv2.imread(path, cv2.IMREAD_COLOR)  # applies EXIF orientation: stats of the picture as displayed
+    with quiet_opencv():
+        image = cv2.imread(path, cv2.IMREAD_COLOR)  # applies EXIF orientation: stats of the picture as displayed
     if image is None:
         return _NO_STATS, _NO_HASH, _NO_THUMB, "OpenCV could not decode the file"
     h, w = image.shape[:2]
@@ -72,6 +74,27 @@ def _measure_compact(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, str
     values = np.array([gray.mean(), gray.std(), hsv[:, :, 1].mean(), cv2.Laplacian(gray, cv2.CV_64F).var(),
                        -(p * np.log2(p)).sum(), spread], np.float32)  # in STAT_COLUMNS order
     return values, perceptual_hash(gray), colour_thumbnail(image).astype(np.uint8), None
+
+
+@contextlib.contextmanager
+def quiet_opencv() -> Iterator[None]:
+    """OpenCV's own log held at errors for the block: a file that cannot be decoded is reported
+    once, as an image issue, not also as a raw "[ WARN ... can't open/read file" line on stderr."""
+    import cv2
+
+    # OpenCV 5 has only cv2.utils.logging; 4.x has it too, and older builds only cv2.setLogLevel
+    logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    get_level = getattr(logging, "getLogLevel", None) or getattr(cv2, "getLogLevel", None)
+    set_level = getattr(logging, "setLogLevel", None) or getattr(cv2, "setLogLevel", None)
+    if get_level is None or set_level is None:
+        yield
+        return
+    before = get_level()
+    set_level(getattr(logging, "LOG_LEVEL_ERROR", 2))
+    try:
+        yield
+    finally:
+        set_level(before)
 
 
 def _job(item: tuple[int, str]) -> tuple[int, tuple[np.ndarray, np.ndarray, np.ndarray, str | None]]:

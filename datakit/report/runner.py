@@ -18,7 +18,7 @@ from datakit.manifest import load_manifest, resolve_location
 from datakit.report import SECTIONS
 from datakit.report import fail_on as checks
 from datakit.report import html as html_page
-from datakit.report.base import ReportContext
+from datakit.report.base import ReportContext, mark_files_gone
 
 
 @dataclass
@@ -94,6 +94,7 @@ def balance_report(
         raise DatakitError(f"unknown report section(s) {', '.join(unknown)}; known: {', '.join(SECTIONS)}")
     location = resolve_location(manifest)
     m = load_manifest(location, allow_outside=allow_outside)
+    mark_files_gone(m)
     ctx = ReportContext(m, Path(manifest), workers=workers or None, sample=sample, seed=seed,
                         show_progress=show_progress, cache=cache)
     data: dict[str, dict[str, Any]] = {}

@@ -107,8 +107,9 @@ def check_monitor(task: str, monitor: str, key: str = "train.monitor") -> None:
         raise DatakitError(f"{key} '{monitor}' is not a metric of {what}{hint} (choose: {', '.join(choices)})")
 
 
-def resolve_task(setting: str, manifest: Any) -> tuple[str, str]:
-    """(task name, why) for a config's ``task`` and a manifest.
+def resolve_task(setting: str, manifest: Any, source: str = "in the config") -> tuple[str, str]:
+    """(task name, why) for a config's ``task`` and a manifest; ``source`` says where a task other
+    than auto was set ('with --set task=segment', 'in cfg.yaml').
 
     ``auto`` picks classification when images have labels and no objects, detection when boxes
     exist (instance masks make ``instance`` possible, which the reason says), semantic
@@ -116,7 +117,7 @@ def resolve_task(setting: str, manifest: Any) -> tuple[str, str]:
     """
     if setting != AUTO:
         name = canonical_task(setting)
-        return name, f"task {name} (set in the config)"
+        return name, f"set {source}"
     annotations = manifest.annotations
     images = manifest.images
     boxes = int(annotations["bbox_w"].notna().sum()) if "bbox_w" in annotations.columns else 0
