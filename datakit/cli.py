@@ -323,7 +323,7 @@ def train(
 @handle_errors
 def eval_(
     run: Optional[Path] = typer.Argument(None, help="Run directory, checkpoint file, sweep folder (its best trial) or pipeline output (its last train/sweep step); optional with --predictions."),
-    manifest: Optional[Path] = typer.Option(None, "--manifest", "-m", help="Manifest to score (default: the run's)."),
+    manifest: Optional[Path] = typer.Option(None, "--manifest", "-m", help="Manifest to score (default: the run's); with --predictions also a run folder: its manifest with the splits it trained on."),
     split: Optional[str] = typer.Option(None, "--split", help="train, val, test or all (default: test for a run, all with --predictions)."),
     checkpoint: str = typer.Option("best", "--checkpoint", help="best or last."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Folder for the report (default RUN/eval-SPLIT, or PREDICTIONS-eval/)."),

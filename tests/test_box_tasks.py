@@ -336,6 +336,14 @@ def test_predict_then_eval_predictions_round_trip_equals_eval_of_the_run(detect_
                                    "--split", "test", "--json", "--no-plots"])
         assert done.exit_code == 0, done.output
         _same_scores(direct, json.loads(done.output))
+    # the run folder as --manifest: its manifest has no splits, the run's splits.csv holds them
+    assert load_manifest(detect_run.parent / "sample" / "objects.manifest").images["split"].isna().all()
+    done = runner.invoke(app, ["eval", "--predictions", str(out / "predictions.json"), "--manifest", str(detect_run),
+                               "--split", "test", "--json", "--no-plots"])
+    assert done.exit_code == 0, done.output
+    via_run = json.loads(done.output)
+    _same_scores(direct, via_run)
+    assert any("splits.csv" in note for note in via_run["notes"])
 
 
 def test_ids_numbered_in_another_split_never_match_silently(detect_run: Path, split_manifest: Path,

@@ -65,6 +65,20 @@ def test_semantic_lint(tmp_path: Path) -> None:
     assert "1 mask file(s) whose stem matches no image of the manifest (e.g. zzz.png)" in text
 
 
+def test_mask_pngs_against_a_manifest_without_class_maps_say_so(tmp_path: Path) -> None:
+    """The message read "1 images with both a ground-truth class map and a predicted mask: none to
+    score (e.g. 2)" for a manifest that simply has no class maps."""
+    manifest, pred = _semantic_set(tmp_path)
+    from datakit.manifest import load_manifest
+
+    m = load_manifest(manifest)
+    m.images["semantic_mask"] = pd.Series([None, None], dtype="string")
+    save_manifest(m, manifest)
+    with pytest.raises(DatakitError, match=r"has no class maps \(semantic masks\) for its 2 images to score mask "
+                                           r"PNGs against: ingest the data with --format masks"):
+        scoring.evaluate_predictions(pred, manifest, plots=False, task="semantic")
+
+
 def test_localization(tmp_path: Path) -> None:
     images = pd.DataFrame({"id": ["i1", "i2", "i3", "i4"], "path": [f"images/{i}.png" for i in "1234"],
                            "status": "ok", "width": 100, "height": 100, "source_id": ["1", "2", "3", "4"]})

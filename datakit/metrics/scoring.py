@@ -85,6 +85,28 @@ def evaluate_predictions(predictions: str | os.PathLike[str], manifest: str | os
     return score(predictions, manifest, **options)[0]
 
 
+def _manifest_or_run(value: str | os.PathLike[str]) -> tuple[Any, str | None]:
+    """The manifest ``--manifest`` names, or, for a training run (or a sweep or pipeline folder), the
+    manifest it trained on with the splits it recorded in splits.csv: a pipeline's manifest often
+    has no splits of its own, so ``--split test`` found none where ``datakit eval RUN`` scores 30 images."""
+    from datakit.engine.rundir import RunDir
+    from datakit.run_source import find_run
+
+    found = find_run(value)
+    run = RunDir(found.path) if found.path.is_dir() else None
+    if run is None or not run.is_run():
+        return load_manifest(value), None
+    recorded = run.read_info().get("manifest")
+    if not recorded:
+        raise DatakitError(f"{found.path}: the run recorded no manifest; pass the manifest itself with --manifest")
+    loaded = load_manifest(recorded)
+    if run.splits.is_file():
+        table = run.read_splits()
+        split_of = dict(zip(table["id"].astype(str), table["split"].astype(str)))
+        loaded.images["split"] = loaded.images["id"].astype(str).map(split_of).astype("string")
+    return loaded, f"ground truth: {recorded} with the splits of {found.path}/splits.csv"
+
+
 def score(
     predictions: str | os.PathLike[str],
     manifest: str | os.PathLike[str],
@@ -112,8 +134,10 @@ def score(
     max_dets = sorted({int(m) for m in (max_dets or coco.DEFAULT_MAX_DETS)})
     if not max_dets or max_dets[0] < 1:
         raise DatakitError(f"--max-dets must be positive integers, found {max_dets}")
-    loaded = load_manifest(manifest)
+    loaded, splits_note = _manifest_or_run(manifest)
     truth = load_truth(loaded, split)
+    if splits_note and split not in (None, "all"):
+        truth.notes.append(splits_note)
     lint = Lint(str(path))
     read = read_predictions(path, truth, lint)
     task = _infer_task(read, truth, task)

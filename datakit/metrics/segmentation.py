@@ -63,7 +63,13 @@ def lint_masks(folder: MaskFolder, truth: Truth, lint: Lint, show_progress: bool
             _check_one(image_id, masks.get(image_id), folder, truth, lint, checked, root, allowed)
             advance(1)
     if not checked.scored and not lint:
-        lint.add("images with both a ground-truth class map and a predicted mask: none to score", str(len(truth.images)))
+        if checked.no_truth == len(truth.images):
+            lint.add_file_problem(f"{truth.manifest.location} has no class maps (semantic masks) for its "
+                                  f"{len(truth.images)} images to score mask PNGs against: ingest the data with "
+                                  "--format masks (or a VOC set with SegmentationClass/)")
+        else:
+            lint.add_file_problem(f"none of the {len(truth.images)} images has both a ground-truth class map and a "
+                                  "predicted mask: nothing to score")
     return checked
 
 
