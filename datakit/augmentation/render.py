@@ -126,17 +126,12 @@ def encode(pixels: np.ndarray, fmt: str, encoding: dict[str, int] | None = None)
 
 def check_8bit_output(compose: Any) -> None:
     """Refuse, before any image is made, a pipeline with a transform that does not output 8-bit images."""
-    for step in _steps(compose):
+    from datakit.augmentation.targets import leaves
+
+    for step in leaves(compose):
         if type(step).__name__ in NOT_8BIT:
             raise DatakitError(f"augment: {type(step).__name__} outputs float images, but offline augmentation "
                                "writes 8-bit image files; leave it to training (augment: in the train config)")
-
-
-def _steps(transform: Any) -> Any:
-    """Every transform of a pipeline, compositions opened up."""
-    yield transform
-    for child in getattr(transform, "transforms", None) or []:
-        yield from _steps(child)
 
 
 def _shown_path(job: Job) -> str:
