@@ -205,7 +205,8 @@ def verify(output: str | os.PathLike[str], workers: int = 1, show_progress: bool
         job.parent_sha256 = str(row["parent_sha256"]) if pd.notna(row["parent_sha256"]) else None
         # the objects that went in are the parent's, as recorded at augmentation time
         mask_path = str(root / row["semantic_mask"]) if pd.notna(row["semantic_mask"]) else None
-        tasks.append(((job, pipeline_hash, str(root / row["path"]), mask_path, recorded_objects.get(ident, [])), ident, str(row["path"]), pipeline_hash))
+        check = (job, pipeline_hash, str(root / row["path"]), mask_path, recorded_objects.get(ident, []))
+        tasks.append((check, ident, str(row["path"]), pipeline_hash))
     with progress_bar("Verifying", len(tasks), show_progress) as advance:
         outcomes = run_jobs([t[0] for t in tasks], _check, (manifest.pipelines,), workers, advance,
                             init=_init)
