@@ -67,6 +67,16 @@ def test_coco_to_masks_paints_the_same_class_map(shapes: Path, tmp_path: Path) -
         assert len(pairs) == len({a for a, _ in pairs}) == len({b for _, b in pairs})
 
 
+def test_a_crowd_region_written_as_an_instance_is_reported(tmp_path: Path) -> None:
+    from tests.formats_data import tiny_coco
+
+    rle = {"size": [6, 8], "counts": [10, 4, 34]}  # uncompressed: 4 pixels set
+    tiny_coco(tmp_path / "src", [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2], "area": 4,
+                                  "iscrowd": 1, "segmentation": rle}])
+    written = export(read_source(tmp_path / "src", "coco", ReadOptions()).manifest, "masks", tmp_path / "out")
+    assert any("iscrowd=1 has no mask-folder equivalent" in entry["reason"] for entry in written.report.lossy)
+
+
 def test_mask_folder_without_classes_txt_names_values(tmp_path: Path) -> None:
     shapes = shapes_set(tmp_path / "s", count=4)
     (shapes / "classes.txt").unlink()  # `datakit sample shapes` writes one; this test is about its absence

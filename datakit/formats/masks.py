@@ -272,6 +272,10 @@ def write(manifest: Manifest, out: Path, options: WriteOptions) -> WriteResult:
         for k, ann in enumerate(im.annotations, start=1):
             if ann["kind"] is None:
                 report.lose(im.path, f"object {k} ({ann['category']})", "box only; not in the instance map")
+            elif ann["iscrowd"]:
+                # a crowd region becomes one ordinary instance: evaluators that ignore crowds will count it
+                report.lose(im.path, f"object {k} ({ann['category']})", "iscrowd=1 has no mask-folder "
+                                                                         "equivalent; written as one instance")
         if label_maps.single_source(objects):
             # keep the source's object ids, so a mask folder round-trips pixel for pixel
             objects = [(int(a["segmentation"]["value"]), a) for _, a in objects]
