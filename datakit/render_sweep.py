@@ -131,5 +131,7 @@ def leaderboard(console: Console, result: Any, top: int = 10) -> None:
         if best.get("origin"):
             console.print("the best trial runs the defaults: no searched value beat what datakit train would "
                           "choose for them", highlight=False)
-    plot = ", sweep.png" if (result.output / "sweep.png").is_file() else ""
-    path_line(console, f"wrote {result.output}/: results.csv, results.parquet, best.json{plot}, trials/")
+    # only what is there: a sweep whose every trial failed has no best.json (and maybe no trials/)
+    written = [name for name in ("results.csv", "results.parquet", "best.json", "sweep.png", "trials/")
+               if (result.output / name.rstrip("/")).exists()]
+    path_line(console, f"wrote {result.output}/: {', '.join(written)}")

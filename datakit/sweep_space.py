@@ -186,7 +186,12 @@ def _parse_param(raw_key: str, spec: Any, base: cfg.TrainConfig, where: str) -> 
             raise DatakitError(f"{what}: a {kind} range needs `low` and `high`")
         low, high = _number(spec["low"], f"{what}: low"), _number(spec["high"], f"{what}: high")
         step = _number(spec["step"], f"{what}: step") if spec.get("step") is not None else None
-        log = bool(spec.get("log", False))
+        log = spec.get("log", False)
+        if not isinstance(log, bool):  # bool("no") is True: a quoted word must not turn a log scale on
+            raise DatakitError(f"{what}: log must be true or false, got {log!r}")
+        if kind == "int" and not all(float(v).is_integer() for v in (low, high, *([step] if step else []))):
+            raise DatakitError(f"{what}: an int range needs whole numbers for low, high and step, got "
+                               + ", ".join(f"{v:g}" for v in (low, high, *([step] if step else []))))
         if low > high:
             raise DatakitError(f"{what}: low ({low:g}) is above high ({high:g})")
         if log and low <= 0:
@@ -222,8 +227,13 @@ def _parse_pruner(raw: Any, where: str) -> dict[str, Any]:
     for key in raw:
         if key not in allowed:
             raise DatakitError(f"{where}pruner: unknown field '{key}'{_closest(str(key), allowed)}")
-    return {"name": name, "startup_trials": int(raw.get("startup_trials", 3)),
-            "warmup_epochs": int(raw.get("warmup_epochs", 2))}
+    counts = {}
+    for field_name, default in (("startup_trials", 3), ("warmup_epochs", 2)):
+        value = raw.get(field_name, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise DatakitError(f"{where}pruner: {field_name} must be a whole number >= 0, got {value!r}")
+        counts[field_name] = value
+    return {"name": name, **counts}
 
 
 def load_space(
@@ -294,6 +304,11 @@ def load_space(
         if p.key in seen:
             raise DatakitError(f"{where}param '{p.key}' is given twice (an alias and its dotted key?)")
         seen.add(p.key)
+    fixed = {cfg.resolve_key(k): k for k in (overrides or {})}
+    both = sorted(key for key in seen if key in fixed)
+    if both:  # the trials would use the searched values: the --set value would silently do nothing
+        raise DatakitError(f"{where}{', '.join(both)} is searched (params), so --set {fixed[both[0]]}=... would be "
+                           "ignored; drop it, or remove the key from the space")
     space_obj = SearchSpace(params=params, sampler=sampler, trials=trials, metric=metric, seed=seed,
                             pruner=_parse_pruner(data.get("pruner", "median"), where), base_config=base,
                             config_source=str(source) if isinstance(source, (str, os.PathLike)) else None,

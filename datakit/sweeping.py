@@ -20,6 +20,7 @@ accuracy of each trial is recorded but never used to choose the best one.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -493,6 +494,33 @@ def _check_identity(study: optuna.Study, space: SearchSpace, where: str) -> None
                            "or start a new sweep (another --output or --study-name)")
 
 
+def _check_same_data(study: optuna.Study, manifest: Any, where: str) -> None:
+    """A resumed study must train on the data it started with: trials on two data sets would be ranked
+    against each other. Compared by content (image ids, hashes, classes), not by path, so workers on
+    other machines, with the data mounted elsewhere, still join."""
+    fingerprint = manifest_fingerprint(manifest)
+    stored = study.user_attrs.get("datakit_manifest")
+    if stored is None:
+        study.set_user_attr("datakit_manifest", {"fingerprint": fingerprint, "path": str(manifest.location)})
+        return
+    if stored.get("fingerprint") != fingerprint:
+        raise DatakitError(f"{where}: study '{study.study_name}' was started on other data ({stored.get('path')}); "
+                           f"resume it with that manifest, or start a new sweep on {manifest.location} "
+                           "(another --output or --study-name)")
+
+
+def manifest_fingerprint(manifest: Any) -> str:
+    """SHA-256 over the images (id, content hash, label, split, status), the objects and the class table."""
+    images = manifest.images
+    columns = [c for c in ("id", "sha256", "label", "split", "status") if c in images.columns]
+    rows = images[columns].astype(str).sort_values("id").to_csv(index=False)
+    objects = manifest.annotations
+    kept = [c for c in ("id", "image_id", "category", "bbox_x", "bbox_y", "bbox_w", "bbox_h") if c in objects.columns]
+    rows += objects[kept].astype(str).sort_values(kept[:1] or None).to_csv(index=False) if kept and len(objects) else ""
+    classes = json.dumps(sorted((str(c["name"]), int(c["id"])) for c in manifest.categories))
+    return hashlib.sha256((rows + classes).encode("utf-8")).hexdigest()
+
+
 @contextmanager
 def _quiet_optuna() -> Iterator[None]:
     """Optuna logs every trial (and a traceback per failure); datakit prints its own one-line summaries."""
@@ -550,6 +578,10 @@ def sweep(
     task = _resolve_metric(searched, loaded)
     storage_url = database_url(storage or (previous or {}).get("storage") or str(out / "sweep.db"))
     name = study_name or (previous or {}).get("study_name") or out.resolve().name
+    if previous and previous.get("study_name") not in (None, name):
+        # trial folders and results.csv belong to the folder: a second study would overwrite them
+        raise DatakitError(f"{out}: holds the sweep of study '{previous['study_name']}'; a study named '{name}' "
+                           "needs its own --output")
     out.mkdir(parents=True, exist_ok=True)
 
     with _quiet_optuna():
@@ -557,6 +589,7 @@ def sweep(
                                     direction=searched.direction, sampler=make_sampler(searched),
                                     pruner=make_pruner(searched))
         _check_identity(study, searched, str(out))
+        _check_same_data(study, loaded, str(out))
         # trials whose process died (gone from this host, or no heartbeat): failed and queued again
         recovered: list[Reclaimed] = reclaim_dead_trials(study)
         state = {"manifest": str(manifest_path.resolve()), "storage": storage_url, "study_name": name,

@@ -228,6 +228,22 @@ def test_resuming_with_a_different_space_is_refused(digits_300: Path, tmp_path: 
         sweep(digits_300, _space({"optim.lr": [0.02]}), tmp_path / "sweep", show_progress=False)
 
 
+def test_a_sweep_folder_holds_one_study_on_one_data_set(digits_300: Path, tmp_path: Path) -> None:
+    """A second --study-name in the folder overwrote trial-0000 and results.csv; resuming on another
+    manifest ranked trials of two data sets against each other."""
+    import datakit
+
+    out = tmp_path / "sweep"
+    sweep(digits_300, _space({"optim.lr": [0.01]}), out, show_progress=False)
+    with pytest.raises(DatakitError, match=r"holds the sweep of study 'sweep'; a study named 'other' needs its own"):
+        sweep(digits_300, _space({"optim.lr": [0.01]}), out, study_name="other", show_progress=False)
+    datakit.sample("digits", tmp_path / "d2", count=100, seed=3, show_progress=False)
+    datakit.ingest(tmp_path / "d2" / "images", tmp_path / "d2.manifest", show_progress=False)
+    with pytest.raises(DatakitError, match=r"was started on other data .*; resume it with that manifest"):
+        sweep(tmp_path / "d2.manifest", _space({"optim.lr": [0.01]}), out, trials=2, show_progress=False)
+    assert len(sweep(digits_300, _space({"optim.lr": [0.01]}), out, show_progress=False).table) == 1
+
+
 @pytest.mark.parametrize("params, message", [
     ({"optim.lrr": [0.1]}, r"params: unknown config key 'optim.lrr'; did you mean 'optim.lr'\?"),
     ({"model.conv.filter": [[8]]}, r"did you mean 'model.conv.filters'\?"),
@@ -235,10 +251,20 @@ def test_resuming_with_a_different_space_is_refused(digits_300: Path, tmp_path: 
     ({"optim.name": ["adamw", "sgdd"]}, r"param 'optim.name': .*'sgdd' .*did you mean 'sgd'\?"),
     ({"optim.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True}},
      r"a grid search needs `choices`, or a `step`"),
+    ({"optim.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": "no"}}, r"log must be true or false, got 'no'"),
+    ({"train.batch_size": {"type": "int", "low": 8, "high": 16, "step": 0.5}},
+     r"an int range needs whole numbers for low, high and step, got 8, 16, 0.5"),
 ])
 def test_bad_search_spaces_fail_before_any_trial_naming_the_problem(params: dict, message: str) -> None:
     with pytest.raises(DatakitError, match=message):
         load_space(_space(params))
+
+
+def test_a_bad_pruner_field_or_a_key_both_searched_and_fixed_is_one_clear_error() -> None:
+    with pytest.raises(DatakitError, match=r"pruner: startup_trials must be a whole number >= 0, got 'abc'"):
+        load_space({**_space({"optim.lr": [0.01]}), "pruner": {"name": "median", "startup_trials": "abc"}})
+    with pytest.raises(DatakitError, match=r"optim.lr is searched \(params\), so --set lr=... would be ignored"):
+        load_space(_space({"optim.lr": [0.01, 0.02]}), overrides={"lr": 0.5})
 
 
 def test_space_file_fields_are_checked_and_ranges_expand_for_a_grid(tmp_path: Path) -> None:
