@@ -160,6 +160,26 @@ def split_step(ctx: StepContext, manifest: str | None = None, output: str | None
             "worst_deviation_pp": round(result.worst_deviation_pp, 3), "moves": len(result.moves)}
 
 
+def _seed_unless_set(ctx: StepContext, overrides: dict[str, Any], config: Any, space: Any = None) -> None:
+    """The pipeline's seed for a train or sweep step, unless the step, its config file or its space's
+    ``set`` gives one: the same config file must train alike through ``datakit run`` and ``train -c``."""
+    if any(cfg.resolve_key(k) == "seed" for k in overrides):
+        return
+    if config is not None and "seed" in cfg.user_set_keys(cfg.resolve_config(config)):
+        return
+    if space is not None:
+        data = cfg.load_yaml(Path(space)) if isinstance(space, (str, os.PathLike)) else space
+        shared = data.get("set") if isinstance(data, Mapping) else None
+        if isinstance(shared, Mapping) and any(cfg.resolve_key(k) == "seed" for k in shared):
+            return
+        if config is None and isinstance(data, Mapping) and isinstance(data.get("config"), (str, os.PathLike)):
+            base = Path(data["config"])
+            base = base if base.is_absolute() or not isinstance(space, (str, os.PathLike)) else Path(space).parent / base
+            if "seed" in cfg.user_set_keys(cfg.resolve_config(base)):
+                return
+    overrides["seed"] = ctx.seed
+
+
 def train_step(ctx: StepContext, manifest: str | None = None, config: Any = None, output: str | None = None,
                **overrides: Any) -> dict[str, Any]:
     """Train a classifier; options other than manifest/config/output are config keys."""
@@ -168,7 +188,7 @@ def train_step(ctx: StepContext, manifest: str | None = None, config: Any = None
 
     if isinstance(config, (str, os.PathLike)):
         config = ctx.input_path(config)
-    overrides.setdefault("seed", ctx.seed)
+    _seed_unless_set(ctx, overrides, config)
     result = train(ctx.input_path(manifest, "manifest"), config, ctx.output_path(output),
                    show_progress=ctx.show_progress, **overrides)
     ctx.show(lambda c: render_training.train_summary(c, result))
@@ -206,7 +226,7 @@ def sweep_step(ctx: StepContext, space: Any, manifest: str | None = None, output
         space = ctx.input_path(space)
     if isinstance(config, (str, os.PathLike)):
         config = ctx.input_path(config)
-    overrides.setdefault("seed", ctx.seed)
+    _seed_unless_set(ctx, overrides, config, space)
     result = sweep(ctx.input_path(manifest, "manifest"), space, ctx.output_path(output), storage=storage,
                    study_name=study_name, trials=trials, sampler=sampler, config=config,
                    show_progress=ctx.show_progress, **overrides)
@@ -280,6 +300,45 @@ def _option_choices() -> dict[tuple[str, str], tuple[str, ...]]:
             ("sweep", "sampler"): SAMPLERS}
 
 
+def _check_train_config(where: str, options: Mapping[str, Any], base: Path) -> None:
+    """A train step's config file and keys resolved as the step will (unknown keys in the file,
+    values out of range), before the first step: not after the steps before it have run."""
+    config = options.get("config")
+    if isinstance(config, str) and _references(config):
+        return
+    if isinstance(config, (str, os.PathLike)):
+        config = Path(config).expanduser()
+        config = config if config.is_absolute() else base / config
+    keys = {k: v for k, v in options.items() if k not in ("manifest", "config", "output") and not _references(v)}
+    try:
+        cfg.resolve_config(config, keys)
+    except DatakitError as exc:
+        raise DatakitError(f"{where}: {exc}") from None
+
+
+def _step_results(name: str) -> tuple[str, ...]:
+    """The results a step gives (what ``${ID.KEY}`` may name), so a typo fails before the first step.
+    tests/test_pipeline.py checks these against what each step really returns."""
+    if name == "eval":  # the task's metrics, whichever task the run has
+        from datakit.tasks import TASKS
+
+        return ("split", "images", "metrics", *dict.fromkeys(m for spec in TASKS.values() for m in spec.metrics))
+    return STEP_RESULTS[name]
+
+
+STEP_RESULTS: dict[str, tuple[str, ...]] = {
+    "sample": ("images", "output", "count", "classes"),
+    "ingest": ("manifest", "count", "status"),
+    "info": ("manifest", "info"),
+    "split": ("manifest", "splits", "worst_deviation_pp", "moves"),
+    "augment": ("manifest", "pipeline", "source", "derived", "carried", "split", "mode", "before", "after",
+                "objects", "seconds", "verified"),
+    "train": ("run", "task", "status", "monitor", "best_metric", "best_epoch", "epochs", "test_accuracy",
+              "test_metrics", "seconds"),
+    "sweep": ("output", "run", "best_trial", "best_params", "best_value", "val_accuracy", "test_accuracy", "counts"),
+}
+
+
 def _check_options(where: str, name: str, options: Mapping[str, Any]) -> None:
     """Unknown options, and values outside an option's choices, fail before any step runs (config
     keys are checked by the config itself)."""
@@ -291,6 +350,11 @@ def _check_options(where: str, name: str, options: Mapping[str, Any]) -> None:
     for key in options:
         allowed = choices.get((name, key))
         value = options[key]
+        if key == "output" and isinstance(value, str) and not _references(value) and not os.path.isabs(value) \
+                and os.path.normpath(value).split(os.sep)[0] == "..":
+            # --overwrite clears the pipeline's folder only: a step writing beside it would fail the rerun
+            raise DatakitError(f"{where}: output {value!r} leaves the pipeline's output folder; a relative output "
+                               "stays inside it (give an absolute path to write elsewhere)")
         if allowed and value is not None and not _references(value) and value not in allowed:
             raise DatakitError(f"{where}: step '{name}': {key} {value!r} is not one of {', '.join(allowed)}"
                                f"{_closest(str(value), allowed)}")
@@ -394,6 +458,8 @@ def load_pipeline(
     for index, step in enumerate(steps, start=1):
         label = f"{where}step {index} '{step.id}'"
         _check_options(label, step.name, step.options)
+        if step.name == "train":
+            _check_train_config(label, step.options, base)
         for ref in _references(step.options):
             head = ref.split(".", 1)[0]
             if ref in ("output", "seed"):
@@ -402,6 +468,11 @@ def load_pipeline(
                 later = " (it runs later)" if head in ids else ""
                 raise DatakitError(f"{label}: ${{{ref}}} does not name an earlier step{later}; "
                                    f"earlier steps: {', '.join(ids[:index - 1]) or 'none'}")
+            key = ref.split(".", 1)[1] if "." in ref else ""
+            gives = _step_results(steps[ids.index(head)].name)
+            if key.split(".", 1)[0] not in gives:
+                raise DatakitError(f"{label}: ${{{ref}}}: step '{head}' gives no result '{key}'"
+                                   f"{_closest(key, gives)} (results: {', '.join(gives)})")
     name = str(data.get("name") or (Path(source).stem if source else "pipeline"))
     if not name or name.startswith(".") or "/" in name or "\\" in name or not name.isprintable() or len(name) > 128:
         # the name becomes the default output folder runs/NAME: '../x' or '/x' would write elsewhere
@@ -538,6 +609,7 @@ def run_pipeline(
             result.seconds = time.perf_counter() - started
             _write_record(out, result)
             exit_code = exc.exit_code if isinstance(exc, DatakitError) else 1
+            detail = detail[len(label) + 2:] if detail.startswith(f"{label}: ") else detail  # said once
             raise StepFailed(f"pipeline '{spec.name}' stopped at {label}: {detail}", exit_code) from exc
         record.status = "completed"
         record.seconds = time.perf_counter() - step_started

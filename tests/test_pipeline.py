@@ -54,6 +54,21 @@ def test_steps_chain_through_their_results_and_the_run_is_recorded(tmp_path: Pat
     assert record["status"] == "completed" and record["seed"] == 3
     assert record["steps"][4]["options"]["manifest"] == str(out / "split")  # references resolved
     assert all(step["seconds"] > 0 for step in record["steps"])
+    from datakit.pipeline import _step_results
+
+    for step in result.steps:  # what load_pipeline checks references against is what the steps give
+        assert set(step.results) <= set(_step_results(step.step)), step.step
+
+
+def test_a_config_file_that_sets_its_seed_keeps_it_in_a_pipeline(digits_small: Path, tmp_path: Path) -> None:
+    """The pipeline's seed replaced the seed of the step's config file: the same file trained
+    differently through `datakit run` and `datakit train -c`."""
+    (tmp_path / "seeded.yaml").write_text(yaml.safe_dump({**{"seed": 5}, "train": {"epochs": 1}}))
+    steps = {"steps": [{"train": {"manifest": str(digits_small), "config": "seeded.yaml", **TINY_TRAIN,
+                                  "epochs": 1}}]}
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(steps))
+    run_pipeline(tmp_path / "p.yaml", tmp_path / "out", seed=3, show_progress=False)
+    assert cfg.resolve_config(tmp_path / "out" / "train" / "config.yaml").seed == 5
 
 
 def test_a_failing_step_stops_the_pipeline_and_is_named(tmp_path: Path) -> None:
@@ -87,6 +102,12 @@ def test_a_failing_step_stops_the_pipeline_and_is_named(tmp_path: Path) -> None:
      r"step 4 'eval': step 'eval': split 'bogus' is not one of train, val, test, all"),
     ([{"sample": {"name": "digitz"}}], r"name 'digitz' is not one of shapes, digits; did you mean 'digits'\?"),
     ([{"sample": {"name": "digits"}}, {"ingest": {"on_invalid": "drop"}}], r"on_invalid 'drop' is not one of clip"),
+    ([{"sample": {"name": "digits"}}, {"ingest": {}}, {"train": {}}, {"eval": {"run": "${train.rn}"}}],
+     r"step 4 'eval': \$\{train.rn\}: step 'train' gives no result 'rn'; did you mean 'run'\?"),
+    ([{"sample": {"name": "digits", "output": "../elsewhere"}}],
+     r"output '../elsewhere' leaves the pipeline's output folder"),
+    ([{"sample": {"name": "digits"}}, {"ingest": {}}, {"train": {"optim.lr": -1}}],
+     r"step 3 'train': config key 'optim.lr' must be > 0"),
 ])
 def test_bad_pipelines_fail_before_any_step_runs(steps: list, message: str, tmp_path: Path) -> None:
     with pytest.raises(DatakitError, match=message):
@@ -199,6 +220,9 @@ def test_augment_step_sits_between_split_and_train(tmp_path: Path) -> None:
     assert (derived["seed"].notna() & derived["pipeline"].notna()).all()
     assert json.loads((out / "train" / "run.json").read_text())["manifest"] == str(out / "augment")
     assert json.loads((out / "augment" / "augment.json").read_text())["seed"] == 2  # the pipeline's seed
+    from datakit.pipeline import _step_results
+
+    assert set(augmented) <= set(_step_results("augment"))
 
 
 def test_augment_step_takes_the_short_form_inline_and_says_when_there_is_no_split(tmp_path: Path) -> None:

@@ -71,8 +71,11 @@ def test_eval_and_predict_on_a_pipeline_folder_use_its_last_train_or_sweep_step(
 
     both = {"name": "b", "steps": [{"train": {"manifest": str(digits_300), **ONE_EPOCH}},
                                    {"sweep": {"manifest": str(digits_300), "space": _space({"optim.lr": [0.02]}),
-                                              **ONE_EPOCH}}]}
-    run_pipeline(both, tmp_path / "b", show_progress=False)
+                                              **{k: v for k, v in ONE_EPOCH.items() if k != "optim.lr"}}}]}
+    ran = run_pipeline(both, tmp_path / "b", show_progress=False)
+    from datakit.pipeline import _step_results
+
+    assert set(ran.results("sweep")) <= set(_step_results("sweep"))  # what references are checked against
     table = predict(tmp_path / "b", _images(digits_300))
     assert table["error"].isna().all()
     assert table.attrs["run_source"].startswith(f"pipeline {tmp_path / 'b'}: step 'sweep', sweep "
