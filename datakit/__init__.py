@@ -71,6 +71,10 @@ def __getattr__(name: str):  # noqa: ANN202 - module attribute hook (PEP 562)
     raise AttributeError(f"module 'datakit' has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:  # the API names too, though they load on first use (tab completion, help)
+    return sorted(set(globals()) | set(_LAZY))
+
+
 __all__ = [
     "CheckFailed",
     "DatakitError",

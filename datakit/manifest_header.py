@@ -135,6 +135,7 @@ def takes_allow_outside(fn: Callable[..., T]) -> Callable[..., T]:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, allow_outside: bool | None = None, **kwargs: Any) -> T:
+        _refuse_loaded_manifests(fn.__name__, [*args, *kwargs.values()])
         with trusting_outside(allow_outside):
             return fn(*args, **kwargs)
 
@@ -145,6 +146,14 @@ def takes_allow_outside(fn: Callable[..., T]) -> Callable[..., T]:
                                         annotation="bool | None"))
     wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
     return wrapper
+
+
+def _refuse_loaded_manifests(function: str, arguments: list[Any]) -> None:
+    """The API takes manifest folders: a loaded ``Manifest`` failed deep inside with a bare TypeError.
+    (A run records where its manifest lives, so resume and eval can find it again.)"""
+    if any(type(value).__name__ == "Manifest" and hasattr(value, "images") for value in arguments):
+        raise DatakitError(f"datakit.{function}: give the manifest's folder (a path), not a loaded Manifest; "
+                           "datakit.save_manifest(manifest, folder) writes one")
 
 
 def image_root_problem(image_root: str) -> str | None:

@@ -175,3 +175,17 @@ def test_a_missing_manifest_does_not_exist(tmp_path: Path) -> None:
     _fails_in_one_line(["info", str(tmp_path / "data" / "digits.manifest")], "does not exist")
     (tmp_path / "folder").mkdir()
     _fails_in_one_line(["info", str(tmp_path / "folder")], "not a manifest")
+
+
+def test_a_loaded_manifest_given_to_the_api_is_one_clear_error(tmp_path: Path) -> None:
+    """datakit.train(manifest_object) failed deep inside with "expected str, bytes or os.PathLike"."""
+    import datakit
+
+    write_png(tmp_path / "src" / "a" / "1.png")
+    write_png(tmp_path / "src" / "b" / "1.png", seed=1)
+    ingest(tmp_path / "src", tmp_path / "m", show_progress=False)
+    loaded = load_manifest(tmp_path / "m")
+    for call in (lambda: datakit.train(loaded), lambda: datakit.sweep(loaded, {"params": {"lr": [0.1]}}),
+                 lambda: datakit.evaluate(None, manifest=loaded)):
+        with pytest.raises(DatakitError, match=r"give the manifest's folder \(a path\), not a loaded Manifest"):
+            call()
