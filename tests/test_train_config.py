@@ -101,6 +101,12 @@ def test_yaml_nested_and_dotted_keys_and_errors_name_the_file(tmp_path: Path) ->
         cfg.resolve_config(path)
     with pytest.raises(DatakitError, match="config file not found"):
         cfg.resolve_config(tmp_path / "missing.yaml")
+    # a key twice in one mapping: plain YAML keeps the last and drops the first without a word
+    path.write_text("train:\n  epochs: 3\noptim: {lr: 0.1}\ntrain:\n  batch_size: 8\n")
+    with pytest.raises(DatakitError, match=r"c.yaml: line 4, column 1: invalid YAML \(key 'train' is given twice"):
+        cfg.resolve_config(path)
+    path.write_text("base: &b {lr: 0.1, name: sgd}\noptim:\n  <<: *b\n  lr: 0.5\n")  # a merge key overrides
+    assert cfg.load_yaml(path)["optim"] == {"lr": 0.5, "name": "sgd"}
 
 
 def test_dumped_config_loads_back_identical(tmp_path: Path) -> None:
