@@ -154,11 +154,6 @@ def _failing_step(exc: BaseException) -> str:
     return f"{name}: " if name else ""
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
-
-
 def read_parent(job: Job) -> tuple[np.ndarray, str]:
     """The parent's pixels and the SHA-256 of the very bytes they were decoded from.
 
@@ -218,7 +213,9 @@ def render(compose: Any, job: Job, encoding: dict[str, int] | None = None,
     except DatakitError:
         raise
     except Exception as exc:  # a transform that cannot run on this image (a crop larger than it, ...)
-        raise DatakitError(f"augment: {_shown_path(job)}: {_failing_step(exc)}{_first_line(exc)}") from None
+        from datakit.augmentation.specs import first_lines
+
+        raise DatakitError(f"augment: {_shown_path(job)}: {_failing_step(exc)}{first_lines(exc, 1)}") from None
     out = result.sample
     pixels = np.ascontiguousarray(out.image)
     if pixels.dtype != np.uint8:

@@ -58,12 +58,7 @@ class Pipeline:
         """The same transforms in a Compose without box handling, for callers that pass only ``image``."""
         import albumentations as A
 
-        from datakit.augmentation.targets import reseed
-
-        composed = A.Compose(list(self.compose.transforms), seed=self.compose.seed)
-        if self.compose.seed is not None:
-            reseed(composed, self.compose.seed)  # a stream per transform, as the pipeline itself has
-        return composed
+        return _with_seed(A.Compose(list(self.compose.transforms)), self.compose.seed)  # a stream per transform
 
 
 # ---------------------------------------------------------------------------------------------
@@ -118,9 +113,10 @@ def _as_tuples(value: Any) -> Any:
     return value
 
 
-def _first_lines(exc: Exception) -> str:
+def first_lines(exc: BaseException, count: int = 3) -> str:
+    """An exception's first ``count`` non-empty lines on one line (its type name when it has none)."""
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    return " ".join(lines[:3]) or type(exc).__name__
+    return " ".join(lines[:count]) or type(exc).__name__
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,7 +160,7 @@ def build_transform(name: str, params: dict[str, Any], where: str, known: dict[s
     except DatakitError:
         raise
     except Exception as exc:  # pydantic ValidationError, TypeError, ValueError: all mean bad parameters
-        raise DatakitError(f"{where}: {name}: bad parameters {params!r} ({_first_lines(exc)})") from None
+        raise DatakitError(f"{where}: {name}: bad parameters {params!r} ({first_lines(exc)})") from None
 
 
 def from_list(spec: list[Any], prefix: str = "augment") -> list[Any]:
@@ -234,7 +230,7 @@ def serialize(compose: Any) -> dict[str, Any]:
         data = A.to_dict(compose)
     except Exception as exc:  # Lambda without a name, a custom transform albumentations cannot write
         raise DatakitError(f"augment: the pipeline cannot be serialized, so its images would have no lineage "
-                           f"({_first_lines(exc)})") from None
+                           f"({first_lines(exc)})") from None
     return json.loads(json.dumps(data, default=_json_default))
 
 
