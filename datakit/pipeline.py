@@ -165,24 +165,19 @@ def _seed_unless_set(ctx: StepContext, overrides: dict[str, Any], config: Any, s
     ``set`` gives one: the same config file must train alike through ``datakit run`` and ``train -c``."""
     if any(cfg.resolve_key(k) == "seed" for k in overrides):
         return
-    if config is not None and "seed" in cfg.user_set_keys(cfg.resolve_config(config)):
-        return
-    if space is not None:
-        data = cfg.load_yaml(Path(space)) if isinstance(space, (str, os.PathLike)) else space
-        shared = data.get("set") if isinstance(data, Mapping) else None
-        if isinstance(shared, Mapping) and any(cfg.resolve_key(k) == "seed" for k in shared):
-            return
-        if config is None and isinstance(data, Mapping) and isinstance(data.get("config"), (str, os.PathLike)):
-            base = Path(data["config"])
-            base = base if base.is_absolute() or not isinstance(space, (str, os.PathLike)) else Path(space).parent / base
-            if "seed" in cfg.user_set_keys(cfg.resolve_config(base)):
-                return
-    overrides["seed"] = ctx.seed
+    if space is not None:  # the sweep's own base config: its space's config file and `set`, as it reads them
+        from datakit.sweep_space import load_space
+
+        base = load_space(space, config).base_config
+    else:
+        base = cfg.resolve_config(config)
+    if "seed" not in cfg.user_set_keys(base):
+        overrides["seed"] = ctx.seed
 
 
 def train_step(ctx: StepContext, manifest: str | None = None, config: Any = None, output: str | None = None,
                **overrides: Any) -> dict[str, Any]:
-    """Train a classifier; options other than manifest/config/output are config keys."""
+    """Train a model (any task); options other than manifest/config/output are config keys."""
     from datakit import render_training
     from datakit.training import train
 
