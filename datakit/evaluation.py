@@ -41,8 +41,7 @@ def _select_rows(loaded: LoadedRun, manifest_path: Path, split: str) -> tuple[pd
     has_splits = rows["split"].notna().any()
     if recorded is not None and recorded.is_file() and (same_manifest or not has_splits):
         # the exact assignment training used (generated or completed splits included)
-        table = RunDir(loaded.run_dir).read_splits()
-        split_of = dict(zip(table["id"], table["split"]))
+        split_of = RunDir(loaded.run_dir).split_of()
         chosen = rows[rows["id"].astype(str).map(split_of) == split]
         source = f"the run's splits.csv"
     elif has_splits:

@@ -115,6 +115,11 @@ class RunDir:
 
         return pd.read_csv(self.splits, dtype=str)
 
+    def split_of(self) -> dict[str, str]:
+        """Image id -> the split the run trained with (splits.csv)."""
+        table = self.read_splits()
+        return dict(zip(table["id"].astype(str), table["split"].astype(str)))
+
     def read_config(self) -> dict[str, Any] | None:
         import yaml
 

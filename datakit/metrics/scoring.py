@@ -101,9 +101,7 @@ def _manifest_or_run(value: str | os.PathLike[str]) -> tuple[Any, str | None]:
         raise DatakitError(f"{found.path}: the run recorded no manifest; pass the manifest itself with --manifest")
     loaded = load_manifest(recorded)
     if run.splits.is_file():
-        table = run.read_splits()
-        split_of = dict(zip(table["id"].astype(str), table["split"].astype(str)))
-        loaded.images["split"] = loaded.images["id"].astype(str).map(split_of).astype("string")
+        loaded.images["split"] = loaded.images["id"].astype(str).map(run.split_of()).astype("string")
     return loaded, f"ground truth: {recorded} with the splits of {found.path}/splits.csv"
 
 

@@ -143,8 +143,7 @@ def eval_truth(loaded: Any, manifest: str | os.PathLike[str] | None, split: str)
     recorded = RunDir(loaded.run_dir).splits if loaded.run_dir is not None else None
     same = str(data.location) == str(loaded.info.get("manifest"))
     if split != "all" and recorded is not None and recorded.is_file() and (same or data.images["split"].isna().all()):
-        table = RunDir(loaded.run_dir).read_splits()
-        split_of = dict(zip(table["id"].astype(str), table["split"].astype(str)))
+        split_of = RunDir(loaded.run_dir).split_of()
         data.images["split"] = data.images["id"].astype(str).map(split_of).astype("string")
         source = "the run's splits.csv"
     return data, load_truth(data, split), source

@@ -201,8 +201,7 @@ def evaluate_run(loaded: Any, manifest: str | os.PathLike[str] | None, split: st
         recorded = RunDir(loaded.run_dir).splits if loaded.run_dir is not None else None
         same = str(data.location) == str(loaded.info.get("manifest"))
         if recorded is not None and recorded.is_file() and (same or rows["split"].isna().all()):
-            table = RunDir(loaded.run_dir).read_splits()
-            split_of = dict(zip(table["id"].astype(str), table["split"].astype(str)))
+            split_of = RunDir(loaded.run_dir).split_of()
             chosen = rows[rows["id"].astype(str).map(split_of) == split]
             source = "the run's splits.csv"
         elif rows["split"].notna().any():
