@@ -183,10 +183,9 @@ def _read_fitting(src: Path, mask: str | None, image: str, size: tuple[object, o
 
 def _size_unknown_images_by_masks(frame: pd.DataFrame, mask_sizes: dict[str, tuple[int, int]]) -> None:
     """An unreadable image has no size of its own; its masks' size is the one the data set declares."""
-    for path in frame.loc[frame["width"].isna(), "path"].tolist():
-        if path in mask_sizes:
-            row = frame["path"] == path
-            frame.loc[row, "width"], frame.loc[row, "height"] = mask_sizes[path]
+    unknown = frame["width"].isna() & frame["path"].isin(list(mask_sizes))
+    for column, axis in (("width", 0), ("height", 1)):  # one pass, not a scan of the frame per image
+        frame.loc[unknown, column] = [mask_sizes[path][axis] for path in frame.loc[unknown, "path"]]
 
 
 def _class_name(value: int, names: dict[int, str] | None) -> str | None:
