@@ -193,6 +193,33 @@ def test_files_deleted_since_ingest_are_broken_not_usable(tmp_path, capfd):
     assert "WARN" not in capfd.readouterr().err
 
 
+def test_files_damaged_or_edited_since_ingest(tmp_path):
+    import os
+    import shutil
+
+    manifest, _ = shapes_manifest(tmp_path, count=24, seed=5)
+    images = tmp_path / "data" / "images"
+    code, before = _report(manifest, "--fail-on", "broken>0")  # fills the pixel cache with every image
+    assert code == 0 and before["sections"]["duplicates"]["exact_duplicates"] == 0 and before["notes"] == []
+    damaged, edited, copied_from, touched = sorted(images.rglob("*.png"))[:4]
+    truncate(damaged)
+    shutil.copyfile(copied_from, edited)  # intact, but now the same picture as another file
+    os.utime(touched, ns=(1, 1))  # only the time changed: the content is what ingest hashed
+    code, data = _report(manifest, "--fail-on", "broken>0")
+    assert code == 1 and data["metrics"]["broken"] == 1
+    (row,) = data["sections"]["overview"]["broken_files"]
+    assert row["path"] == damaged.relative_to(images).as_posix() and row["status"] == "truncated"
+    assert row["reason"].endswith("(changed since ingest)")
+    # the edited file is measured as it is now, under its new hash: an exact duplicate of its source
+    assert data["sections"]["duplicates"]["exact_duplicates"] == 1
+    assert data["notes"] == ["2 file(s) changed since ingest (1 now broken); the report reads them as they "
+                             "are now: ingest again to update the manifest"]
+    # ingested again, the manifest holds what the files are now
+    datakit.ingest(images, manifest, workers=1, show_progress=False)
+    code, again = _report(manifest)
+    assert again["notes"] == [] and again["metrics"]["broken"] == 1 and again["sections"]["duplicates"]["exact_duplicates"] == 1
+
+
 def test_undecodable_file_leaves_no_opencv_warning(tmp_path, capfd):
     from datakit.report.pixels import measure
 

@@ -74,24 +74,82 @@ class ReportContext:
         self._notes.append(text)
 
 
-def mark_files_gone(manifest: Manifest) -> None:
-    """Rows ingested as usable whose file is gone or unreadable now become broken ('missing' or
-    'unreadable', "... since ingest"), in this in-memory manifest only.
+def mark_files_gone(manifest: Manifest, workers: int | None = None, show_progress: bool = False) -> list[str]:
+    """Rows ingested as usable whose file is gone, unreadable or damaged now become broken ('missing',
+    'unreadable', 'truncated', ..., "... since ingest"), in this in-memory manifest only; the notes
+    to show say how many files changed.
 
     Ingest judged the files once; a report that trusted that judgement counted deleted images as
-    usable, read their pixel statistics from the cache and let ``--fail-on broken>0`` pass.
+    usable, read their pixel statistics from the cache and let ``--fail-on broken>0`` pass. A file
+    whose size or modification time differs from ingest's is inspected again (hashed and checked
+    as ingest checks it): damaged, it is broken; intact but edited, its facts (hash, size) are
+    taken from the file, so the pixel cache, keyed by hash, never files the new pixels under the
+    old hash.
     """
     images = manifest.images
     ok = images.index[images["status"] == "ok"]
-    problems = {i: _file_problem(manifest.image_path(p)) for i, p in images.loc[ok, "path"].astype(str).items()}
-    gone = {i: problem for i, problem in problems.items() if problem is not None}
-    if not gone:
-        return
+    problems: dict[Any, tuple[str, str]] = {}
+    changed: dict[Any, str] = {}
+    for i, p in images.loc[ok, "path"].astype(str).items():
+        path = manifest.image_path(p)
+        problem = _file_problem(path)
+        if problem is not None:
+            problems[i] = problem
+        elif _differs_from_ingest(path, images.loc[i]):
+            changed[i] = str(path)
+    fresh = _inspect_again(changed, workers, show_progress)
+    edited = 0
+    for i, facts in fresh.items():
+        if facts["status"] != "ok":
+            problems[i] = (facts["status"], f"{facts['reason']} (changed since ingest)")
+        elif facts.get("sha256") != images.at[i, "sha256"]:
+            edited += 1
+    if not problems and not fresh:
+        return []
     images = images.copy()
-    rows = list(gone)
-    images.loc[rows, "status"] = [status for status, _ in gone.values()]
-    images.loc[rows, "reason"] = [reason for _, reason in gone.values()]
+    for i, facts in fresh.items():
+        if facts["status"] == "ok":
+            for column in ("sha256", "file_size", "width", "height", "format", "channels", "mode", "bit_depth"):
+                if column in images.columns and facts.get(column) is not None:
+                    images.at[i, column] = facts[column]
+    if problems:
+        rows = list(problems)
+        images.loc[rows, "status"] = [status for status, _ in problems.values()]
+        images.loc[rows, "reason"] = [reason for _, reason in problems.values()]
     manifest.images = images
+    damaged = sum(1 for facts in fresh.values() if facts["status"] != "ok")
+    notes = []
+    if edited or damaged:
+        notes.append(f"{edited + damaged} file(s) changed since ingest ({damaged} now broken); the report reads "
+                     "them as they are now: ingest again to update the manifest")
+    return notes
+
+
+def _differs_from_ingest(path: Path, row: pd.Series) -> bool:
+    """True when the file's size or modification time is not what ingest recorded (unknown: False)."""
+    size, mtime = row.get("file_size"), row.get("mtime_ns")
+    if size is None or pd.isna(size):
+        return False
+    try:
+        now = path.stat()
+    except OSError:
+        return False
+    if now.st_size != int(size):
+        return True
+    return mtime is not None and not pd.isna(mtime) and now.st_mtime_ns != int(mtime)
+
+
+def _inspect_again(paths: dict[Any, str], workers: int | None, show_progress: bool) -> dict[Any, dict[str, Any]]:
+    """Ingest's own check (``imageinfo.inspect_file``) of each changed file, by row."""
+    if not paths:
+        return {}
+    from datakit.imageinfo import inspect_file
+    from datakit.parallel import imap_progress
+
+    rows = list(paths)
+    results = imap_progress(inspect_file, [paths[i] for i in rows], workers or os.cpu_count() or 1,
+                            "Files changed since ingest", show_progress)
+    return dict(zip(rows, results))
 
 
 def _file_problem(path: Path) -> tuple[str, str] | None:

@@ -94,9 +94,11 @@ def balance_report(
         raise DatakitError(f"unknown report section(s) {', '.join(unknown)}; known: {', '.join(SECTIONS)}")
     location = resolve_location(manifest)
     m = load_manifest(location, allow_outside=allow_outside)
-    mark_files_gone(m)
+    changed = mark_files_gone(m, workers=workers or None, show_progress=show_progress)
     ctx = ReportContext(m, Path(manifest), workers=workers or None, sample=sample, seed=seed,
                         show_progress=show_progress, cache=cache)
+    for note in changed:
+        ctx.note(note)
     data: dict[str, dict[str, Any]] = {}
     metrics: dict[str, float] = {}
     for name in wanted:
