@@ -8,6 +8,7 @@ as an HTML fragment. Adding a section is one module plus one entry in ``SECTIONS
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,12 +91,13 @@ def mark_files_gone(manifest: Manifest, workers: int | None = None, show_progres
     ok = images.index[images["status"] == "ok"]
     problems: dict[Any, tuple[str, str]] = {}
     changed: dict[Any, str] = {}
-    for i, p in images.loc[ok, "path"].astype(str).items():
+    recorded = [images.loc[ok, c] if c in images.columns else pd.Series(pd.NA, index=ok) for c in ("file_size", "mtime_ns")]
+    for i, p, size, mtime in zip(ok, images.loc[ok, "path"].astype(str), *recorded):
         path = manifest.image_path(p)
-        problem = _file_problem(path)
+        problem, differs = _file_now(path, size, mtime)
         if problem is not None:
             problems[i] = problem
-        elif _differs_from_ingest(path, images.loc[i]):
+        elif differs:
             changed[i] = str(path)
     fresh = _inspect_again(changed, workers, show_progress)
     edited = 0
@@ -125,18 +127,23 @@ def mark_files_gone(manifest: Manifest, workers: int | None = None, show_progres
     return notes
 
 
-def _differs_from_ingest(path: Path, row: pd.Series) -> bool:
-    """True when the file's size or modification time is not what ingest recorded (unknown: False)."""
-    size, mtime = row.get("file_size"), row.get("mtime_ns")
-    if size is None or pd.isna(size):
-        return False
+def _file_now(path: Path, size: Any, mtime: Any) -> tuple[tuple[str, str] | None, bool]:
+    """((status, reason) when the file cannot be read now, else None; whether its size or
+    modification time differs from what ingest recorded, where it recorded them)."""
     try:
         now = path.stat()
     except OSError:
-        return False
-    if now.st_size != int(size):
-        return True
-    return mtime is not None and not pd.isna(mtime) and now.st_mtime_ns != int(mtime)
+        return ("missing", "missing since ingest"), False
+    if not stat.S_ISREG(now.st_mode):
+        from datakit.imageinfo import special_file_kind
+
+        return ("unreadable", f"a {special_file_kind(now.st_mode)} since ingest, not an image file"), False
+    if not os.access(path, os.R_OK):
+        return ("unreadable", "no longer readable since ingest (permission denied)"), False
+    if size is None or pd.isna(size):
+        return None, False
+    differs = now.st_size != int(size) or (mtime is not None and not pd.isna(mtime) and now.st_mtime_ns != int(mtime))
+    return None, differs
 
 
 def _inspect_again(paths: dict[Any, str], workers: int | None, show_progress: bool) -> dict[Any, dict[str, Any]]:
@@ -150,15 +157,6 @@ def _inspect_again(paths: dict[Any, str], workers: int | None, show_progress: bo
     results = imap_progress(inspect_file, [paths[i] for i in rows], workers or os.cpu_count() or 1,
                             "Files changed since ingest", show_progress)
     return dict(zip(rows, results))
-
-
-def _file_problem(path: Path) -> tuple[str, str] | None:
-    """(status, reason) when the file cannot be read now, else None."""
-    if not path.is_file():
-        return "missing", "missing since ingest"
-    if not os.access(path, os.R_OK):
-        return "unreadable", "no longer readable since ingest (permission denied)"
-    return None
 
 
 def summary(values: pd.Series) -> dict[str, float] | None:
