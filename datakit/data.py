@@ -59,14 +59,13 @@ def _check_pixels(path: str | os.PathLike[str], data: np.ndarray) -> None:
 def read_image(path: str | os.PathLike[str], channels: int) -> np.ndarray:
     """uint8 HxWxC (C = 1 or 3, RGB), as displayed (EXIF orientation applied)."""
     flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR_RGB
-    from datakit.imageinfo import special_file_kind
+    from datakit.regular_files import NotRegularFile, read_regular_file
 
     try:
-        kind = special_file_kind(os.stat(path).st_mode)
-        if kind:  # reading a FIFO would block forever
-            raise DatakitError(f"{path}: not a regular file ({kind}); not read")
-        # fromfile + imdecode: works for any path the OS can open, unlike imread on some platforms
-        data = np.fromfile(str(path), dtype=np.uint8)
+        # bytes + imdecode: works for any path the OS can open, unlike imread on some platforms
+        data = np.frombuffer(read_regular_file(path), dtype=np.uint8)
+    except NotRegularFile as exc:
+        raise DatakitError(f"{path}: {exc.strerror}") from None
     except (OSError, ValueError) as exc:
         raise DatakitError(f"{path}: cannot read image ({exc})") from None
     _check_pixels(path, data)
@@ -343,18 +342,18 @@ def screen_files(paths: Sequence[Path]) -> dict[int, str]:
     for the path that decodes batch by batch, so a bad file is left out up front."""
     from PIL import UnidentifiedImageError
 
-    from datakit.imageinfo import _structure_problem, open_header, pixel_limit_problem, special_file_kind
+    from datakit.imageinfo import _structure_problem, open_header, pixel_limit_problem
+    from datakit.regular_files import NotRegularFile, read_regular_file
 
     failures: dict[int, str] = {}
     for index, path in enumerate(paths):
         try:
-            kind = special_file_kind(os.stat(path).st_mode)
-            if kind:
-                failures[index] = f"{path}: not a regular file ({kind}); not read"
-                continue
-            data = Path(path).read_bytes()  # read, not decoded: a small part of a decode's cost
+            data = read_regular_file(path)  # read, not decoded: a small part of a decode's cost
             with open_header(data) as img:
                 (width, height), fmt = img.size, img.format or ""
+        except NotRegularFile as exc:
+            failures[index] = f"{path}: {exc.strerror}"
+            continue
         except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
             failures[index] = f"{path}: cannot read image header ({exc})"
             continue

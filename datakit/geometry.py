@@ -15,6 +15,7 @@ centres) and nowhere else.
 
 from __future__ import annotations
 
+import io
 import math
 from functools import lru_cache
 from pathlib import Path
@@ -24,6 +25,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from datakit.errors import DatakitError
+from datakit.regular_files import read_regular_file
 
 Box = tuple[float, float, float, float]
 Polygons = list[list[float]]
@@ -271,7 +273,7 @@ def read_label_png(path: str | Path, palette: np.ndarray | None = None) -> np.nd
     from PIL import Image
 
     try:
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(read_regular_file(path))) as image:
             image.load()
             mode = image.mode
             if mode in ("P", "L", "1"):
@@ -280,7 +282,7 @@ def read_label_png(path: str | Path, palette: np.ndarray | None = None) -> np.nd
                 return np.array(image).astype(np.int32 if mode == "I" else np.uint16)
             rgb = np.array(image.convert("RGB"))
     except (OSError, SyntaxError, ValueError) as exc:
-        raise DatakitError(f"{path}: cannot read mask PNG ({exc})") from None
+        raise DatakitError(f"{path}: cannot read mask PNG ({getattr(exc, 'strerror', None) or exc})") from None
     colours = voc_colormap() if palette is None else np.asarray(palette, dtype=np.uint8)
     keys = (colours[:, 0].astype(np.int64) << 16) | (colours[:, 1].astype(np.int64) << 8) | colours[:, 2]
     pixel_keys = (rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2]

@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import stat
 import struct
 import warnings
 from typing import Any
 
 from PIL import Image, UnidentifiedImageError
+
+from datakit.regular_files import NotRegularFile, read_regular_file
 
 # Pillow's own error threshold (twice its warning limit, about 179 megapixels): a larger image is
 # refused as a likely decompression bomb unless the user raises the limit (`--max-pixels`)
@@ -214,17 +215,6 @@ def inspect_bytes(data: bytes, verify: str = "structure", max_pixels: int | None
     return {"status": "ok", "reason": None, **facts}
 
 
-def special_file_kind(mode: int) -> str | None:
-    """'FIFO', 'socket', ... for a file that is not a regular file (opening some blocks forever)."""
-    if stat.S_ISREG(mode):
-        return None
-    for test, name in ((stat.S_ISFIFO, "FIFO (named pipe)"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "character device"),
-                       (stat.S_ISBLK, "block device"), (stat.S_ISDIR, "folder")):
-        if test(mode):
-            return name
-    return "special file"
-
-
 def inspect_file(path: str, verify: str = "structure", max_pixels: int | None = None) -> dict[str, Any]:
     """Read the file once and describe it; permission and I/O errors become a status.
 
@@ -232,19 +222,11 @@ def inspect_file(path: str, verify: str = "structure", max_pixels: int | None = 
     where an image was expected is reported, never waited on.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        data = read_regular_file(path)
+    except NotRegularFile as exc:
+        return broken("unreadable", exc.strerror or str(exc))
     except PermissionError as exc:
         return broken("unreadable", f"permission denied: {exc.strerror or exc}")
     except OSError as exc:
         return broken("unreadable", f"cannot read: {exc.strerror or exc}")
-    try:
-        kind = special_file_kind(os.fstat(fd).st_mode)
-        if kind:
-            return broken("unreadable", f"not a regular file ({kind}): not opened for reading")
-        with os.fdopen(fd, "rb", closefd=False) as fh:
-            data = fh.read()
-    except OSError as exc:
-        return broken("unreadable", f"cannot read: {exc.strerror or exc}")
-    finally:
-        os.close(fd)
     return inspect_bytes(data, verify, max_pixels)

@@ -19,6 +19,7 @@ from typing import Any, Iterable
 import pandas as pd
 
 from datakit import imageinfo
+from datakit.regular_files import special_file_kind
 from datakit.parallel import imap_progress
 from datakit.manifest import IMAGE_COLUMNS
 
@@ -133,7 +134,7 @@ def scan_images(src: Path, allow_outside: bool = False) -> tuple[list[ScannedFil
             except OSError as exc:
                 refused.append({"path": shown, "reason": f"cannot stat: {exc.strerror}"})
                 continue
-            kind = imageinfo.special_file_kind(st.st_mode)
+            kind = special_file_kind(st.st_mode)
             if kind:
                 refused.append({"path": shown, "reason": f"not a regular file ({kind}): skipped, never opened"})
                 continue

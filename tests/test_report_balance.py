@@ -224,5 +224,7 @@ def test_undecodable_file_leaves_no_opencv_warning(tmp_path, capfd):
     from datakit.report.pixels import measure
 
     capfd.readouterr()
-    assert measure(str(tmp_path / "gone.png")) == {"error": "OpenCV could not decode the file"}
+    assert measure(str(tmp_path / "gone.png")) == {"error": "cannot read the file (No such file or directory)"}
+    (tmp_path / "empty.png").write_bytes(b"not an image at all")
+    assert measure(str(tmp_path / "empty.png")) == {"error": "OpenCV could not decode the file"}
     assert capfd.readouterr().err == ""

@@ -253,6 +253,60 @@ def test_a_fifo_named_by_an_annotation_file_or_given_to_predict_is_a_row(tmp_pat
     assert pd.notna(table.loc[str(tmp_path / "ok.png"), "label"])
 
 
+def _fifo_in_place_of(path: Path) -> Path:
+    path.unlink()
+    os.mkfifo(path)
+    return path
+
+
+def test_a_fifo_that_replaced_an_image_after_ingest_is_never_waited_on(tmp_path: Path) -> None:
+    """Ingest saw a file; a FIFO stands there now: augment, export and the report answer, never block."""
+    import datakit
+    from tests.report_data import objects_manifest
+
+    manifest = objects_manifest(tmp_path / "o", count=8)
+    m = load_manifest(manifest)
+    with_objects = m.annotations["image_id"].iloc[0]
+    relative = m.images.set_index("id").at[with_objects, "path"]
+    fifo = _fifo_in_place_of(m.image_path(relative))
+    with deadline(120):
+        exported = datakit.export(manifest, "imagefolder", tmp_path / "crops", crop_objects=True)
+        report = datakit.balance_report(manifest, sections=["overview", "variance"], workers=1, show_progress=False)
+        with pytest.raises(DatakitError, match=r"not a regular file \(FIFO"):
+            datakit.augment(manifest, tmp_path / "aug", preset="light", split="all", workers=1, show_progress=False)
+    assert any(s["path"] == relative and "cannot read the image" in s["reason"] for s in exported.report.skipped)
+    (broken,) = report.sections["overview"]["broken_files"]
+    assert broken["path"] == relative and "FIFO" in broken["reason"]
+    assert fifo.exists() and not (tmp_path / "aug").exists()
+
+
+def test_a_fifo_among_annotation_files_is_named_never_opened(tmp_path: Path) -> None:
+    import datakit
+    from tests.report_data import objects_manifest
+
+    manifest = objects_manifest(tmp_path / "o", count=6)
+    found = {}
+    for fmt in ("yolo", "labelme", "masks", "voc"):
+        datakit.export(manifest, fmt, tmp_path / fmt)
+    label = _fifo_in_place_of(sorted((tmp_path / "yolo" / "labels").rglob("*.txt"))[0])
+    os.mkfifo(label.parent / "orphan.txt")
+    described = _fifo_in_place_of(sorted((tmp_path / "labelme").rglob("*.json"))[0])
+    mask = _fifo_in_place_of(sorted((tmp_path / "masks" / "masks").rglob("*.png"))[0])
+    xml = _fifo_in_place_of(sorted((tmp_path / "voc" / "Annotations").glob("*.xml"))[0])
+    with deadline(120):
+        for fmt in ("yolo", "labelme"):
+            result = ingest(tmp_path / fmt, tmp_path / f"{fmt}.manifest", workers=1, show_progress=False)
+            found[fmt] = {s["path"]: s["reason"] for s in result.skipped}
+        for folder, file in (("masks", mask), ("voc", xml)):
+            with pytest.raises(DatakitError, match=r"not a regular file \(FIFO") as caught:
+                ingest(tmp_path / folder, tmp_path / f"{folder}.manifest", workers=1, show_progress=False)
+            assert file.name in str(caught.value)
+    yolo_label = label.relative_to(tmp_path / "yolo").as_posix()
+    assert "FIFO" in found["yolo"][yolo_label] and "read without its objects" in found["yolo"][yolo_label]
+    assert "FIFO" in found["yolo"][yolo_label.rsplit("/", 1)[0] + "/orphan.txt"]
+    assert "FIFO" in found["labelme"][described.relative_to(tmp_path / "labelme").as_posix()]
+
+
 # ---------------------------------------------------------------------------------------------
 # 4. outputs that overwrite inputs
 

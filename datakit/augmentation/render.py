@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from datakit.errors import DatakitError
+from datakit.regular_files import read_regular_file
 
 # encoding of derived images; recorded in each pipeline entry of the header so --verify re-encodes alike
 ENCODING = {"jpeg_quality": 95, "png_compression": 3}
@@ -100,7 +101,7 @@ def decode(path: str, channels: int, data: bytes | None = None) -> np.ndarray:
 
     flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR_RGB
     try:
-        buffer = np.frombuffer(data, dtype=np.uint8) if data is not None else np.fromfile(path, dtype=np.uint8)
+        buffer = np.frombuffer(data if data is not None else read_regular_file(path), dtype=np.uint8)
         image = cv2.imdecode(buffer, flag)
     except (OSError, ValueError) as exc:
         raise DatakitError(f"{path}: cannot read image ({exc})") from None
@@ -161,7 +162,7 @@ def read_parent(job: Job) -> tuple[np.ndarray, str]:
     was edited after ingest; such a parent raises :class:`ParentChanged` instead of being rendered.
     """
     try:
-        data = Path(job.parent_path).read_bytes()
+        data = read_regular_file(job.parent_path)
     except OSError as exc:
         raise DatakitError(f"{job.parent_path}: cannot read image ({exc.strerror or exc})") from None
     sha256 = hashlib.sha256(data).hexdigest()

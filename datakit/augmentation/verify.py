@@ -24,6 +24,7 @@ import pandas as pd
 
 from datakit.augmentation import render as rendering
 from datakit.errors import DatakitError
+from datakit.regular_files import read_regular_file
 
 
 @dataclass
@@ -119,14 +120,14 @@ def _check(task: tuple[rendering.Job, str, str, str | None, list[Recorded]]) -> 
         done = rendering.render(compose, job, encoding, seeding=seeding)
     except rendering.ParentChanged:
         return "parent_changed", "changed since it was augmented"
-    on_disk = Path(path).read_bytes()
+    on_disk = read_regular_file(path)
     if on_disk != done.image:
         return "differs", (f"regenerated image differs (sha256 {hashlib.sha256(on_disk).hexdigest()[:12]} on disk, "
                            f"{done.sha256[:12]} regenerated)")
     if mask_path is not None:
         if not Path(mask_path).is_file():
             return "missing", "semantic mask file does not exist"
-        if Path(mask_path).read_bytes() != done.semantic_mask:
+        if read_regular_file(mask_path) != done.semantic_mask:
             return "differs", "regenerated semantic mask differs"
     # the same render's objects: editing annotations.parquet must not pass as verified
     difference = objects_difference(done, recorded)

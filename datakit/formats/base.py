@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from datakit.errors import DatakitError
+from datakit.regular_files import read_regular_file
 from datakit.manifest import ANNOTATION_COLUMNS, Manifest, check_relative_path
 
 ON_INVALID = ("clip", "skip", "fail")
@@ -166,7 +167,7 @@ class WriteResult:
 def read_text(path: Path, shown: str | None = None) -> str:
     """A text file of a data set, as UTF-8 (a BOM is dropped); anything else is one clear line."""
     try:
-        return path.read_bytes().decode("utf-8-sig")
+        return read_regular_file(path).decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DatakitError(f"{shown or path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
                            "save it as UTF-8") from None

@@ -41,6 +41,7 @@ from datakit.formats.base import (
     target_category_ids,
 )
 from datakit.manifest import Manifest
+from datakit.regular_files import open_regular_file, read_regular_file
 
 NAME = "coco"
 DESCRIPTION = "COCO instances JSON (boxes, polygons, RLE)"
@@ -59,7 +60,7 @@ _COCO_KEY = re.compile(rb'"(?:images|annotations)"\s*:\s*\[')
 
 def _looks_like_coco(path: Path) -> bool:
     try:
-        with open(path, "rb") as fh:
+        with open_regular_file(path) as fh:
             head = fh.read(_PEEK_BYTES).decode("utf-8", "ignore").lstrip()
             if not head.startswith("{") or '"shapes"' in head:
                 # LabelMe files are JSON objects too; they have "shapes" and no "images" list
@@ -101,11 +102,13 @@ def detect(src: Path) -> bool:
 def load_json(path: Path, shown: str) -> Any:
     """Parse a JSON file; a syntax error names file, line and column."""
     try:
-        return json.loads(path.read_bytes())
+        return json.loads(read_regular_file(path))
     except RecursionError:
         raise DatakitError(f"{shown}: JSON nested too deeply to read (over ~1000 levels); not an annotation file") from None
     except json.JSONDecodeError as exc:
         raise DatakitError(f"{shown}: line {exc.lineno}, column {exc.colno}: invalid JSON ({exc.msg})") from None
+    except OSError as exc:
+        raise DatakitError(f"{shown}: cannot read ({exc.strerror or exc})") from None
     except UnicodeDecodeError:
         raise DatakitError(f"{shown}: not UTF-8 text, so not a JSON file") from None
     except OSError as exc:

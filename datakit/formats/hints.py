@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from datakit.imageinfo import IMAGE_EXTENSIONS
+from datakit.regular_files import open_regular_file
 
 MASK_FOLDERS = {"masks", "mask", "segmentationclass", "segmentationobject", "segmentationclasspng",
                 "segmentationobjectpng", "annotations", "labels", "semantic", "instance", "gt", "groundtruth"}
@@ -20,7 +21,7 @@ _MAX_FILES = 200_000  # stop looking after this many entries: a hint, not a seco
 
 def _json_kind(path: Path) -> str | None:
     try:
-        with open(path, "rb") as fh:
+        with open_regular_file(path) as fh:
             head = fh.read(65536).decode("utf-8", "ignore")
     except OSError:
         return None

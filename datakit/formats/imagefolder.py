@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 import cv2
+import numpy as np
 
 from datakit.errors import DatakitError
 from datakit.formats.base import (
@@ -33,6 +34,7 @@ from datakit.formats.base import (
     place_image,
 )
 from datakit.manifest import Manifest
+from datakit.regular_files import read_regular_file
 
 NAME = "imagefolder"
 DESCRIPTION = "class sub-folders (classification), optionally inside train/val/test folders"
@@ -126,7 +128,7 @@ def _write_crops(manifest: Manifest, images: list[ExportImage], out: Path, optio
     for im in images:
         if not im.annotations:
             continue
-        pixels = cv2.imread(str(manifest.image_path(im.path)), cv2.IMREAD_COLOR)  # applies EXIF orientation
+        pixels = _decode_bgr(manifest.image_path(im.path))
         if pixels is None:
             report.skip(im.path, "", f"cannot read the image; its {len(im.annotations)} object(s) not cropped")
             continue
@@ -152,3 +154,13 @@ def _write_crops(manifest: Manifest, images: list[ExportImage], out: Path, optio
             written.append(target)
         sources += len(written) > before
     return written, sources
+
+
+def _decode_bgr(path: Path) -> np.ndarray | None:
+    """The image as OpenCV writes it (BGR, EXIF orientation applied), or None when it cannot be read
+    (a FIFO where the image was is not waited on)."""
+    try:
+        data = np.frombuffer(read_regular_file(path), dtype=np.uint8)
+    except OSError:
+        return None
+    return cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None

@@ -47,6 +47,7 @@ from datakit.formats.base import (
 from datakit.formats.coco import load_json
 from datakit.imageinfo import IMAGE_EXTENSIONS
 from datakit.manifest import Manifest
+from datakit.regular_files import open_regular_file, special_kind_at
 
 NAME = "labelme"
 DESCRIPTION = "LabelMe JSON per image (rectangles, polygons, flags)"
@@ -59,7 +60,7 @@ def _json_files(src: Path) -> list[Path]:
 
 def _looks_like_labelme(path: Path) -> bool:
     try:
-        with open(path, "rb") as fh:
+        with open_regular_file(path) as fh:
             head = fh.read(65536).decode("utf-8", "ignore")
     except OSError:
         return False
@@ -105,7 +106,13 @@ def read(src: Path, options: ReadOptions) -> ReadResult:
     categories = CategoryTable(report)
     images = ImageTable()
     annotations = AnnotationTable()
-    files = [p for p in _json_files(src) if _looks_like_labelme(p)]
+    candidates = _json_files(src)
+    for path in candidates:
+        kind = special_kind_at(path)
+        if kind:
+            report.skip(relative_to_root(path, src), "", f"not a regular file ({kind}): never opened, so the "
+                                                          "image it may describe is not read")
+    files = [p for p in candidates if _looks_like_labelme(p)]
     if not files:
         raise DatakitError(f"{src}: no LabelMe JSON files (with 'shapes' and 'imagePath') found")
     for path in files:

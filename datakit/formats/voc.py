@@ -15,6 +15,7 @@ file (1-based, in file order) is instance value ``k`` of its SegmentationObject 
 
 from __future__ import annotations
 
+import io
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -26,6 +27,7 @@ from PIL import Image
 
 from datakit import geometry
 from datakit.errors import DatakitError
+from datakit.regular_files import read_regular_file
 from datakit.formats import label_maps
 from datakit.formats.base import (
     read_text,
@@ -175,7 +177,9 @@ def _box(bndbox: ET.Element | None, one_based: bool) -> tuple[float, float, floa
 
 def parse_xml(path: Path, shown: str) -> ET.Element:
     try:
-        root = ET.parse(path).getroot()
+        root = ET.parse(io.BytesIO(read_regular_file(path))).getroot()
+    except OSError as exc:
+        raise DatakitError(f"{shown}: cannot read ({exc.strerror or exc})") from None
     except ET.ParseError as exc:
         line, column = exc.position
         message = str(exc).split(":")[0]
@@ -344,7 +348,7 @@ def _refuse_misfit_object_maps(src: Path, frame: pd.DataFrame, annotations: Anno
             in zip(annotations.kind, annotations.segmentation, annotations.image) if kind == "mask_file"}
     refused = set()
     for map_path, image in sorted(maps):
-        with Image.open(src / map_path) as opened:
+        with Image.open(io.BytesIO(read_regular_file(src / map_path))) as opened:
             shape = (opened.height, opened.width)
         if not mask_fits(shape, map_path, image, sizes.get(image), report):
             refused.add(map_path)

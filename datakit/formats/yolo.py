@@ -56,6 +56,7 @@ from datakit.formats.base import (
 )
 from datakit.imageinfo import IMAGE_EXTENSIONS
 from datakit.manifest import Manifest
+from datakit.regular_files import special_kind_at
 
 NAME = "yolo"
 DESCRIPTION = "YOLO txt labels (detection boxes, segmentation polygons) with data.yaml or obj.data"
@@ -246,11 +247,15 @@ def read(src: Path, options: ReadOptions) -> ReadResult:
     label_files = []
     for path in frame["path"].tolist():
         labels = label_path(path)
-        if not (root / labels).is_file():
+        if not (root / labels).exists():
             beside = posixpath.splitext(path)[0] + ".txt"
-            labels = beside if (root / beside).is_file() else labels
-        if not (root / labels).is_file():
+            labels = beside if (root / beside).exists() else labels
+        if not (root / labels).exists():
             continue  # an image without a label file has no objects (YOLO's negatives)
+        kind = special_kind_at(root / labels)
+        if kind:
+            report.skip(labels, "", f"not a regular file ({kind}): never opened; {path} is read without its objects")
+            continue
         label_files.append(labels)
         _read_labels(root / labels, labels, path, sizes[path], names, annotations, report)
     folders = [item for items in sources.values() for item in items if (root / item).is_dir()]
@@ -271,6 +276,10 @@ def _report_labels_without_images(root: Path, image_folders: list[str], read: se
             shown = relative_to_root(file, root)
             image = folder + without_suffix(shown)[len(labels):]
             if shown in read or _has_image(root / image):
+                continue
+            kind = special_kind_at(file)
+            if kind:
+                report.invalid(shown, "", f"not a regular file ({kind}), and no image {image}.* for it; never opened")
                 continue
             lines = sum(1 for line in read_text(file).splitlines() if line.strip())
             report.invalid(shown, "", f"no image {image}.* for this label file; its {lines} object(s) not read")
@@ -345,7 +354,7 @@ def write(manifest: Manifest, out: Path, options: WriteOptions) -> WriteResult:
     files = n_annotations = 0
     for split, group in by_split(images):
         plain = export_names([im.path for im in group])
-        names = _unique_stem_names(plain)
+        names = unique_stem_names(plain)
         folder = f"images/{split}" if split else "images"
         folders[split or ""] = folder
         for im in group:
@@ -380,7 +389,7 @@ def write(manifest: Manifest, out: Path, options: WriteOptions) -> WriteResult:
     return WriteResult(out, NAME, len(images), n_annotations, files + 1, report)
 
 
-def _unique_stem_names(names: dict[str, str]) -> dict[str, str]:
+def unique_stem_names(names: dict[str, str]) -> dict[str, str]:
     """Image names whose stems differ: labels are found by the image's stem, so a.jpg and a.png
     in one folder would share a.txt; those are written as a.jpg.jpg and a.png.png instead."""
     stems = stem_names(list(names.values()))

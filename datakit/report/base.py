@@ -135,7 +135,7 @@ def _file_now(path: Path, size: Any, mtime: Any) -> tuple[tuple[str, str] | None
     except OSError:
         return ("missing", "missing since ingest"), False
     if not stat.S_ISREG(now.st_mode):
-        from datakit.imageinfo import special_file_kind
+        from datakit.regular_files import special_file_kind
 
         return ("unreadable", f"a {special_file_kind(now.st_mode)} since ingest, not an image file"), False
     if not os.access(path, os.R_OK):

@@ -21,6 +21,7 @@ from datakit.atomic import write_atomic
 from datakit.hashing import HASH_SIDE, THUMB_COLUMNS, colour_thumbnail, perceptual_hash
 from datakit.parallel import imap_progress
 from datakit.parquet_files import read_parquet, write_parquet
+from datakit.regular_files import NotRegularFile, read_regular_file
 
 STATS_VERSION = 3
 CACHE_NAME = "pixel_stats.parquet"
@@ -57,8 +58,14 @@ def _measure_compact(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, str
     import cv2
 
     cv2.setNumThreads(1)
+    try:
+        data = np.frombuffer(read_regular_file(path), dtype=np.uint8)
+    except NotRegularFile as exc:
+        return _NO_STATS, _NO_HASH, _NO_THUMB, exc.strerror or str(exc)
+    except OSError as exc:
+        return _NO_STATS, _NO_HASH, _NO_THUMB, f"cannot read the file ({exc.strerror or exc})"
     with quiet_opencv():
-        image = cv2.imread(path, cv2.IMREAD_COLOR)  # applies EXIF orientation: stats of the picture as displayed
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR)  # applies EXIF orientation: stats of the picture as displayed
     if image is None:
         return _NO_STATS, _NO_HASH, _NO_THUMB, "OpenCV could not decode the file"
     h, w = image.shape[:2]
