@@ -222,3 +222,20 @@ def test_api_functions_equal_the_cli(data, tmp_path: Path) -> None:
     assert by_api["metrics"] == by_evaluate["metrics"] == json.loads(out.output)["metrics"]
     with pytest.raises(DatakitError, match="apply to predictions only"):
         datakit.evaluate(tmp_path, max_dets=[1, 10])
+
+
+def test_yolo_predictions_on_a_renamed_export_find_their_images(tmp_path: Path) -> None:
+    """a.jpg and a.png export to YOLO as a.jpg.jpg and a.png.png; a model run on that export writes
+    a.jpg.txt and a.png.txt, which matched no image (their stem is not 'a')."""
+    from datakit import export, ingest
+    from tests.formats_data import two_image_coco
+
+    ingest(two_image_coco(tmp_path / "src"), tmp_path / "m", format="coco", show_progress=False)
+    export(tmp_path / "m", "yolo", tmp_path / "yolo")
+    predictions = tmp_path / "predictions"
+    predictions.mkdir()
+    for labels in sorted((tmp_path / "yolo" / "labels").rglob("*.txt")):
+        (predictions / labels.name).write_text("".join(f"{line} 0.9\n" for line in labels.read_text().splitlines()))
+    assert sorted(p.name for p in predictions.iterdir()) == ["a.jpg.txt", "a.png.txt"]
+    result = scoring.evaluate_predictions(predictions, tmp_path / "m", plots=False)
+    assert result["counts"]["detections"] == 2 and result["map"] == pytest.approx(1.0)

@@ -20,6 +20,7 @@ import pandas as pd
 
 from datakit.errors import DatakitError
 from datakit.formats import coco as coco_format
+from datakit.formats import yolo as yolo_format
 from datakit.formats.base import Report, by_split, export_names, object_categories, target_category_ids
 from datakit.manifest import SPLITS, Manifest
 from datakit.metrics.coco import Instances
@@ -113,11 +114,30 @@ def _coco_image_ids(truth: Truth) -> None:
         truth.by_stem[stem] = None if stem in truth.by_stem else image.id  # type: ignore[assignment]
         truth.by_name.setdefault(posixpath.basename(image.path), image.id)
     truth.by_stem = {k: v for k, v in truth.by_stem.items() if v is not None}
+    _yolo_export_stems(truth, exported)
     if clash:
         for number in clash:
             del truth.coco_ids[number]
         truth.notes.append(f"{len(clash)} COCO image id(s) repeat across splits (datakit's export numbers each "
                            "split file 1..N); pass --split, or name images by file_name")
+
+
+def _yolo_export_stems(truth: Truth, exported: list[SimpleNamespace]) -> None:
+    """Stems of the names datakit's YOLO export gives images whose stems collide (``a.jpg`` and
+    ``a.png`` are written as ``a.jpg.jpg`` and ``a.png.png``): a model run on that export writes
+    ``a.jpg.txt``, which must find its image as ``a.txt`` does."""
+    renamed: dict[str, str | None] = {}
+    for _, group in by_split(exported):  # type: ignore[arg-type]
+        plain = export_names([im.path for im in group])
+        names = yolo_format.unique_stem_names(plain)
+        for image in group:
+            if names[image.path] == plain[image.path]:
+                continue
+            stem = posixpath.splitext(posixpath.basename(names[image.path]))[0]
+            renamed[stem] = None if renamed.get(stem, image.id) != image.id else image.id
+    for stem, image_id in renamed.items():
+        if image_id is not None:
+            truth.by_stem.setdefault(stem, image_id)
 
 
 def ground_truth(truth: Truth, masks: bool) -> tuple[Instances, dict[int, str]]:
