@@ -303,7 +303,10 @@ def train(
             from datakit.tasks import resolve_task
 
             loaded = load_manifest(manifest)
-            resolved, _ = derive_config(loaded, resolved, resolve_task(resolved.task, loaded)[0])
+            task, reason = resolve_task(resolved.task, loaded)
+            resolved, _ = derive_config(loaded, resolved, task)
+            if resolved.task != task:  # the config keeps 'auto' (as RUN/config.yaml does); say what it becomes here
+                sys.stdout.write(f"# task: {resolved.task} resolves to {task} on this manifest ({reason})\n")
         sys.stdout.write(cfg.dump_yaml(resolved))
         return
     try:

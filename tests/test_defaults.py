@@ -469,6 +469,7 @@ def test_print_config_with_a_manifest_shows_the_derived_values(digits_small) -> 
     result = CliRunner().invoke(app, ["train", str(digits_small), "--print-config", "--batch-size", "16"])
     assert result.exit_code == 0, result.output
     printed = yaml.safe_load(result.stdout)
-    assert printed["train"]["batch_size"] == 16  # set: kept
+    assert result.stdout.startswith("# task: auto resolves to classification on this manifest (auto: ")
+    assert printed["task"] == "auto" and printed["train"]["batch_size"] == 16  # set: kept
     assert printed["data"]["image_size"] == 16 and printed["augment"] == "light:fixed"  # 8 px digits: derived
     assert printed["train"]["epochs"] == math.ceil(2000 / math.ceil(420 / 16))  # a ~2,000-step budget
