@@ -266,6 +266,28 @@ def test_an_object_task_derives_from_the_train_count_its_split_gives(task: str, 
     assert run["defaults"]["stats"]["train_images"] == run["images"]["train"] == 24
 
 
+def test_defaults_plan_the_split_key_training_uses_ties_and_crowds_included() -> None:
+    """The defaults stratified by the last of equal-area boxes and counted crowd regions, where
+    training takes the first and drops crowds: on such data their planned split was not the real one."""
+    from datakit.tasks.boxdata import prepare_boxes
+
+    manifest = box_manifest(40, objects_per_image=1)
+    ann = manifest.annotations
+    ann["category"] = pd.array(["circle"] * 40, dtype=ann["category"].dtype)
+    twin = ann.iloc[:1].copy()  # an equal-area twin listed first: the first one is the image's key
+    twin["id"], twin["category"] = "twin", "star"
+    crowd = ann.iloc[1:4].copy()  # a large crowd region is not a target, so not the key
+    crowd["id"] = [f"crowd-{i}" for i in range(3)]
+    crowd["category"], crowd["bbox_w"], crowd["bbox_h"], crowd["iscrowd"] = "star", 90.0, 90.0, 1
+    manifest.annotations = pd.concat([twin, ann, crowd], ignore_index=True).astype(ann.dtypes.to_dict())
+    config = cfg.resolve_config(None, {"task": "detection"})
+    stats = data_stats(manifest, config, "detection")
+    made = prepare_boxes(manifest, config.data, config.seed, "detection", one_object=False)
+    assert set(made.frames["train"]["label"]) | set(made.frames["val"]["label"]) == {"circle", "star"}
+    assert stats.train_images == len(made.frames["train"]) == 28  # the old key planned 26
+    assert stats.class_counts == {"circle": 40, "star": 1}  # the objects trained on: the crowds left out
+
+
 @pytest.mark.parametrize(("side", "batch"), [(64, 16), (128, 16), (256, 16), (512, 4), (1024, 1)])
 def test_an_object_task_batch_holds_at_most_a_million_input_pixels(side: int, batch: int) -> None:
     """400 training images ask for batch 16; large inputs get fewer images per batch, a memory guard."""

@@ -145,12 +145,14 @@ def data_stats(manifest: Any, config: cfg.TrainConfig, task: str = "classificati
     if not len(side):
         side = np.array([float(cfg.DataConfig().image_size)])
     if box:  # stratified as the task splits them: by each image's largest object (localization needs one)
-        rows = rows.assign(label=_largest_object_class(manifest.annotations, rows["id"]))
+        from datakit.tasks.box_targets import NEGATIVE, largest_object_class, target_boxes
+
+        rows = rows.assign(label=largest_object_class(target_boxes(manifest.annotations)[1], rows["id"]))
         if task == "localization":
             rows = rows[rows["label"].notna()]
             if rows.empty:
                 return None
-        rows = rows.assign(label=rows["label"].fillna("(no object)"))
+        rows = rows.assign(label=rows["label"].fillna(NEGATIVE))
     if "split" in rows.columns:
         from datakit.splitting import plan_splits
 
@@ -163,6 +165,10 @@ def data_stats(manifest: Any, config: cfg.TrainConfig, task: str = "classificati
     labels = rows["label"]
     if box:
         annotations = manifest.annotations
+        if task in ("localization", "detection"):  # the objects they train on: no crowd regions, no empty boxes
+            from datakit.tasks.box_targets import target_boxes
+
+            annotations = target_boxes(annotations)[1]
         labels = annotations.loc[annotations["image_id"].isin(rows["id"]), "category"]
     size = rows["file_size"] if "file_size" in rows.columns else None
     return DataStats(
@@ -172,16 +178,6 @@ def data_stats(manifest: Any, config: cfg.TrainConfig, task: str = "classificati
         channels=1 if (channels == 1).all() else 3,
         total_bytes=int(size.fillna(0).sum()) if size is not None else 0,
     )
-
-
-def _largest_object_class(annotations: Any, image_ids: Any) -> Any:
-    """Each image's largest box's category (null without one): the key box and mask tasks split by."""
-    import pandas as pd
-
-    boxed = annotations[annotations["image_id"].isin(image_ids)]
-    boxed = boxed.assign(_area=boxed["bbox_w"] * boxed["bbox_h"]).sort_values("_area", kind="stable")
-    largest = boxed.drop_duplicates("image_id", keep="last").set_index("image_id")["category"]
-    return pd.Series(image_ids.map(largest).to_numpy(), index=image_ids.index, dtype="string")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -23,10 +23,10 @@ from datakit.data import (IMAGENET_MEAN, IMAGENET_STD, Preprocess, assign_splits
 from datakit.errors import DatakitError
 from datakit.manifest import Manifest
 from datakit.tasks.arraydata import AugmentedArrays
+from datakit.tasks.box_targets import NEGATIVE, largest_object_class, target_boxes
 from datakit.tasks.fits import what_it_has
 from datakit.splitting import SplitPlan
 
-NEGATIVE = "(no object)"  # the stratification key of an image without objects
 
 
 @dataclass
@@ -62,18 +62,13 @@ def prepare_boxes(manifest: Manifest, data_config: Any, seed: int, task: str, on
     where = str(manifest.location or "manifest")
     images, ann = manifest.images, manifest.annotations
     notes: list[str] = []
-    boxed = ann[ann["bbox_w"].notna() & ann["bbox_h"].notna() & ann["bbox_x"].notna() & ann["bbox_y"].notna()] \
-        if len(ann) else ann
-    if boxed.empty:
+    complete, boxed, dropped = target_boxes(ann)
+    if complete.empty:
         raise _missing_boxes(manifest, where, task)
-    crowd = boxed["iscrowd"].fillna(0).astype(int) == 1 if "iscrowd" in boxed.columns else None
-    if crowd is not None and crowd.any():
-        notes.append(f"{int(crowd.sum())} crowd regions (iscrowd) are not training targets")
-        boxed = boxed[~crowd]
-    degenerate = (boxed["bbox_w"] <= 0) | (boxed["bbox_h"] <= 0)
-    if degenerate.any():
-        notes.append(f"{int(degenerate.sum())} boxes with no area are not used")
-        boxed = boxed[~degenerate]
+    if dropped["crowd"]:
+        notes.append(f"{dropped['crowd']} crowd regions (iscrowd) are not training targets")
+    if dropped["degenerate"]:
+        notes.append(f"{dropped['degenerate']} boxes with no area are not used")
     ok = usable_images(manifest, where, notes)
     boxed = boxed[boxed["image_id"].isin(set(ok["id"]))]
     if classes is None:
@@ -115,8 +110,7 @@ def prepare_boxes(manifest: Manifest, data_config: Any, seed: int, task: str, on
                 group["_class"].to_numpy(np.int64))
 
     # the stratification key: the largest object's class (the image's own label for localization)
-    key = {k: str(g.loc[g["_area"].idxmax(), "category"]) for k, g in per_image.items()}
-    rows = ok.assign(label=ok["id"].map(key).fillna(NEGATIVE).astype("string"))
+    rows = ok.assign(label=largest_object_class(boxed, ok["id"]).fillna(NEGATIVE))
     splits, plan = assign_splits(rows, data_config, seed, fixed_splits, where, notes)
     frames = split_frames(rows, splits, where)
     objects = {name: [objects_of(i) for i in frame["id"]] for name, frame in frames.items()}
