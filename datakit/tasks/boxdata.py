@@ -60,7 +60,7 @@ def prepare_boxes(manifest: Manifest, data_config: Any, seed: int, task: str, on
     image is its object; images without one are not used); else detection (images without
     objects are kept as negatives)."""
     where = str(manifest.location or "manifest")
-    images, ann = manifest.images, manifest.annotations
+    ann = manifest.annotations
     notes: list[str] = []
     complete, boxed, dropped = target_boxes(ann)
     if complete.empty:
