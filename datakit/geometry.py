@@ -33,7 +33,17 @@ Rle = dict[str, Any]
 
 # a polygon needs at least three points to enclose any area
 MIN_POLYGON_POINTS = 3
+# pycocotools rasterizes a polygon by walking each edge pixel by pixel: one vertex at 5e9 made it
+# allocate until the process was killed. Images stay under ~179 megapixels, so no real polygon
+# reaches this far; slightly outside the image (a few pixels) is common and fine.
+MAX_POLYGON_COORDINATE = 1_000_000
 _NUMBER_TYPES = {int, float}
+
+
+def is_finite_number(value: Any) -> bool:
+    """An int or float that is finite, bools excluded: what a JSON coordinate, area or score must be
+    (Python's json reads NaN and Infinity, which no annotation tool means)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -88,6 +98,11 @@ def polygon_problem(part: Sequence[Any]) -> str | None:
     # set(map(type)) runs in C: this check is on every polygon of a 100k-object COCO file
     if not isinstance(part, (list, tuple)) or not set(map(type, part)) <= _NUMBER_TYPES:
         return "is not a list of numbers"
+    if not math.isfinite(sum(part)):  # NaN and Infinity propagate through the sum, in C
+        return "has a coordinate that is not finite (NaN or infinity)"
+    if part and max(max(part), -min(part)) > MAX_POLYGON_COORDINATE:
+        return (f"has a coordinate beyond {MAX_POLYGON_COORDINATE:,} pixels ({max(part, key=abs):g}): not a position "
+                "in any image datakit reads")
     if len(part) % 2:
         return f"has an odd number of coordinates ({len(part)})"
     if len(part) < 2 * MIN_POLYGON_POINTS:

@@ -148,6 +148,67 @@ def test_train_and_eval_leave_a_bomb_out_and_say_so(digits_small: Path, digits_r
     assert metrics["images"] == len(rows) - 1
 
 
+def _in_a_memory_capped_process(code: str, cwd: Path) -> "subprocess.CompletedProcess[str]":
+    """Run Python code with 3 GiB of address space, so a rasterization bomb fails alone rather than
+    taking the test run (or the machine) down with it."""
+    import resource
+    import subprocess
+    import sys
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, preexec_fn=cap, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+
+
+def test_an_annotation_bomb_polygon_is_refused_not_rasterized(tmp_path: Path) -> None:
+    """One polygon vertex at 5e9 made pycocotools walk its edges pixel by pixel until the process was
+    killed; a NaN coordinate did the same. Each is now one line in the report."""
+    from tests.formats_data import tiny_coco
+
+    far, nan = [1, 1, 5e9, 1, 5e9, 5e9, 1, 5e9], [1, 1, 6, float("nan"), 6, 5, 1, 5]
+    tiny_coco(tmp_path / "src", [
+        {"id": 1, "image_id": 1, "category_id": 1, "segmentation": [far], "iscrowd": 0},
+        {"id": 2, "image_id": 1, "category_id": 1, "segmentation": [nan], "iscrowd": 0},
+        {"id": 3, "image_id": 1, "category_id": 1, "segmentation": [[1, 1, 6, 1, 6, 5, 1, 5]], "iscrowd": 0}])
+    done = _in_a_memory_capped_process(
+        "import json, datakit\n"
+        "r = datakit.ingest('src', 'm', format='coco', show_progress=False)\n"
+        "print(json.dumps([s['reason'] for s in r.skipped]))", tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    reasons = json.loads(done.stdout.strip().splitlines()[-1])
+    assert any("beyond 1,000,000 pixels (5e+09)" in r for r in reasons)
+    assert any("not finite (NaN or infinity)" in r for r in reasons)
+    assert len(load_manifest(tmp_path / "m").annotations) == 1
+
+
+def test_predicted_polygon_bombs_are_lint_not_rasterized(tmp_path: Path) -> None:
+    from tests.formats_data import tiny_coco
+
+    tiny_coco(tmp_path / "src", [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": [[1, 1, 6, 1, 6, 5, 1, 5]],
+                                  "iscrowd": 0}])
+    (tmp_path / "p.json").write_text(json.dumps([
+        {"image_id": 1, "category_id": 1, "score": 0.9, "segmentation": [[1, 1, 6, 1, 6, 5, 1, 5]]},
+        {"image_id": 1, "category_id": 1, "score": 0.5, "segmentation": [[1, 1, 5e9, 1, 5e9, 5e9, 1, 5e9]]}]))
+    (tmp_path / "yolo").mkdir()
+    (tmp_path / "yolo" / "a.txt").write_text("0 0.1 0.1 0.8 0.1 0.8 0.8 0.9\n0 0.1 0.1 9e8 0.1 9e8 9e8 0.5\n")
+    done = _in_a_memory_capped_process(
+        "import datakit\n"
+        "datakit.ingest('src', 'm', format='coco', show_progress=False)\n"
+        "from datakit.errors import DatakitError\n"
+        "for p in ('p.json', 'yolo'):\n"
+        "    try:\n"
+        "        datakit.evaluate_predictions(p, 'm', plots=False)\n"
+        "    except DatakitError as e:\n"
+        "        print('refused:', str(e).replace(chr(10), ' '))\n", tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    refused = [line for line in done.stdout.splitlines() if line.startswith("refused:")]
+    assert len(refused) == 2, done.stdout
+    assert "a polygon that has a coordinate beyond 1,000,000 pixels" in refused[0]
+    assert "line(s) with an unusable polygon" in refused[1]
+
+
 # ---------------------------------------------------------------------------------------------
 # 2. image_root that leaves the data set
 

@@ -152,13 +152,6 @@ def _is_int(value: Any) -> bool:
 
 
 # checked with set(map(type, values)), which runs in C: these checks meet every annotation
-_NUMBER_TYPES = {int, float}
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def read(src: Path, options: ReadOptions) -> ReadResult:
     src = Path(src)
     files = annotation_files(src)
@@ -267,15 +260,15 @@ def _read_file(data: Any, shown: str, subset: str, root: Path, options: ReadOpti
             continue
         kind, segmentation = parsed  # type: ignore[misc]
         box = ann.get("bbox")
-        if isinstance(box, list) and len(box) == 4 and set(map(type, box)) <= _NUMBER_TYPES:
+        if isinstance(box, list) and len(box) == 4 and all(geometry.is_finite_number(v) for v in box):
             box = (float(box[0]), float(box[1]), float(box[2]), float(box[3]))
         elif box is None and kind is not None:
             box = geometry.polygons_box(segmentation) if kind == "polygon" else geometry.rle_box(segmentation)
         else:
-            report.invalid(shown, where, f"bbox must be [x, y, width, height], found {box!r}")
+            report.invalid(shown, where, f"bbox must be [x, y, width, height] of finite numbers, found {box!r}")
             continue
         area = ann.get("area")
-        if not _is_number(area):
+        if not geometry.is_finite_number(area):
             area = _area(kind, segmentation, box, width, height)
         crowd = ann.get("iscrowd", 0)
         if crowd not in (0, 1, True, False):

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from datakit.errors import DatakitError
-from datakit.geometry import rle_problem
+from datakit.geometry import is_finite_number, polygon_problem, rle_problem
 from datakit.metrics.lint import Lint
 from datakit.metrics.truth import Truth, c_rle
 
@@ -74,10 +74,6 @@ def read_predictions(path: Path, truth: Truth, lint: Lint) -> Detections | MaskF
     return read_mask_folder(path, truth, lint)
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
 def read_coco_results(path: Path, truth: Truth, lint: Lint) -> Detections:
     from pycocotools import mask as mask_utils
 
@@ -126,7 +122,7 @@ def read_coco_results(path: Path, truth: Truth, lint: Lint) -> Detections:
                          + (f" (split {truth.split})" if truth.split else ""), f"{raw_image} {d['file_name']}")
                 continue
             image_id = named
-        if image_id is None and raw_image is not None and not _is_number(raw_image):
+        if image_id is None and raw_image is not None and not is_finite_number(raw_image):
             lint.add("prediction(s) whose image_id is not a number (image_id must be an integer)",
                      f"{where}: found {_described(raw_image)}")
             continue
@@ -136,7 +132,7 @@ def read_coco_results(path: Path, truth: Truth, lint: Lint) -> Detections:
                      + (f" (split {truth.split})" if truth.split else ""), shown)
             continue
         cat = d.get("category_id")
-        name = category_of_id.get(cat) if _is_number(cat) else None
+        name = category_of_id.get(cat) if is_finite_number(cat) else None
         if name is None:
             if cat == 0 and not has_zero:
                 lint.add("prediction(s) with category id 0, which no category has (COCO ids start at 1; "
@@ -145,7 +141,7 @@ def read_coco_results(path: Path, truth: Truth, lint: Lint) -> Detections:
                 lint.add("prediction(s) with category ids not in the manifest's category table", cat)
             continue
         score = d.get("score")
-        if not _is_number(score):
+        if not is_finite_number(score):
             lint.add("prediction(s) without a finite numeric score", f"{where} score={score!r}")
             continue
         if "id" in d:
@@ -159,7 +155,7 @@ def read_coco_results(path: Path, truth: Truth, lint: Lint) -> Detections:
         box = d.get("bbox")
         seg = d.get("segmentation")
         if box is not None and box != []:
-            if not (isinstance(box, list) and len(box) == 4 and all(_is_number(v) for v in box)):
+            if not (isinstance(box, list) and len(box) == 4 and all(is_finite_number(v) for v in box)):
                 lint.add("prediction(s) whose bbox is not 4 finite numbers (x, y, width, height; NaN?)",
                          f"{where} bbox={box!r}"[:80])
                 continue
@@ -262,6 +258,9 @@ def _result_rle(seg: Any, h: int, w: int) -> Any:
         except Exception:  # noqa: BLE001 - pycocotools raises bare exceptions on bad counts
             return "unreadable RLE counts"
     if isinstance(seg, list) and all(isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0 for p in seg):
+        problem = next((polygon_problem(p) for p in seg if polygon_problem(p)), None)
+        if problem is not None:
+            return f"a polygon that {problem}"
         return mask_utils.merge(mask_utils.frPyObjects(seg, h, w))
     return "a segmentation that is neither an RLE object nor a list of polygons"
 
@@ -319,6 +318,10 @@ def read_yolo(path: Path, truth: Truth, lint: Lint) -> Detections:
                 polygons.append(None)
             else:
                 flat = [v * (w if i % 2 == 0 else h) for i, v in enumerate(values[1:-1])]
+                problem = polygon_problem(flat)
+                if problem is not None:
+                    lint.add("line(s) with an unusable polygon", f"{where}: {problem}"[:100])
+                    continue
                 polygons.append(flat)
                 boxes.append([float(v) for v in mask_utils.toBbox(mask_utils.merge(mask_utils.frPyObjects([flat], h, w)))])
             image.append(image_id)
