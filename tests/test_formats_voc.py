@@ -190,6 +190,32 @@ def test_flat_names_are_unique_whatever_the_paths() -> None:
     assert names["d.jpg"] == "d" and names["x/b.jpg"] == "x__b" and names["images/a.png"] == "images__a.png"
 
 
+def test_names_differing_only_in_case_stay_apart_on_case_insensitive_disks() -> None:
+    """A.jpg and a.jpg became A.xml and a.xml: one file on macOS and Windows, where one image's
+    objects overwrote the other's."""
+    from datakit.formats.base import flat_names
+
+    names = flat_names(["A.jpg", "a.jpg", "sub/Cat.png", "other/cat.png", "x.jpg"])
+    assert len({name.casefold() for name in names.values()}) == 5
+    assert names["x.jpg"] == "x" and names["sub/Cat.png"] == "sub__Cat"
+
+
+@pytest.mark.parametrize("fmt", ["voc", "yolo", "labelme", "masks"])
+def test_images_differing_only_in_case_export_to_distinct_files(fmt: str, tmp_path: Path) -> None:
+    src = two_image_coco(tmp_path / "src", ("A.png", "a.png"))
+    m = read_source(src, None, ReadOptions()).manifest
+    export(m, fmt, tmp_path / fmt)
+    # the names datakit makes (LabelMe and masks keep each image at its own path)
+    written = [p.relative_to(tmp_path / fmt).as_posix() for p in (tmp_path / fmt).rglob("*")
+               if p.is_file() and not (fmt == "labelme" and p.suffix == ".png") and not p.parent.name == "images"]
+    if fmt != "masks":  # a mask is named as its image is: the images' own names decide there
+        assert len({w.casefold() for w in written}) == len(written), written
+    back = read_source(tmp_path / fmt, None, ReadOptions()).manifest
+    assert len(back.images) == 2 and sorted(back.annotations["bbox_x"].round(3)) == [1, 10]
+    if fmt == "yolo":
+        assert sorted(back.images["path"]) == ["images/A.png", "images/a_2.png"]
+
+
 def test_names_with_spaces_keep_their_split(tmp_path: Path) -> None:
     """'my photo' in ImageSets/Main/train.txt was read as id 'my' (a phantom missing image)."""
     m = read_source(two_image_coco(tmp_path / "src", ("my photo.jpg", "other.jpg")), None, ReadOptions()).manifest

@@ -218,28 +218,35 @@ def export_names(paths: list[str]) -> dict[str, str]:
     return {p: p[cut:] for p in paths}
 
 
-def unique_names(paths: Iterable[str], rules: list[Callable[[str], str]]) -> dict[str, str]:
+def unique_names(paths: Iterable[str], rules: list[Callable[[str], str]], ignore_case: bool = True) -> dict[str, str]:
     """Path -> a name no other path gets: the first rule whose name for it no other path shares
-    (nor an earlier rule gave away), else the last rule's name with a counter (``a_2``)."""
+    (nor an earlier rule gave away), else the first rule's name, with a counter (``a_2``) where
+    it is taken.
+
+    Names are compared ignoring case (unless ``ignore_case`` is False: names that must mirror the
+    images' own): ``A.txt`` and ``a.txt`` are one file on macOS and Windows, where an export made on
+    Linux is often opened."""
+    fold = str.casefold if ignore_case else str
     pending = list(dict.fromkeys(paths))
     names: dict[str, str] = {}
     taken: set[str] = set()
     for rule in rules:
         proposed = {p: rule(p) for p in pending}
-        counts = Counter(proposed.values())
+        counts = Counter(fold(name) for name in proposed.values())
         pending = []
         for path, name in proposed.items():
-            if counts[name] == 1 and name not in taken:
+            if counts[fold(name)] == 1 and fold(name) not in taken:
                 names[path] = name
-                taken.add(name)
+                taken.add(fold(name))
             else:
                 pending.append(path)
     for path in pending:
-        base, n = rules[-1](path), 2
-        while f"{base}_{n}" in taken:
-            n += 1
-        names[path] = f"{base}_{n}"
-        taken.add(names[path])
+        base = name = rules[0](path)
+        n = 2
+        while fold(name) in taken:
+            name, n = f"{base}_{n}", n + 1
+        names[path] = name
+        taken.add(fold(name))
     return names
 
 

@@ -293,6 +293,7 @@ def write(manifest: Manifest, out: Path, options: WriteOptions) -> WriteResult:
 def _mask_names(image_names: list[str]) -> dict[str, str]:
     """Image name under images/ -> its masks' name under masks/*/, one the reader finds: the file
     stem where no other image has it (flat, as the shapes sample stores masks), else the image's
-    path without its suffix (its sub-folders mirrored), or with it where only the suffix differs."""
-    return unique_names(image_names, [file_stem, without_suffix, lambda name: name])
+    path without its suffix (its sub-folders mirrored), or with it where only the suffix differs.
+    Case counts: the reader matches masks to the images by name, and the images keep theirs."""
+    return unique_names(image_names, [file_stem, without_suffix, lambda name: name], ignore_case=False)
 
