@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from datakit.atomic import write_atomic
-from datakit.engine.rundir import CHECKPOINT_NAMES, RunDir
+from datakit.engine.rundir import RunDir
 from datakit.errors import DatakitError
 
 FORMAT = "datakit-checkpoint"

@@ -43,7 +43,7 @@ def _select_rows(loaded: LoadedRun, manifest_path: Path, split: str) -> tuple[pd
         # the exact assignment training used (generated or completed splits included)
         split_of = RunDir(loaded.run_dir).split_of()
         chosen = rows[rows["id"].astype(str).map(split_of) == split]
-        source = f"the run's splits.csv"
+        source = "the run's splits.csv"
     elif has_splits:
         chosen = rows[rows["split"] == split]
         source = "the manifest"

@@ -7,7 +7,6 @@ writes nothing. A worker that died of it mid-task would leave the parent waiting
 from __future__ import annotations
 
 import multiprocessing
-import os
 import signal
 from typing import Callable, Iterable, Sequence, TypeVar
 
