@@ -403,3 +403,17 @@ def test_detection_stops_early_on_map_and_keeps_the_best_checkpoint(tmp_path: Pa
     assert read_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["epoch"] == 3
     resumed = train(manifest, None, tmp_path / "run", resume=True, show_progress=False, epochs=4)
     assert resumed.epochs_run == 4 and pd.read_csv(tmp_path / "run" / "metrics.csv")["epoch"].tolist() == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("task", ["detection", "instance_segmentation"])
+def test_grayscale_input_trains_and_evaluates(task: str, tmp_path: Path) -> None:
+    """One input channel made CenterNet's decode fail (a view of a non-contiguous tensor) in the
+    first validation pass, so an all-grayscale data set could not train a detector at all."""
+    import shutil
+
+    from datakit.training import train
+
+    shutil.copytree(ROOT / "shapes-mini", tmp_path / "sample")
+    result = train(tmp_path / "sample" / "objects.manifest", None, tmp_path / "run", show_progress=False, task=task,
+                   **{**TINY, "data.channels": 1})
+    assert result.test_metrics and (tmp_path / "run" / "checkpoints" / "best.pt").is_file()

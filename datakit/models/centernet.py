@@ -152,14 +152,15 @@ class CenterNet(nn.Module):
         n, c, h, w = heat.shape
         peaks = heat * (F.max_pool2d(heat, 3, stride=1, padding=1) == heat)
         k = min(max_detections, c * h * w)
-        scores, index = peaks.view(n, -1).topk(k)
+        # reshape, not view: with one input channel the maps come out non-contiguous
+        scores, index = peaks.reshape(n, -1).topk(k)
         labels = index // (h * w)
         cells = index % (h * w)
         ys, xs = (cells // w).float(), (cells % w).float()
         out = []
         for i in range(n):
-            offset = maps["offset"][i].float().view(2, -1)[:, cells[i]]
-            size = maps["size"][i].float().view(2, -1)[:, cells[i]].clamp(min=0)
+            offset = maps["offset"][i].float().reshape(2, -1)[:, cells[i]]
+            size = maps["size"][i].float().reshape(2, -1)[:, cells[i]].clamp(min=0)
             cx, cy = xs[i] + offset[0], ys[i] + offset[1]
             boxes = torch.stack([cx - size[0] / 2, cy - size[1] / 2, cx + size[0] / 2, cy + size[1] / 2], 1)
             boxes = boxes * self.stride
