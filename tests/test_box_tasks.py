@@ -417,3 +417,21 @@ def test_grayscale_input_trains_and_evaluates(task: str, tmp_path: Path) -> None
     result = train(tmp_path / "sample" / "objects.manifest", None, tmp_path / "run", show_progress=False, task=task,
                    **{**TINY, "data.channels": 1})
     assert result.test_metrics and (tmp_path / "run" / "checkpoints" / "best.pt").is_file()
+
+
+def test_eval_of_a_localization_run_on_several_objects_scores_as_training_did(tmp_path: Path) -> None:
+    """Training takes each image's largest box as its object; `eval RUN` refused the same run
+    ("hold more than one object ... use --task detection")."""
+    import shutil
+
+    from datakit.evaluation import evaluate
+    from datakit.training import train
+
+    shutil.copytree(ROOT / "shapes-mini", tmp_path / "sample")
+    manifest = tmp_path / "sample" / "objects.manifest"
+    assert load_manifest(manifest).annotations["image_id"].value_counts().max() > 1
+    result = train(manifest, None, tmp_path / "run", show_progress=False, task="localization", **TINY)
+    metrics = evaluate(tmp_path / "run", split="test", show_progress=False)
+    assert any("largest box is its object" in note for note in metrics["notes"])
+    for key in ("accuracy", "box_iou"):
+        assert metrics[key] == pytest.approx(result.test_metrics[key], abs=1e-6)

@@ -1,6 +1,7 @@
 """Localization (one object per image): class accuracy, mean box IoU, accuracy at IoU ≥ 0.5.
 
-Each image's ground truth is its one object; its prediction is the highest-scoring detection
+Each image's ground truth is its one object (its largest box where it holds several, as
+localization trains; crowd regions and boxes without area are not objects); its prediction is the highest-scoring detection
 the predictions file holds for it (file order on ties). An image without a prediction counts as
 wrong with IoU 0. ``accuracy``: predicted class = true class; ``box_iou``: mean IoU of predicted
 and true box over all images (class ignored); ``acc_iou50``: class right and IoU ≥ 0.5.
@@ -12,21 +13,23 @@ from typing import Any
 
 import numpy as np
 
-from datakit.errors import DatakitError
 from datakit.metrics.coco import box_iou_pairs
 from datakit.metrics.readers import Detections
 from datakit.metrics.truth import Truth
+from datakit.tasks.box_targets import largest_boxes, target_boxes
 
 
 def score(dets: Detections, truth: Truth) -> tuple[dict[str, Any], dict[str, Any]]:
     ann = truth.manifest.annotations
-    ann = ann[ann["image_id"].astype(str).isin(truth.images.index)]
+    ann = target_boxes(ann[ann["image_id"].astype(str).isin(truth.images.index)])[1]
     counts = ann["image_id"].astype(str).value_counts()
     several = counts[counts > 1]
     if len(several):
-        raise DatakitError(f"{len(several)} image(s) hold more than one object (e.g. "
-                           f"{truth.images.at[several.index[0], 'path']}: {int(several.iloc[0])}); localization "
-                           "scores one object per image — use --task detection")
+        # as training does: the largest box is the image's object (a localization run trained on these)
+        truth.notes.append(f"{len(several)} image(s) hold several objects (e.g. {truth.images.at[several.index[0], 'path']}: "
+                           f"{int(several.iloc[0])}): each one's largest box is its object, as localization trains; "
+                           "--task detection scores them all")
+        ann = largest_boxes(ann, truth.images.index)
     ids = truth.images.index.tolist()
     position = {i: n for n, i in enumerate(ids)}
     n = len(ids)

@@ -30,11 +30,16 @@ def target_boxes(annotations: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame,
     return complete, targets, dropped
 
 
-def largest_object_class(boxes: pd.DataFrame, image_ids: pd.Series) -> pd.Series:
-    """Each image's largest box's category, indexed like ``image_ids`` (null without a box).
-    Of boxes with equal areas the first in manifest order wins."""
+def largest_boxes(boxes: pd.DataFrame, image_ids: pd.Series | list[str] | set[str]) -> pd.DataFrame:
+    """One row per image of ``image_ids`` that has a box: its largest (of equal areas the first in
+    manifest order: the object localization trains on and is scored against)."""
     boxes = boxes[boxes["image_id"].isin(set(image_ids))]
     area = boxes["bbox_w"].astype("float64") * boxes["bbox_h"].astype("float64")
     ordered = boxes.assign(_area=area).sort_values("_area", ascending=False, kind="stable")
-    largest = ordered.drop_duplicates("image_id", keep="first").set_index("image_id")["category"].astype(str)
+    return ordered.drop_duplicates("image_id", keep="first").drop(columns="_area")
+
+
+def largest_object_class(boxes: pd.DataFrame, image_ids: pd.Series) -> pd.Series:
+    """Each image's largest box's category, indexed like ``image_ids`` (null without a box)."""
+    largest = largest_boxes(boxes, image_ids).set_index("image_id")["category"].astype(str)
     return pd.Series(image_ids.map(largest).to_numpy(), index=image_ids.index, dtype="string")
