@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from datakit import config as cfg
+from datakit import ingest
 from datakit.augmentation.resize import boxes_to_original
 from datakit.data import Preprocess
 from datakit.errors import DatakitError
@@ -435,3 +436,39 @@ def test_eval_of_a_localization_run_on_several_objects_scores_as_training_did(tm
     assert any("largest box is its object" in note for note in metrics["notes"])
     for key in ("accuracy", "box_iou"):
         assert metrics[key] == pytest.approx(result.test_metrics[key], abs=1e-6)
+
+
+def test_yolo_predictions_for_images_sharing_a_stem_score_through_eval(detect_run: Path, tmp_path: Path) -> None:
+    """predict --yolo names a/x.png and b/x.png a__x.txt and b__x.txt; eval --predictions matched
+    neither ('stem matches no image'), though detection.md says it reads that folder."""
+    import json
+    import shutil
+
+    from datakit.evaluation import evaluate
+    from datakit.prediction import predict
+
+    m = load_manifest(detect_run.parent / "sample" / "objects.manifest")
+    picked = m.images.head(4)
+    images, annotations = [], []
+    for folder in ("a", "b"):
+        for row in picked.itertuples():
+            name = f"{folder}/{Path(row.path).name}"
+            (tmp_path / "c" / "images" / folder).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(m.image_path(row.path), tmp_path / "c" / "images" / name)
+            images.append({"id": len(images) + 1, "file_name": name, "width": int(row.width), "height": int(row.height)})
+            for ann in m.annotations[m.annotations["image_id"] == row.id].itertuples():
+                annotations.append({"id": len(annotations) + 1, "image_id": images[-1]["id"], "iscrowd": 0,
+                                    "category_id": m.category_names.index(ann.category) + 1,
+                                    "bbox": [ann.bbox_x, ann.bbox_y, ann.bbox_w, ann.bbox_h], "area": ann.bbox_w * ann.bbox_h})
+    categories = [{"id": i + 1, "name": name} for i, name in enumerate(m.category_names)]
+    (tmp_path / "c" / "instances.json").write_text(json.dumps({"images": images, "annotations": annotations,
+                                                               "categories": categories}))
+    ingest(tmp_path / "c", tmp_path / "c.manifest", format="coco", show_progress=False)
+    predict(detect_run, tmp_path / "c" / "images", output=tmp_path / "out", yolo=True)
+    labels = sorted(p.name for p in (tmp_path / "out" / "labels").iterdir())
+    assert len(labels) == 8 and all("__" in name for name in labels)
+    direct = evaluate(detect_run, tmp_path / "c.manifest", split="all", output=tmp_path / "eval", show_progress=False)
+    scored = evaluate(None, tmp_path / "c.manifest", split="all", predictions=tmp_path / "out" / "labels",
+                      show_progress=False)
+    assert scored["counts"]["detections"] == direct["counts"]["detections"]
+    assert scored["map"] == pytest.approx(direct["map"], abs=0.02)  # YOLO text rounds coordinates to 6 places

@@ -298,3 +298,47 @@ def test_a_sweep_ranks_segmentation_trials_on_val_miou(shapes: Path, tmp_path: P
     result = sweep(shapes / "semantic.manifest", space, tmp_path / "sweep", show_progress=False)
     assert result.metric == "val_miou" and result.counts.get("complete") == 2
     assert result.best is not None and 0.0 <= result.best["value"] <= 1.0
+
+
+def test_predicted_masks_of_a_folder_with_sub_folders_score_through_eval_predictions(tiny_run: Path, shapes: Path,
+                                                                                     tmp_path: Path) -> None:
+    """predict flattened every path ('circle__shapes_00001.png'), which eval --predictions matched to
+    no image: the documented predict-then-score flow failed on the sample's own class folders."""
+    from datakit.evaluation import evaluate
+    from datakit.prediction import predict
+
+    images = shapes / "shapes" / "images"
+    assert any(p.is_dir() for p in images.iterdir())
+    predict(tiny_run, images, output=tmp_path / "out")
+    written = sorted(p.name for p in (tmp_path / "out" / "masks").iterdir())
+    assert written and not any("__" in name for name in written)
+    scored = evaluate(None, shapes / "semantic.manifest", split="all", predictions=tmp_path / "out" / "masks",
+                      show_progress=False)
+    assert scored["images"] == len(written) and scored["miou"] is not None
+
+
+def test_eval_writes_one_mask_per_image_when_stems_repeat(tiny_run: Path, shapes: Path, tmp_path: Path) -> None:
+    """eval RUN wrote masks/STEM.png, so a/x.png and b/x.png overwrote each other's mask."""
+    import shutil
+
+    from datakit.evaluation import evaluate
+
+    root = tmp_path / "twins"
+    source = shapes / "shapes"
+    for image in sorted((source / "images").rglob("*.png"))[:6]:  # each twice: a/x.png and b/x.png
+        for folder in ("a", "b"):
+            for src, dst in ((image, root / "images" / folder / image.name),
+                             (source / "masks" / "semantic" / image.name, root / "masks" / "semantic" / folder / image.name)):
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, dst)
+    shutil.copyfile(source / "classes.txt", root / "classes.txt")
+    ingest(root, tmp_path / "twins.manifest", format="masks", show_progress=False)
+    manifest = load_manifest(tmp_path / "twins.manifest")
+    stems = manifest.images["path"].map(lambda p: Path(p).stem)
+    assert stems.duplicated().any()
+    result = evaluate(tiny_run, tmp_path / "twins.manifest", split="all", output=tmp_path / "eval", show_progress=False)
+    masks = list((tmp_path / "eval" / "masks").glob("*.png"))
+    assert len(masks) == result["images"] == len(manifest.images)
+    again = evaluate(None, tmp_path / "twins.manifest", split="all", predictions=tmp_path / "eval" / "masks",
+                     show_progress=False)
+    assert again["miou"] == pytest.approx(result["miou"], abs=1e-9)

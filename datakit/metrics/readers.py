@@ -277,7 +277,7 @@ def read_yolo(path: Path, truth: Truth, lint: Lint) -> Detections:
     polygons: list[Any] = []
     files = sorted(path.rglob("*.txt"))
     for file in files:
-        image_id = truth.by_stem.get(file.stem)
+        image_id = truth.image_of_stem(file.stem)
         shown = file.relative_to(path).as_posix()
         if image_id is None:
             lint.add("prediction file(s) whose stem matches no image of the manifest"
@@ -345,7 +345,7 @@ def read_yolo(path: Path, truth: Truth, lint: Lint) -> Detections:
 def read_mask_folder(path: Path, truth: Truth, lint: Lint) -> MaskFolder:
     folder = MaskFolder()
     for file in sorted(path.rglob("*.png")):
-        image_id = truth.by_stem.get(file.stem)
+        image_id = truth.image_of_stem(file.stem)
         if image_id is None:
             lint.add("mask file(s) whose stem matches no image of the manifest"
                      + (f" (split {truth.split})" if truth.split else ""), file.relative_to(path).as_posix())

@@ -44,6 +44,7 @@ class Truth:
     # manifest image id -> the COCO image id datakit's export writes in its split's file (kept where
     # ids repeat across splits too: ``datakit predict`` writes it beside ``file_name``)
     export_ids: dict[str, int] = field(default_factory=dict)
+    _tails: dict[str, str] | None = field(default=None, repr=False)  # flattened path tail -> image id
 
     @property
     def category_of_id(self) -> dict[int, str]:
@@ -55,6 +56,24 @@ class Truth:
 
     def size(self, image_id: str) -> tuple[int, int]:
         return self.sizes[image_id]
+
+    def image_of_stem(self, stem: str) -> str | None:
+        """The evaluated image a prediction file named ``STEM.txt`` / ``STEM.png`` belongs to: by
+        file stem, by the name datakit's YOLO export gives it, or by its path flattened with '__'
+        (``datakit predict``'s name for images that share a stem, ``a__x`` for ``.../a/x.png``),
+        matched from the end of the path where only one image ends that way."""
+        found = self.by_stem.get(stem)
+        if found is not None or "__" not in stem:
+            return found
+        if self._tails is None:
+            tails: dict[str, str | None] = {}
+            for image_id, path in zip(self.images.index, self.images["path"].astype(str)):
+                parts = posixpath.splitext(path)[0].split("/")
+                for k in range(2, len(parts) + 1):
+                    tail = "__".join(parts[-k:])
+                    tails[tail] = None if tails.get(tail, image_id) != image_id else image_id
+            self._tails = {tail: i for tail, i in tails.items() if i is not None}
+        return self._tails.get(stem)
 
 
 def load_truth(manifest: Manifest, split: str | None) -> Truth:

@@ -222,23 +222,23 @@ def write_outputs(out_dir: Path, names: Sequence[str], paths: Sequence[Path], fo
 
     from datakit.atomic import write_json, write_text
     from datakit.data import read_image
+    from datakit.formats.base import flat_names
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    files_of = flat_names(list(names))
     files = {"predictions.json": str(write_json(out_dir / "predictions.json",
                                                 coco_results(names, found, category_ids, image_ids)))}
     if yolo:
         # one file per image named by its stem (how `datakit eval --predictions labels/` and YOLO tools
         # match them); images that share a stem get their path flattened instead; class names beside
         (out_dir / "labels").mkdir(exist_ok=True)
-        stems = [Path(name).stem for name in names]
-        for name, stem, f, size in zip(names, stems, found, sizes):
+        for name, f, size in zip(names, found, sizes):
             if f is None or size is None:
                 continue
             h, w = size
             lines = [f"{int(c)} {(b[0] + b[2]) / 2 / w:.6f} {(b[1] + b[3]) / 2 / h:.6f} {(b[2] - b[0]) / w:.6f} "
                      f"{(b[3] - b[1]) / h:.6f} {float(s):.6f}" for b, s, c in zip(*f[:3])]
-            file = stem if stems.count(stem) == 1 else Path(name).with_suffix("").as_posix().replace("/", "__")
-            write_text(out_dir / "labels" / f"{file}.txt", "\n".join(lines) + ("\n" if lines else ""))
+            write_text(out_dir / "labels" / f"{files_of[name]}.txt", "\n".join(lines) + ("\n" if lines else ""))
         write_text(out_dir / "classes.txt", "\n".join(classes) + "\n")
         files["labels/"] = str(out_dir / "labels")
         files["classes.txt"] = str(out_dir / "classes.txt")
@@ -253,7 +253,7 @@ def write_outputs(out_dir: Path, names: Sequence[str], paths: Sequence[Path], fo
                 image = draw_instances(read_image(path, 3), *f, classes, min_score=min_score)
             else:
                 image = draw_boxes(read_image(path, 3), f, classes, min_score)
-            target = out_dir / "draw" / (Path(name).with_suffix(".png").as_posix().replace("/", "__"))
+            target = out_dir / "draw" / f"{files_of[name]}.png"
             cv2.imwrite(str(target), image[:, :, ::-1])
         files["draw/"] = str(out_dir / "draw")
     return files

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from datakit.errors import DatakitError
+from datakit.formats.base import flat_names
 from datakit.tasks.filebatches import batches_of_files
 from datakit.tasks.maskdata import IGNORE, load_pair
 
@@ -230,9 +231,11 @@ def evaluate_run(loaded: Any, manifest: str | os.PathLike[str] | None, split: st
     out_dir = Path(output) if output else RunDir(loaded.run_dir or loaded.checkpoint.parent).eval_dir(split)
     out_dir.mkdir(parents=True, exist_ok=True)
     mask_dir = out_dir / "masks"
-    for path, f in zip(paths, found):
+    # images sharing a stem (a/x.png, b/x.png) overwrote each other's mask
+    files_of = flat_names(rows["path"].astype(str).tolist())
+    for relative, f in zip(rows["path"].astype(str), found):
         if f is not None:
-            write_label_png(mask_dir / f"{path.stem}.png", to_values(f, values))
+            write_label_png(mask_dir / f"{files_of[relative]}.png", to_values(f, values))
     shown = [(i, p, f) for i, (p, f) in enumerate(zip(paths, found)) if f is not None][:8]
     files = {
         "overlays.png": str(overlay_grid([read_image(p, 3) for _, p, _ in shown], [truths[ids[i]] for i, _, _ in shown],
@@ -282,6 +285,7 @@ def predict_files(loaded: Any, paths: Sequence[Path], names: Sequence[str], outp
     out = Path(output) if output is not None else None
     table: dict[str, list[Any]] = {"path": [], "classes": [], "mask": [], "error": []}
     background = loaded.classes.index("background") if "background" in loaded.classes else None
+    files_of = flat_names(list(names))  # the stem, or the path flattened where stems collide
     for path, name, f, error in zip(paths, names, found, errors):
         share = ""
         target = None
@@ -290,7 +294,7 @@ def predict_files(loaded: Any, paths: Sequence[Path], names: Sequence[str], outp
             share = "; ".join(f"{loaded.classes[k]} {counts[k]:.3f}" for k in np.argsort(-counts)
                               if counts[k] > 0 and k != background)
             if out is not None:
-                flat = Path(name).with_suffix(".png").as_posix().replace("/", "__")
+                flat = f"{files_of[name]}.png"
                 target = out / "masks" / flat
                 write_label_png(target, to_values(f, values))
                 if draw:
