@@ -449,7 +449,7 @@ def ingest_format(
         raise DatakitError(f"unknown verify mode {verify!r}; choose one of: {', '.join(imageinfo.VERIFY_MODES)}")
     check_output(src, output, allow_outside)
     options = ReadOptions(on_invalid=on_invalid, image_dir=image_dir, workers=workers, verify=verify,
-                          show_progress=show_progress, max_pixels=max_pixels)
+                          show_progress=show_progress, max_pixels=max_pixels, allow_outside=allow_outside)
     result = read_source(src, format, options)
     manifest = result.manifest
     out_location = resolve_location(output)

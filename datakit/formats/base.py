@@ -59,6 +59,8 @@ class ReadOptions:
     max_pixels: int | None = None
     # VOC corners are 1-based and inclusive by the standard; labelme's converter writes 0-based
     voc_one_based: bool = True
+    # open image files that symlinks take outside the data set (None: $DATAKIT_ALLOW_OUTSIDE)
+    allow_outside: bool | None = None
 
     def __post_init__(self) -> None:
         check_policy(self.on_invalid)
@@ -497,6 +499,7 @@ def build_manifest(
 
 def inspect_images(root: Path, images: ImageTable, report: Report, options: ReadOptions) -> pd.DataFrame:
     """Image rows for the table: file facts read in parallel, declared sizes where no file is."""
+    from datakit.manifest import outside_allowed
     from datakit.scan import inspect_paths
 
     first: dict[str, int] = {}
@@ -509,7 +512,7 @@ def inspect_images(root: Path, images: ImageTable, report: Report, options: Read
     keep = sorted(first.values())
     paths = [images.path[i] for i in keep]
     frame = inspect_paths(root, paths, workers=options.workers, verify=options.verify, show_progress=options.show_progress,
-                          max_pixels=options.max_pixels)
+                          max_pixels=options.max_pixels, allow_outside=outside_allowed(options.allow_outside))
     for column in ("label", "split", "semantic_mask", "source_id"):
         frame[column] = pd.array([getattr(images, column)[i] for i in keep], dtype="string")
     declared_w = pd.Series([images.width[i] for i in keep], dtype="Int64", index=frame.index)
