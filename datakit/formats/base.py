@@ -346,6 +346,43 @@ class CategoryTable:
                 for name, cid in sorted(self._ids.items(), key=lambda kv: kv[1])]
 
 
+# what str.splitlines breaks a line at: a name holding one would read back as two lines
+_LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+
+
+def names_for_list(names: Iterable[str], file: str, report: Report, separators: str = "",
+                   hash_comments: bool = False) -> dict[str, str]:
+    """Category name -> the name a class-list file (VOC's labelmap.txt, a mask folder's classes.txt)
+    can hold so that it reads back the same: readers strip each line, and may split it at
+    ``separators`` or skip it as a comment when it starts with '#' (``hash_comments``).
+
+    A name that would not read back ('#first' taken for a comment, 'a:b' cut at the colon, ' lead'
+    losing its space) is written with those characters as '_' and its outer whitespace dropped,
+    unique among the others, and each such change is reported as not representable: never a class
+    list whose line numbers, and so class values, silently shift."""
+    names = list(names)
+    bad = re.compile("[" + re.escape(_LINE_BREAKS + separators) + "]")
+    written: dict[str, str] = {}
+    taken = set(names)
+    for name in names:
+        fixed = bad.sub("_", name).strip()
+        if hash_comments and fixed.startswith("#"):
+            fixed = "_" + fixed[1:]
+        if fixed == name:
+            written[name] = name
+            continue
+        base, n = fixed or "_", 2
+        fixed = base
+        while fixed in taken:
+            fixed, n = f"{base}_{n}", n + 1
+        taken.add(fixed)
+        written[name] = fixed
+        report.lose(file, "", f"category {name!r} cannot be written there as it is (a class list line is "
+                              f"stripped{', split at ' + repr(separators) if separators else ''}"
+                              f"{', a comment when it starts with #' if hash_comments else ''}); written as {fixed!r}")
+    return written
+
+
 def object_categories(categories: list[dict[str, Any]], images: list["ExportImage"], report: Report,
                       where: str) -> list[dict[str, Any]]:
     """Categories for an object format (COCO, YOLO): a background class that no object uses (VOC

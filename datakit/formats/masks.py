@@ -44,6 +44,7 @@ from datakit.formats.base import (
     file_stem,
     inspect_images,
     mask_fits,
+    names_for_list,
     output_path,
     place_image,
     relative_to_root,
@@ -285,7 +286,9 @@ def write(manifest: Manifest, out: Path, options: WriteOptions) -> WriteResult:
         geometry.write_label_png(output_path(out, f"{INSTANCE}/{mask_name}.png"), instances, sixteen_bit=True)
         files += 2
         n_annotations += len(objects)
-    lines = [f"{value} {name}" for name, value in sorted(ids.items(), key=lambda kv: kv[1])]
+    # '<value> <name>' lines are stripped when read: a name keeps no outer whitespace there
+    written = names_for_list(list(ids), "classes.txt", report)
+    lines = [f"{value} {written[name]}" for name, value in sorted(ids.items(), key=lambda kv: kv[1])]
     (out / "classes.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return WriteResult(out, NAME, len(images), n_annotations, files + 1, report)
 
