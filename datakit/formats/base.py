@@ -778,3 +778,13 @@ def by_split(images: list[ExportImage]) -> Iterator[tuple[str | None, list[Expor
         groups.setdefault(image.split, []).append(image)
     for split in sorted(groups, key=lambda s: order.get(s, 4)):
         yield split, groups[split]
+
+
+def lose_image_fields(images: list[ExportImage], report: Report, format_label: str, labels: bool = False,
+                      splits: bool = False) -> None:
+    """Report the image-level labels and the splits (train/val/test) a format has no place for, when
+    the images have any: a re-ingest of the export has none, and nothing else would say so."""
+    for field_name, lost, what in (("label", labels, "image-level labels"), ("split", splits, "splits (train/val/test)")):
+        count = sum(1 for im in images if getattr(im, field_name)) if lost else 0
+        if count:
+            report.lose("", "", f"{what} are not part of {format_label}; not written ({count} image(s) had one)")

@@ -38,6 +38,7 @@ from datakit.formats.base import (
     WriteResult,
     build_manifest,
     export_images,
+    lose_image_fields,
     export_names,
     output_path,
     place_image,
@@ -283,6 +284,7 @@ def _read_shapes(shapes: list[Any], shown: str, image: str, categories: Category
 def write(manifest: Manifest, out: Path, options: WriteOptions) -> WriteResult:
     report = Report(options.on_invalid)
     images = export_images(manifest, options, report)
+    lose_image_fields(images, report, "LabelMe", splits=True)  # labels are flags
     names = export_names([im.path for im in images])
     # a.jpg and a.png in one folder would both write a.json; those keep the suffix (a.jpg.json)
     json_stems = stem_names(list(names.values()))

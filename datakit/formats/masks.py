@@ -40,6 +40,7 @@ from datakit.formats.base import (
     WriteResult,
     build_manifest,
     export_images,
+    lose_image_fields,
     export_names,
     file_stem,
     inspect_images,
@@ -250,6 +251,7 @@ def _instances(objects: np.ndarray, classes: np.ndarray | None, instance: str, i
 def write(manifest: Manifest, out: Path, options: WriteOptions) -> WriteResult:
     report = Report(options.on_invalid)
     images = export_images(manifest, options, report)
+    lose_image_fields(images, report, "mask folders", labels=True, splits=True)
     ids = target_category_ids(manifest.categories, "keep_nonzero", report, "class values")
     if ids and max(ids.values()) >= IGNORE:
         raise DatakitError(f"8-bit class maps hold values up to {IGNORE - 1}; this manifest's largest class value is "

@@ -42,6 +42,7 @@ from datakit.formats.base import (
     WriteResult,
     build_manifest,
     export_images,
+    lose_image_fields,
     flat_names,
     names_for_list,
     inspect_images,
@@ -425,8 +426,7 @@ def write(manifest: Manifest, out: Path, options: WriteOptions) -> WriteResult:
     lists: dict[str, list[str]] = {}
     segmentation_lists: dict[str, list[str]] = {}
     files = n_annotations = 0
-    if any(im.label for im in images):
-        report.lose("", "", "image-level labels are not part of VOC; not written")
+    lose_image_fields(images, report, "VOC", labels=True)
     for im in images:
         stem = stems[im.path]
         image_name = stem + Path(im.path).suffix

@@ -43,6 +43,7 @@ from datakit.formats.base import (
     build_manifest,
     by_split,
     export_images,
+    lose_image_fields,
     export_names,
     object_categories,
     inspect_images,
@@ -348,8 +349,7 @@ def write(manifest: Manifest, out: Path, options: WriteOptions) -> WriteResult:
     ids = target_category_ids(categories, "contiguous0", report, "YOLO class indices")
     root = manifest.root()
     d = options.decimals
-    if any(im.label for im in images):
-        report.lose("", "", "image-level labels are not part of YOLO; not written")
+    lose_image_fields(images, report, "YOLO", labels=True)
     folders: dict[str, str] = {}
     files = n_annotations = 0
     for split, group in by_split(images):
