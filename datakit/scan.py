@@ -85,8 +85,11 @@ def outside_target(path: str | os.PathLike[str], root: Path) -> Path | None:
     return None if _inside(target, root) else target
 
 
+OUTSIDE_REASON = "symlink resolves outside the source"
+
+
 def outside_reason(target: Path) -> str:
-    return f"symlink resolves outside the source ({target})"
+    return f"{OUTSIDE_REASON} ({target})"
 
 
 def scan_images(src: Path, allow_outside: bool = False) -> tuple[list[ScannedFile], list[dict[str, str]]]:
