@@ -21,6 +21,7 @@ from datakit.errors import CheckFailed, DatakitError
 from datakit.scan import (  # noqa: F401 - image_id, inspect_paths, scan_images, detect_layout: the ingest API
     _CHUNK_ROWS,
     BAD_NAME_REASON,
+    OUTSIDE_REASON,
     SPLIT_ALIASES,
     ScannedFile,
     assign_folder_labels,
@@ -306,13 +307,14 @@ def ingest(
     workers = workers or os.cpu_count() or 1
     labels_table = read_labels_csv(Path(labels)) if labels else None
 
-    files, skipped = scan_images(src_path, allow_outside=outside_allowed(allow_outside))
+    files, refused = scan_images(src_path, allow_outside=outside_allowed(allow_outside))
+    if not files:
+        raise DatakitError(_no_images_reason(src, refused))
+    skipped = list(refused)
     if layout == "auto" and labels is None:  # read as plain images: say so if annotations lie there unread
         from datakit.formats.hints import unclaimed_annotations
 
         skipped += unclaimed_annotations(src_path)
-    if not files:
-        raise DatakitError(f"{src}: no image files found (looked for {', '.join(sorted(imageinfo.IMAGE_EXTENSIONS)[:9])}, ...)")
     chosen = detect_layout(files, labels_table is not None) if layout == "auto" else layout
     kept_unlabeled: list[dict[str, str]] = []
     if chosen == "flat":
@@ -410,6 +412,17 @@ def ingest(
     )
 
 
+def _no_images_reason(src: str | os.PathLike[str], refused: list[dict[str, str]]) -> str:
+    """Why a folder gave no image to read: none there, or every one refused (the first named)."""
+    if not refused:
+        return f"{src}: no image files found (looked for {', '.join(sorted(imageinfo.IMAGE_EXTENSIONS)[:9])}, ...)"
+    first = refused[0]
+    outside = sum(1 for entry in refused if entry["reason"].startswith(OUTSIDE_REASON))
+    hint = f"; {outside} of them symlink(s) leaving the source (--allow-outside follows them)" if outside else ""
+    return (f"{src}: no image file could be read: {len(refused)} entr(ies) refused, first: {first['path']} "
+            f"({first['reason']}){hint}")
+
+
 def _report_category_changes(old: list[dict[str, Any]], new: list[dict[str, Any]], report: Any) -> None:
     """A format's own category ids replace the manifest's on re-ingest (the file is the truth); say
     which names moved, so a model or export keyed by the old ids is not silently wrong."""
@@ -449,7 +462,7 @@ def ingest_format(
         raise DatakitError(f"unknown verify mode {verify!r}; choose one of: {', '.join(imageinfo.VERIFY_MODES)}")
     check_output(src, output, allow_outside)
     options = ReadOptions(on_invalid=on_invalid, image_dir=image_dir, workers=workers, verify=verify,
-                          show_progress=show_progress, max_pixels=max_pixels)
+                          show_progress=show_progress, max_pixels=max_pixels, allow_outside=allow_outside)
     result = read_source(src, format, options)
     manifest = result.manifest
     out_location = resolve_location(output)

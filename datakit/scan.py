@@ -77,6 +77,21 @@ def _inside(path: Path, root: Path) -> bool:
         return False
 
 
+def outside_target(path: str | os.PathLike[str], root: Path) -> Path | None:
+    """Where ``path`` really is when symlinks (the file's or a folder's on the way) take it outside
+    ``root`` (already resolved), else None: such a file is refused, never opened, unless the user
+    passes --allow-outside."""
+    target = Path(os.path.realpath(path))
+    return None if _inside(target, root) else target
+
+
+OUTSIDE_REASON = "symlink resolves outside the source"
+
+
+def outside_reason(target: Path) -> str:
+    return f"{OUTSIDE_REASON} ({target})"
+
+
 def scan_images(src: Path, allow_outside: bool = False) -> tuple[list[ScannedFile], list[dict[str, str]]]:
     """Every file with an image extension under src, and the entries refused (with reasons).
 
@@ -115,8 +130,8 @@ def scan_images(src: Path, allow_outside: bool = False) -> tuple[list[ScannedFil
                         refused.append({"path": shown, "reason": f"broken symlink ({exc.strerror}): skipped"})
                     continue
                 target = Path(os.path.realpath(entry.path))
-                if not allow_outside and not _inside(target, root):
-                    refused.append({"path": shown, "reason": f"symlink resolves outside the source ({target})"})
+                if not allow_outside and outside_target(target, root):
+                    refused.append({"path": shown, "reason": outside_reason(target)})
                     continue
                 if target.is_dir():
                     # following a folder link risks loops; inside the source its files are read anyway
@@ -199,24 +214,33 @@ def inspect_paths(
     verify: str = "structure",
     show_progress: bool = True,
     max_pixels: int | None = None,
+    allow_outside: bool = False,
 ) -> pd.DataFrame:
     """Image rows (every IMAGE_COLUMNS column) for files named relative to ``root``.
 
     For format readers: the annotation file names the images, this fills in hash, size,
     displayed width/height, status and reason, in parallel. A file that does not exist gets
-    status ``missing``. Label and split are left empty for the caller to set.
+    status ``missing``; one that symlinks resolve outside ``root`` gets status ``unreadable`` and
+    is never opened, as the folder scan refuses it (unless ``allow_outside``). Label and split are
+    left empty for the caller to set.
     """
     root_path = Path(root)
+    resolved_root = root_path.resolve()
     rows: list[dict[str, Any]] = []
     jobs: list[tuple[str, str, str, int | None]] = []
     for rel in relative_paths:
         absolute = root_path / rel
+        outside = None if allow_outside else outside_target(absolute, resolved_root)
         if not absolute.exists():
-            row = {name: None for name in IMAGE_COLUMNS}
-            row.update(id=image_id(rel), path=rel, status="missing", reason="file not found under the image root")
-            rows.append(row)
+            status, reason = "missing", "file not found under the image root"
+        elif outside:
+            status, reason = "unreadable", f"{outside_reason(outside)}: not opened (--allow-outside follows it)"
         else:  # a FIFO or device is reported by inspect_file without being read
             jobs.append((rel, str(absolute), verify, max_pixels))
+            continue
+        row = {name: None for name in IMAGE_COLUMNS}
+        row.update(id=image_id(rel), path=rel, status=status, reason=reason)
+        rows.append(row)
     for rel, facts in _inspect_all(jobs, workers or os.cpu_count() or 1, show_progress):
         row = {name: None for name in IMAGE_COLUMNS}
         row.update(facts)

@@ -62,3 +62,20 @@ def test_refuses_a_non_empty_output_and_reads_nothing_from_an_empty_folder(name:
     empty.mkdir()
     if name in DETECT_ORDER:
         assert not get_format(name).detect(empty)
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_labels_and_splits_are_written_or_reported_lost(name: str, source, tmp_path: Path) -> None:
+    """COCO and mask folders dropped image labels, mask folders and LabelMe every split, without a
+    word; what the read-back lacks must be listed as not representable."""
+    manifest = load_manifest(OBJECTS)  # a copy of its own: the images table is changed below
+    ok = manifest.images["status"] == "ok"
+    order = manifest.images.index[ok]
+    manifest.images.loc[order, "split"] = ["train" if i % 3 else "val" for i in range(len(order))]
+    manifest.images.loc[order, "label"] = [manifest.category_names[i % 2] for i in range(len(order))]
+    written = export(manifest, name, tmp_path / name)
+    back = read_source(tmp_path / name, name, ReadOptions(show_progress=False)).manifest
+    lost = " | ".join(entry["reason"] for entry in written.report.lossy)
+    for column, says in (("label", "image-level labels are not part of"), ("split", "splits (train/val/test) are not part of")):
+        kept = back.images[column].notna().any()
+        assert kept != (says in lost), f"{name}: {column} kept={kept}, report: {lost or 'nothing lost'}"

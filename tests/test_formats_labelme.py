@@ -155,3 +155,23 @@ def test_images_sharing_a_stem_each_keep_their_json(tmp_path: Path) -> None:
     """images/a.jpg and images/a.png once both became a.json, one overwriting the other."""
     back = exported_and_read_back(two_image_coco(tmp_path / "src"), "labelme", tmp_path / "labelme")
     assert boxes_by_file_name(back) == [("a.jpg", 1, 1), ("a.png", 10, 10)]
+
+
+def test_a_truncated_json_fails_and_an_image_without_json_is_kept_and_named(tmp_path: Path) -> None:
+    """A JSON cut inside its shapes lacked 'imagePath' in its text and was passed over with its image;
+    an image without a JSON was dropped: 10 of 12 images, nothing listed."""
+    square = [[2, 2], [20, 2], [20, 20], [2, 20]]
+    labelme_file(tmp_path, [shape("cat", square)], image="a.jpg", name="a.json")
+    labelme_file(tmp_path, [shape("dog", square)] * 40, image="b.jpg", name="b.json")
+    write_jpeg(tmp_path / "sub" / "c.jpg", width=40, height=30)  # nobody annotated it: no JSON
+    cut = tmp_path / "b.json"
+    text = cut.read_text()
+    cut.write_text(text[: len(text) // 3])
+    with pytest.raises(DatakitError, match=r"^b\.json: line \d+, column \d+: invalid JSON"):
+        read_source(tmp_path, "labelme", ReadOptions())
+    cut.unlink()
+    result = read_source(tmp_path, "labelme", ReadOptions())
+    assert sorted(result.manifest.images["path"]) == ["a.jpg", "b.jpg", "sub/c.jpg"]
+    assert result.manifest.annotations["category"].tolist() == ["cat"]
+    kept = {e["path"]: e["reason"] for e in result.report.changed}
+    assert set(kept) == {"b.jpg", "sub/c.jpg"} and "no LabelMe JSON" in kept["b.jpg"]

@@ -257,3 +257,37 @@ def test_class_and_object_maps_of_another_size_are_refused(tmp_path: Path) -> No
     assert len(m.annotations) == 1 and m.annotations["segmentation_kind"].isna().all()
     with pytest.raises(DatakitError, match=r"^SegmentationClass/x.png: mask is 5x5 but its image JPEGImages/x.jpg is 20x10"):
         read_source(tmp_path, "voc", ReadOptions(on_invalid="fail"))
+
+
+def test_class_names_a_class_list_cannot_hold_are_renamed_and_reported(tmp_path: Path) -> None:
+    """labelmap.txt took '#first' for a comment (every later class moved up one: the class map's
+    values got the wrong names, silently) and cut 'a:b' at the colon (re-ingest failed); a mask
+    folder's classes.txt dropped the space of ' lead'. Each is now written under a name that reads
+    back, the same in the XML files, and reported."""
+    shapes = shapes_set(tmp_path / "shapes", count=8)
+    coco_file = shapes / "annotations" / "instances.json"
+    coco = json.loads(coco_file.read_text())
+    renamed = {"circle": "#first", "square": "dog", "triangle": "a:b", "star": " lead"}
+    for category in coco["categories"]:
+        category["name"] = renamed[category["name"]]
+    coco_file.write_text(json.dumps(coco))
+    m = read_source(shapes, "coco", ReadOptions()).manifest
+    before = m.annotations["category"].value_counts().to_dict()
+    ids_before = {c["name"]: c["id"] for c in m.categories}
+
+    voc = export(m, "voc", tmp_path / "voc")
+    written = {"#first": "_first", "dog": "dog", "a:b": "a_b", " lead": "lead"}
+    lost = {entry["reason"].split("'")[1] for entry in voc.report.lossy if entry["path"] == "labelmap.txt"}
+    assert lost == {"#first", "a:b", " lead"}
+    back = read_source(tmp_path / "voc", "voc", ReadOptions()).manifest
+    assert back.annotations["category"].value_counts().to_dict() == {written[k]: v for k, v in before.items()}
+    # the class values of the maps keep their names: the same ids as the source, background 0
+    assert {c["name"]: c["id"] for c in back.categories} == {"background": 0, **{written[k]: v for k, v in ids_before.items()}}
+    for class_map in (tmp_path / "voc" / "SegmentationClass").glob("*.png"):
+        with Image.open(class_map) as a:
+            assert set(np.unique(np.array(a)).tolist()) <= {0, *ids_before.values(), 255}
+
+    masks = export(m, "masks", tmp_path / "masks")
+    assert [e["reason"].split("'")[1] for e in masks.report.lossy if e["path"] == "classes.txt"] == [" lead"]
+    back = read_source(tmp_path / "masks", "masks", ReadOptions()).manifest
+    assert {c["name"]: c["id"] for c in back.categories} == {("lead" if k == " lead" else k): v for k, v in ids_before.items()}

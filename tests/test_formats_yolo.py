@@ -152,3 +152,21 @@ def test_a_label_file_without_its_image_is_reported(tmp_path: Path) -> None:
     assert len(result.manifest.annotations) == 1
     with pytest.raises(DatakitError, match=r"^labels/train/b.txt: no image images/train/b.\* for this label file"):
         read_source(root, "yolo", ReadOptions(on_invalid="fail"))
+
+
+def test_an_image_folder_data_yaml_does_not_list_is_named(tmp_path: Path) -> None:
+    """Deleting 'test:' from data.yaml made images/test/* vanish from the manifest, nothing reported."""
+    m = load_manifest(Path(__file__).resolve().parent.parent / "sample_manifests" / "shapes-mini" / "objects.manifest")
+    ok = m.images.index[m.images["status"] == "ok"]
+    m.images.loc[ok, "split"] = [("train", "val", "test")[i % 3] for i in range(len(ok))]
+    export(m, "yolo", tmp_path / "yolo")
+    config_file = tmp_path / "yolo" / "data.yaml"
+    config = yaml.safe_load(config_file.read_text())
+    assert config.pop("test") == "images/test"
+    config_file.write_text(yaml.safe_dump(config))
+    result = read_source(tmp_path / "yolo", "yolo", ReadOptions())
+    in_test = sum(p.is_file() for p in (tmp_path / "yolo" / "images" / "test").rglob("*"))
+    assert len(result.manifest.images) == len(ok) - in_test
+    (unlisted,) = [s for s in result.report.skipped if s["path"] == "images/test"]
+    assert unlisted["reason"].startswith(f"{in_test} image(s) in a folder data.yaml does not list: not read")
+    assert not [s for s in result.report.skipped if s["path"] in ("labels", "labels/test")]

@@ -156,6 +156,23 @@ def test_folder_with_no_images(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
 
 
+def test_a_folder_whose_every_image_is_refused_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every file a symlink leaving SRC: the error said 'no image files found (looked for .avif, ...)'."""
+    monkeypatch.delenv("DATAKIT_ALLOW_OUTSIDE", raising=False)
+    src = tmp_path / "src"
+    for name in ("a", "b"):
+        (src / "cls").mkdir(parents=True, exist_ok=True)
+        (src / "cls" / f"{name}.png").symlink_to(write_png(tmp_path / "elsewhere" / f"{name}.png", 8, 8))
+    result = runner.invoke(app, ["ingest", str(src), "-o", str(tmp_path / "m")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    said = " ".join(result.output.split())
+    assert "no image files found" not in said
+    assert "2 entr(ies) refused, first: cls/a.png (symlink resolves outside the source" in said
+    assert "2 of them symlink(s) leaving the source (--allow-outside follows them)" in said
+    trusted = ingest(src, tmp_path / "m", show_progress=False, workers=1, allow_outside=True)
+    assert trusted.total == 2
+
+
 def test_missing_source_folder(tmp_path: Path) -> None:
     with pytest.raises(DatakitError, match="not a folder"):
         ingest(tmp_path / "nope", tmp_path / "m", show_progress=False)

@@ -251,6 +251,33 @@ def test_allow_outside_is_the_opt_in(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert load_manifest(manifest).root() == secret.parent
 
 
+def test_an_annotation_format_never_opens_an_image_symlinked_outside_the_source(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """COCO names the images; links among them that leave the source are refused as the folder
+    scan refuses them (a link to /etc/passwd was read: 'not an image (starts with b'root:x:0')')."""
+    from datakit.samples import make_shapes
+
+    monkeypatch.delenv("DATAKIT_ALLOW_OUTSIDE", raising=False)
+    src = tmp_path / "s"
+    make_shapes(src, count=4, size=24)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    picture = write_png(tmp_path / "elsewhere.png", 16, 16)
+    first, second = sorted((src / "images").rglob("*.png"))[:2]
+    for link, target in ((first, secret), (second, picture)):
+        link.unlink()
+        link.symlink_to(target)
+    refused = ingest(src, tmp_path / "m", workers=1, show_progress=False)
+    assert refused.format == "coco"
+    reasons = {b["path"]: (b["status"], b["reason"]) for b in refused.broken}
+    for link, target in ((first, secret), (second, picture)):
+        status, reason = reasons[link.relative_to(src).as_posix()]
+        assert status == "unreadable" and f"symlink resolves outside the source ({target})" in reason
+        assert "--allow-outside" in reason and "root:x" not in reason
+    trusted = ingest(src, tmp_path / "m2", workers=1, show_progress=False, allow_outside=True)
+    assert {b["path"] for b in trusted.broken} == {first.relative_to(src).as_posix()}  # the text file, read
+
+
 def test_one_level_up_is_what_ingest_writes_and_is_accepted(tmp_path: Path) -> None:
     src = _two_classes(tmp_path / "shapes")
     ingest(src, tmp_path / "shapes.manifest", workers=1, show_progress=False)

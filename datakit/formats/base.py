@@ -59,6 +59,8 @@ class ReadOptions:
     max_pixels: int | None = None
     # VOC corners are 1-based and inclusive by the standard; labelme's converter writes 0-based
     voc_one_based: bool = True
+    # open image files that symlinks take outside the data set (None: $DATAKIT_ALLOW_OUTSIDE)
+    allow_outside: bool | None = None
 
     def __post_init__(self) -> None:
         check_policy(self.on_invalid)
@@ -344,6 +346,43 @@ class CategoryTable:
                 for name, cid in sorted(self._ids.items(), key=lambda kv: kv[1])]
 
 
+# what str.splitlines breaks a line at: a name holding one would read back as two lines
+_LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+
+
+def names_for_list(names: Iterable[str], file: str, report: Report, separators: str = "",
+                   hash_comments: bool = False) -> dict[str, str]:
+    """Category name -> the name a class-list file (VOC's labelmap.txt, a mask folder's classes.txt)
+    can hold so that it reads back the same: readers strip each line, and may split it at
+    ``separators`` or skip it as a comment when it starts with '#' (``hash_comments``).
+
+    A name that would not read back ('#first' taken for a comment, 'a:b' cut at the colon, ' lead'
+    losing its space) is written with those characters as '_' and its outer whitespace dropped,
+    unique among the others, and each such change is reported as not representable: never a class
+    list whose line numbers, and so class values, silently shift."""
+    names = list(names)
+    bad = re.compile("[" + re.escape(_LINE_BREAKS + separators) + "]")
+    written: dict[str, str] = {}
+    taken = set(names)
+    for name in names:
+        fixed = bad.sub("_", name).strip()
+        if hash_comments and fixed.startswith("#"):
+            fixed = "_" + fixed[1:]
+        if fixed == name:
+            written[name] = name
+            continue
+        base, n = fixed or "_", 2
+        fixed = base
+        while fixed in taken:
+            fixed, n = f"{base}_{n}", n + 1
+        taken.add(fixed)
+        written[name] = fixed
+        report.lose(file, "", f"category {name!r} cannot be written there as it is (a class list line is "
+                              f"stripped{', split at ' + repr(separators) if separators else ''}"
+                              f"{', a comment when it starts with #' if hash_comments else ''}); written as {fixed!r}")
+    return written
+
+
 def object_categories(categories: list[dict[str, Any]], images: list["ExportImage"], report: Report,
                       where: str) -> list[dict[str, Any]]:
     """Categories for an object format (COCO, YOLO): a background class that no object uses (VOC
@@ -497,6 +536,7 @@ def build_manifest(
 
 def inspect_images(root: Path, images: ImageTable, report: Report, options: ReadOptions) -> pd.DataFrame:
     """Image rows for the table: file facts read in parallel, declared sizes where no file is."""
+    from datakit.manifest import outside_allowed
     from datakit.scan import inspect_paths
 
     first: dict[str, int] = {}
@@ -509,7 +549,7 @@ def inspect_images(root: Path, images: ImageTable, report: Report, options: Read
     keep = sorted(first.values())
     paths = [images.path[i] for i in keep]
     frame = inspect_paths(root, paths, workers=options.workers, verify=options.verify, show_progress=options.show_progress,
-                          max_pixels=options.max_pixels)
+                          max_pixels=options.max_pixels, allow_outside=outside_allowed(options.allow_outside))
     for column in ("label", "split", "semantic_mask", "source_id"):
         frame[column] = pd.array([getattr(images, column)[i] for i in keep], dtype="string")
     declared_w = pd.Series([images.width[i] for i in keep], dtype="Int64", index=frame.index)
@@ -738,3 +778,13 @@ def by_split(images: list[ExportImage]) -> Iterator[tuple[str | None, list[Expor
         groups.setdefault(image.split, []).append(image)
     for split in sorted(groups, key=lambda s: order.get(s, 4)):
         yield split, groups[split]
+
+
+def lose_image_fields(images: list[ExportImage], report: Report, format_label: str, labels: bool = False,
+                      splits: bool = False) -> None:
+    """Report the image-level labels and the splits (train/val/test) a format has no place for, when
+    the images have any: a re-ingest of the export has none, and nothing else would say so."""
+    for field_name, lost, what in (("label", labels, "image-level labels"), ("split", splits, "splits (train/val/test)")):
+        count = sum(1 for im in images if getattr(im, field_name)) if lost else 0
+        if count:
+            report.lose("", "", f"{what} are not part of {format_label}; not written ({count} image(s) had one)")

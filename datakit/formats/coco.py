@@ -32,6 +32,7 @@ from datakit.formats.base import (
     build_manifest,
     by_split,
     export_images,
+    lose_image_fields,
     export_names,
     object_categories,
     output_path,
@@ -372,6 +373,7 @@ def _image_ids(images: list[Any], file: str, report: Report) -> list[int]:
 def write(manifest: Manifest, out: Path, options: WriteOptions) -> WriteResult:
     report = Report(options.on_invalid)
     images = export_images(manifest, options, report)
+    lose_image_fields(images, report, "COCO", labels=True)  # splits are files: instances_<split>.json
     categories = object_categories(manifest.categories, images, report, "coco")
     ids = target_category_ids(categories, "keep_nonzero", report, "COCO category ids")
     categories = [{"id": ids[c["name"]], "name": c["name"], "supercategory": c.get("supercategory", "")}

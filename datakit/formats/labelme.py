@@ -1,7 +1,8 @@
 """LabelMe: one JSON per image with ``shapes`` (rectangles, polygons) and image-level ``flags``.
 
-Read: every ``*.json`` under the folder that has ``shapes``; ``imagePath`` is relative to the JSON
-file's folder and must stay inside the data set. Rectangle points come in any order (the box is
+Read: every ``*.json`` under the folder that has LabelMe's keys (one that fails to parse is an
+error naming file, line and column); ``imagePath`` is relative to the JSON file's folder and must
+stay inside the data set. Image files no JSON names are kept without objects, each one listed. Rectangle points come in any order (the box is
 their min/max); polygons need at least 3 points; shapes with the same label and ``group_id``
 are one object (LabelMe's way to draw an object in parts). Other shape types (circle, line,
 point, mask) are skipped and reported. LabelMe's reserved labels are not classes: ``__ignore__``
@@ -37,6 +38,7 @@ from datakit.formats.base import (
     WriteResult,
     build_manifest,
     export_images,
+    lose_image_fields,
     export_names,
     output_path,
     place_image,
@@ -58,13 +60,26 @@ def _json_files(src: Path) -> list[Path]:
     return sorted(p for p in src.rglob("*.json") if not any(part.startswith(".") for part in p.relative_to(src).parts))
 
 
-def _looks_like_labelme(path: Path) -> bool:
+def _head(path: Path) -> str:
     try:
         with open_regular_file(path) as fh:
-            head = fh.read(65536).decode("utf-8", "ignore")
+            return fh.read(65536).decode("utf-8", "ignore")
     except OSError:
-        return False
+        return ""
+
+
+def _looks_like_labelme(path: Path) -> bool:
+    """Detection: a whole LabelMe file's keys in its first 64 KB."""
+    head = _head(path)
     return '"shapes"' in head and ('"imagePath"' in head or '"imageHeight"' in head)
+
+
+def _meant_for_labelme(path: Path) -> bool:
+    """Reading: any of LabelMe's own keys, so a file cut short (or hand-edited) inside its shapes is
+    read, and fails naming file, line and column, instead of being passed over with its image."""
+    head = _head(path)
+    return any(f'"{key}"' in head for key in ("shapes", "imagePath", "imageHeight", "imageWidth")) or (
+        '"version"' in head and '"flags"' in head)
 
 
 def detect(src: Path) -> bool:
@@ -112,7 +127,7 @@ def read(src: Path, options: ReadOptions) -> ReadResult:
         if kind:
             report.skip(relative_to_root(path, src), "", f"not a regular file ({kind}): never opened, so the "
                                                           "image it may describe is not read")
-    files = [p for p in candidates if _looks_like_labelme(p)]
+    files = [p for p in candidates if _meant_for_labelme(p)]
     if not files:
         raise DatakitError(f"{src}: no LabelMe JSON files (with 'shapes' and 'imagePath') found")
     for path in files:
@@ -134,9 +149,32 @@ def read(src: Path, options: ReadOptions) -> ReadResult:
         images.add(image, width if isinstance(width, int) else None, height if isinstance(height, int) else None,
                    label=label, where=shown)
         _read_shapes(data["shapes"], shown, image, categories, annotations, report, (height, width))
+    _add_images_without_json(src, images, report, options)
     manifest = build_manifest(src, images, annotations, categories.finish(), report, options,
                               source={"format": NAME})
     return ReadResult(manifest, report, NAME, [str(p) for p in files])
+
+
+def _add_images_without_json(src: Path, images: ImageTable, report: Report, options: ReadOptions) -> None:
+    """Image files no JSON names: kept without objects (LabelMe writes no JSON for an image nobody
+    annotated; YOLO keeps its images without a label file the same way), each one listed; files the
+    folder scan refuses (links leaving the source, FIFOs) are listed as skipped."""
+    from datakit.manifest import outside_allowed
+    from datakit.scan import BAD_NAME_REASON, scan_images
+
+    named = set(images.path)
+    found, refused = scan_images(src, allow_outside=outside_allowed(options.allow_outside))
+    for entry in refused:
+        if entry["path"] not in named:
+            report.skip(entry["path"], "", entry["reason"])
+    for file in found:
+        if file.path in named:
+            continue
+        if file.bad_name:
+            report.skip(file.path, "", BAD_NAME_REASON)
+            continue
+        images.add(file.path, where=file.path)
+        report.change(file.path, "", "no LabelMe JSON names this image: kept without objects")
 
 
 # LabelMe's reserved labels (its labels.txt starts with them) -> why a shape with one is not an object
@@ -246,6 +284,7 @@ def _read_shapes(shapes: list[Any], shown: str, image: str, categories: Category
 def write(manifest: Manifest, out: Path, options: WriteOptions) -> WriteResult:
     report = Report(options.on_invalid)
     images = export_images(manifest, options, report)
+    lose_image_fields(images, report, "LabelMe", splits=True)  # labels are flags
     names = export_names([im.path for im in images])
     # a.jpg and a.png in one folder would both write a.json; those keep the suffix (a.jpg.json)
     json_stems = stem_names(list(names.values()))

@@ -40,10 +40,12 @@ from datakit.formats.base import (
     WriteResult,
     build_manifest,
     export_images,
+    lose_image_fields,
     export_names,
     file_stem,
     inspect_images,
     mask_fits,
+    names_for_list,
     output_path,
     place_image,
     relative_to_root,
@@ -249,6 +251,7 @@ def _instances(objects: np.ndarray, classes: np.ndarray | None, instance: str, i
 def write(manifest: Manifest, out: Path, options: WriteOptions) -> WriteResult:
     report = Report(options.on_invalid)
     images = export_images(manifest, options, report)
+    lose_image_fields(images, report, "mask folders", labels=True, splits=True)
     ids = target_category_ids(manifest.categories, "keep_nonzero", report, "class values")
     if ids and max(ids.values()) >= IGNORE:
         raise DatakitError(f"8-bit class maps hold values up to {IGNORE - 1}; this manifest's largest class value is "
@@ -285,7 +288,9 @@ def write(manifest: Manifest, out: Path, options: WriteOptions) -> WriteResult:
         geometry.write_label_png(output_path(out, f"{INSTANCE}/{mask_name}.png"), instances, sixteen_bit=True)
         files += 2
         n_annotations += len(objects)
-    lines = [f"{value} {name}" for name, value in sorted(ids.items(), key=lambda kv: kv[1])]
+    # '<value> <name>' lines are stripped when read: a name keeps no outer whitespace there
+    written = names_for_list(list(ids), "classes.txt", report)
+    lines = [f"{value} {written[name]}" for name, value in sorted(ids.items(), key=lambda kv: kv[1])]
     (out / "classes.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return WriteResult(out, NAME, len(images), n_annotations, files + 1, report)
 

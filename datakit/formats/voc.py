@@ -42,7 +42,9 @@ from datakit.formats.base import (
     WriteResult,
     build_manifest,
     export_images,
+    lose_image_fields,
     flat_names,
+    names_for_list,
     inspect_images,
     mask_fits,
     output_path,
@@ -415,14 +417,16 @@ def write(manifest: Manifest, out: Path, options: WriteOptions) -> WriteResult:
     source_palette = np.array(manifest.extra["mask_palette"], dtype=np.uint8) if manifest.extra.get("mask_palette") else None
     # manifest category id -> VOC index, for re-coding class maps; anything else keeps its value
     recode = {int(c["id"]): ids[c["name"]] for c in manifest.categories}
+    # labelmap.txt lines are 'name:colour:parts:actions' and '#' starts a comment there: the name of
+    # each class, in the XML files too, is one that reads back on its own line
+    written = names_for_list(list(ids), "labelmap.txt", report, separators=":", hash_comments=True)
     # split lists are whitespace separated: a stem with a space would be read as two fields
     stems = flat_names([im.path for im in images], no_whitespace=True)
     root = manifest.root()
     lists: dict[str, list[str]] = {}
     segmentation_lists: dict[str, list[str]] = {}
     files = n_annotations = 0
-    if any(im.label for im in images):
-        report.lose("", "", "image-level labels are not part of VOC; not written")
+    lose_image_fields(images, report, "VOC", labels=True)
     for im in images:
         stem = stems[im.path]
         image_name = stem + Path(im.path).suffix
@@ -430,7 +434,7 @@ def write(manifest: Manifest, out: Path, options: WriteOptions) -> WriteResult:
             report.skip(im.path, "", "image file not found; annotation written, image not copied")
         files += options.images != "none"
         segmented = _write_masks(im, stem, out, root, ids, recode, source_palette, report)
-        xml = _annotation_xml(im, image_name, ids, segmented, report)
+        xml = _annotation_xml(im, image_name, written, segmented, report)
         target = output_path(out, f"Annotations/{stem}.xml")
         target.parent.mkdir(parents=True, exist_ok=True)
         ET.indent(xml)
@@ -453,12 +457,14 @@ def write(manifest: Manifest, out: Path, options: WriteOptions) -> WriteResult:
     if not any(i == 0 for _, i in names_by_index):
         names_by_index.insert(0, ("background", 0))
     lines = ["# label:color_rgb:parts:actions"] + [
-        f"{name}:{','.join(str(int(v)) for v in colours[i])}::" for name, i in names_by_index]
+        f"{written.get(name, name)}:{','.join(str(int(v)) for v in colours[i])}::" for name, i in names_by_index]
     (out / "labelmap.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return WriteResult(out, NAME, len(images), n_annotations, files + 1, report)
 
 
-def _annotation_xml(im: ExportImage, image_name: str, ids: dict[str, int], segmented: bool, report: Report) -> ET.Element:
+def _annotation_xml(im: ExportImage, image_name: str, written: dict[str, str], segmented: bool,
+                    report: Report) -> ET.Element:
+    """One Annotations/*.xml; ``written``: category name -> the name labelmap.txt lists it by."""
     root = ET.Element("annotation")
     _sub(root, "folder", "JPEGImages")
     _sub(root, "filename", image_name)
@@ -470,7 +476,7 @@ def _annotation_xml(im: ExportImage, image_name: str, ids: dict[str, int], segme
     for k, ann in enumerate(im.annotations, start=1):
         attrs = ann["attributes"]
         obj = _sub(root, "object")
-        _sub(obj, "name", ann["category"])
+        _sub(obj, "name", written.get(ann["category"], ann["category"]))
         _sub(obj, "pose", attrs.get("pose", "Unspecified"))
         _sub(obj, "truncated", int(bool(attrs.get("truncated", False))))
         difficult = bool(attrs.get("difficult", False))

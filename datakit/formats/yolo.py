@@ -43,6 +43,7 @@ from datakit.formats.base import (
     build_manifest,
     by_split,
     export_images,
+    lose_image_fields,
     export_names,
     object_categories,
     inspect_images,
@@ -260,6 +261,7 @@ def read(src: Path, options: ReadOptions) -> ReadResult:
         _read_labels(root / labels, labels, path, sizes[path], names, annotations, report)
     folders = [item for items in sources.values() for item in items if (root / item).is_dir()]
     _report_labels_without_images(root, folders, set(label_files), report)
+    _report_unlisted_image_folders(root, folders, set(images.path), config_path.name, report)
     manifest = build_manifest(root, images, annotations, categories.finish(), report, options, frame=frame,
                               source={"format": NAME, "config": config_path.name})
     return ReadResult(manifest, report, NAME, label_files)
@@ -283,6 +285,22 @@ def _report_labels_without_images(root: Path, image_folders: list[str], read: se
                 continue
             lines = sum(1 for line in read_text(file).splitlines() if line.strip())
             report.invalid(shown, "", f"no image {image}.* for this label file; its {lines} object(s) not read")
+
+
+def _report_unlisted_image_folders(root: Path, image_folders: list[str], read: set[str], config: str,
+                                   report: Report) -> None:
+    """Folders beside a listed image folder that the config does not list (images/test when data.yaml
+    names only train and val): their images are not read, and would be absent without a word."""
+    listed = set(image_folders)
+    for parent in sorted({posixpath.dirname(folder) for folder in listed}):
+        for sibling in sorted(p for p in (root / parent).iterdir() if p.is_dir() and not p.name.startswith(".")):
+            folder = relative_to_root(sibling, root)
+            if folder in listed or any(other.startswith(folder + "/") for other in listed):
+                continue
+            unread = [path for path in _images_of(root, folder, report) if path not in read]
+            if unread:
+                report.skip(folder, "", f"{len(unread)} image(s) in a folder {config} does not list: not read "
+                                        "(list it under train, val or test to read them)")
 
 
 def _has_image(stem_path: Path) -> bool:
@@ -348,8 +366,7 @@ def write(manifest: Manifest, out: Path, options: WriteOptions) -> WriteResult:
     ids = target_category_ids(categories, "contiguous0", report, "YOLO class indices")
     root = manifest.root()
     d = options.decimals
-    if any(im.label for im in images):
-        report.lose("", "", "image-level labels are not part of YOLO; not written")
+    lose_image_fields(images, report, "YOLO", labels=True)
     folders: dict[str, str] = {}
     files = n_annotations = 0
     for split, group in by_split(images):
