@@ -24,6 +24,7 @@ from datakit.scan import (  # noqa: F401 - image_id, inspect_paths, scan_images,
     SPLIT_ALIASES,
     ScannedFile,
     assign_folder_labels,
+    compare_with_previous,
     detect_layout,
     _inspect_all,
     _rows_to_frame,
@@ -191,49 +192,6 @@ def _assign_csv_labels(files: list[ScannedFile], table: pd.DataFrame, csv_path: 
 
 
 # ---------------------------------------------------------------------------------------------
-# inspecting in parallel
-
-
-def _compare_with_previous(
-    files: list[ScannedFile], old_images: pd.DataFrame | None
-) -> tuple[pd.DataFrame, dict[str, str], list[str], list[str], list[str]]:
-    """Split the scan against the previous manifest, vectorized (it runs on 100k+ rows).
-
-    Returns the reusable old rows (indexed by path, label and split refreshed from the scan),
-    the ids of changed files (kept stable), and the new, changed and deleted paths.
-    """
-    scan = pd.DataFrame({
-        "path": [f.path for f in files],
-        "size": [f.size for f in files],
-        "mtime": [f.mtime_ns for f in files],
-        "label": pd.array([f.label for f in files], dtype="string"),
-        "split": pd.array([f.split for f in files], dtype="string"),
-    })
-    if old_images is None:
-        empty = pd.DataFrame({name: pd.Series([], dtype=dtype) for name, dtype in IMAGE_COLUMNS.items()})
-        return empty.set_index("path"), {}, scan["path"].tolist(), [], []
-    previous = old_images.set_index("path")
-    aligned = previous.reindex(scan["path"])
-    known = scan["path"].isin(previous.index).to_numpy()
-    same = (
-        known
-        & (aligned["file_size"].fillna(-1).astype("int64").to_numpy() == scan["size"].to_numpy())
-        & (aligned["mtime_ns"].fillna(-1).astype("int64").to_numpy() == scan["mtime"].to_numpy())
-    )
-    reused = aligned[same].copy()
-    reused["label"] = scan["label"][same].to_numpy()
-    # a split the folder layout gives wins; otherwise the one `datakit split` wrote stays
-    reused["split"] = pd.Series(scan["split"][same].to_numpy(), index=reused.index, dtype="string").fillna(
-        reused["split"].astype("string"))
-    changed = known & ~same
-    changed_paths = scan["path"][changed].tolist()
-    previous_ids = dict(zip(changed_paths, aligned["id"][changed].tolist()))
-    new_paths = scan["path"][~known].tolist()
-    deleted = sorted(set(previous.index) - set(scan["path"]))
-    return reused, previous_ids, new_paths, changed_paths, deleted
-
-
-# ---------------------------------------------------------------------------------------------
 # what every ingest does
 
 
@@ -293,8 +251,8 @@ def ingest(
         format = detect_format(src)
     if format is not None:
         return ingest_format(src, output, format=format, on_invalid=on_invalid, workers=workers, verify=verify,
-                             strict=strict, table_format=table_format, show_progress=show_progress,
-                             max_pixels=max_pixels, allow_outside=allow_outside)
+                             strict=strict, incremental=incremental, table_format=table_format,
+                             show_progress=show_progress, max_pixels=max_pixels, allow_outside=allow_outside)
     started = time.perf_counter()
     src_path = Path(src)
     if not src_path.is_dir():
@@ -335,11 +293,11 @@ def ingest(
             )
         old_images = old.images
         old_categories = old.categories
-    reused, previous_ids, new_files, changed_files, deleted_files = _compare_with_previous(files, old_images)
+    comparison = compare_with_previous(files, old_images)
+    reused, reused_paths = comparison.reused, comparison.reused_paths
     jobs = [(f.path, str(src_path / f.path), verify, max_pixels)
-            for f in files if f.path not in reused.index and not f.bad_name]
-    named_badly = [f for f in files if f.bad_name and f.path not in reused.index]
-    reused = reused.reset_index()[list(IMAGE_COLUMNS) + [c for c in reused.columns if c not in IMAGE_COLUMNS]]
+            for f in files if f.path not in reused_paths and not f.bad_name]
+    named_badly = [f for f in files if f.bad_name and f.path not in reused_paths]
     meta = {f.path: f for f in files}
 
     chunks: list[pd.DataFrame] = [reused] if len(reused) else []
@@ -354,7 +312,7 @@ def ingest(
         row = {name: None for name in IMAGE_COLUMNS}
         row.update(facts)
         row.update(
-            id=previous_ids.get(rel) or image_id(rel),
+            id=comparison.previous_ids.get(rel) or image_id(rel),
             path=rel,
             file_size=facts.get("file_size", f.size),
             mtime_ns=f.mtime_ns,
@@ -370,7 +328,7 @@ def ingest(
     if rows or not chunks:
         chunks.append(_rows_to_frame(rows))
     images = pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
-    images = images.sort_values("path", kind="stable").reset_index(drop=True)
+    images = comparison.settle(images.sort_values("path", kind="stable").reset_index(drop=True))
 
     label_names = sorted(images["label"].dropna().unique().tolist())
     categories = [dict(c) for c in old_categories]
@@ -402,10 +360,10 @@ def ingest(
         broken=broken_list,
         skipped=skipped,
         kept_unlabeled=kept_unlabeled,
-        new=new_files if old_images is not None else [],
-        changed=changed_files,
-        deleted=deleted_files,
-        unchanged=len(reused),
+        new=comparison.new,
+        changed=comparison.changed,
+        deleted=comparison.deleted,
+        unchanged=comparison.unchanged,
         seconds=time.perf_counter() - started,
     )
 
@@ -435,12 +393,19 @@ def ingest_format(
     workers: int | None = None,
     verify: str = "structure",
     strict: bool = False,
+    incremental: bool = True,
     table_format: str = "parquet",
     show_progress: bool = True,
     max_pixels: int | None = None,
     allow_outside: bool | None = None,
 ) -> IngestResult:
-    """Read an annotation format into the manifest at ``output`` (``datakit ingest --format``)."""
+    """Read an annotation format into the manifest at ``output`` (``datakit ingest --format``).
+
+    Into an existing manifest of the same images (``incremental``), image files whose path, size
+    and mtime are unchanged are not read again and keep their split (unless the format's own split
+    files give one) and any column a user added; annotations and categories always come from the
+    annotation files. ``incremental=False`` replaces the manifest with a fresh read.
+    """
     from datakit.formats import read_source
     from datakit.formats.base import ReadOptions
 
@@ -448,22 +413,30 @@ def ingest_format(
     if verify not in imageinfo.VERIFY_MODES:
         raise DatakitError(f"unknown verify mode {verify!r}; choose one of: {', '.join(imageinfo.VERIFY_MODES)}")
     check_output(src, output, allow_outside)
+    out_location = resolve_location(output)
+    old = load_manifest(out_location, allow_outside=True) if incremental and manifest_exists(out_location) else None
     options = ReadOptions(on_invalid=on_invalid, image_dir=image_dir, workers=workers, verify=verify,
-                          show_progress=show_progress, max_pixels=max_pixels)
+                          show_progress=show_progress, max_pixels=max_pixels,
+                          previous_images=None if old is None else old.images)
     result = read_source(src, format, options)
     manifest = result.manifest
-    out_location = resolve_location(output)
     new_root = Path(manifest.image_root).resolve()
     check_image_root(os.path.relpath(new_root, out_location.resolve()), str(output), allow_outside)
-    if manifest_exists(out_location):
-        # the same rule as the folder ingest: a manifest is replaced only by one of the same images
-        old = load_manifest(out_location, validate_schema=False, allow_outside=True)
+    images = manifest.images
+    comparison = compare_with_previous([], None)
+    if old is not None:
+        # the same rule as the folder ingest: a manifest is updated only by one of the same images
         old_root = old.root().resolve()
         if old_root != new_root:
             raise DatakitError(f"{out_location}: this manifest was made from {old_root}, not {new_root}; "
-                               "choose another output")
+                               "choose another output or pass --no-incremental to replace it")
         _report_category_changes(old.categories, manifest.categories, result.report)
-    images = manifest.images
+        # counted by the rule the read reused rows by (a missing file has no size: -1 on both sides),
+        # then re-read files of unchanged content count as unchanged and keep their split
+        read = [ScannedFile(p, s, m) for p, s, m in zip(images["path"].tolist(), images["file_size"].fillna(-1).tolist(),
+                                                        images["mtime_ns"].fillna(-1).tolist())]
+        comparison = compare_with_previous(read, old.images)
+        manifest.images = images = comparison.settle(images)
     broken_list = broken_rows(images)
     check_strict(strict, broken_list, result.report.skipped)
     out_location.mkdir(parents=True, exist_ok=True)
@@ -480,6 +453,10 @@ def ingest_format(
         label_counts={k: int(v) for k, v in ok["label"].dropna().value_counts().sort_index().items()},
         broken=broken_list,
         skipped=report.skipped,
+        new=comparison.new,
+        changed=comparison.changed,
+        deleted=comparison.deleted,
+        unchanged=comparison.unchanged,
         seconds=time.perf_counter() - started,
         format=result.format,
         annotations=len(manifest.annotations),

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import datakit
 from datakit import load_manifest
 from datakit.errors import DatakitError
 from datakit.ingest import ingest
@@ -125,6 +126,18 @@ def test_incremental_reads_only_new_or_changed_and_keeps_ids(class_folder: Path,
     for path in ("cat/cat_0.jpg", "dog/dog_0.png", "dog/dog_2.png"):
         assert second[path]["id"] == first[path]["id"]
     assert (second["dog/dog_0.png"]["width"], second["dog/dog_0.png"]["height"]) == (50, 40)
+
+
+def test_a_touched_file_with_the_same_content_keeps_its_split_and_counts_unchanged(class_folder: Path,
+                                                                                    tmp_path: Path) -> None:
+    out = tmp_path / "m"
+    ingest(class_folder, out, show_progress=False)
+    datakit.split(out, seed=0)
+    splits = {p: row["split"] for p, row in by_path(out).items()}
+    os.utime(class_folder / "cat" / "cat_0.jpg", ns=(5, 5))   # a copy or checkout: new mtime, same bytes
+    result = ingest(class_folder, out, workers=1, show_progress=False)
+    assert (result.changed, result.unchanged) == ([], 6)
+    assert {p: row["split"] for p, row in by_path(out).items()} == splits
 
 
 def test_category_ids_stay_stable_when_a_class_is_added(class_folder: Path, tmp_path: Path) -> None:
