@@ -45,6 +45,8 @@ from datakit.manifest import (
 )
 
 LAYOUTS = ("auto", "classes", "splits", "flat", "unlabeled")
+# header ``extra`` key: categories a folder ingest dropped, so their ids are never given to another name
+RETIRED_KEY = "retired_categories"
 LABEL_COLUMNS = ("file", "label", "split")
 
 
@@ -65,6 +67,9 @@ class IngestResult:
     changed: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     unchanged: int = 0
+    # categories of the previous manifest this one no longer has ({"id", "name"}): their class
+    # folders (or labels) are gone, or the annotation files no longer declare them
+    categories_dropped: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     # an ingest from an annotation format (--format): its objects and what its reader reported
     format: str = ""
@@ -102,6 +107,7 @@ class IngestResult:
                 "changed_files": self.changed,
                 "deleted_files": self.deleted,
             },
+            "categories_dropped": self.categories_dropped,
             "seconds": round(self.seconds, 3),
         }
 
@@ -189,6 +195,41 @@ def _assign_csv_labels(files: list[ScannedFile], table: pd.DataFrame, csv_path: 
         if f.path not in matched:
             notes.append({"path": f.path, "reason": f"not listed in {csv_path.name}: no label"})
     return notes
+
+
+def folder_categories(
+    old: list[dict[str, Any]], retired: list[dict[str, Any]], labels: list[str], old_from_folders: bool
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The categories of a folder ingest, the categories now retired, and those dropped by this ingest.
+
+    A folder ingest's categories are the labels its images carry (class folders, a labels CSV):
+    a deleted or renamed class folder leaves no empty category behind, which a report would count
+    as a missing class and an export would write as one. Ids stay stable for everyone keyed by
+    them: a kept name keeps its id, a name that comes back gets its old id again, and a new name
+    gets an id no name had in this manifest (the retired are kept in the header for that).
+    Categories a format declared (``old_from_folders`` False) are kept as they are.
+    """
+    used = set(labels)
+    dropped = [dict(c) for c in old if old_from_folders and c["name"] not in used]
+    categories = [dict(c) for c in old if c["name"] not in {d["name"] for d in dropped}]
+    earlier = {c["name"]: dict(c) for c in [*retired, *dropped]}
+    taken = {int(c["id"]) for c in categories}
+    next_id = max((int(c["id"]) for c in [*old, *retired]), default=-1) + 1
+    known = {c["name"] for c in categories}
+    for name in labels:
+        if name in known:
+            continue
+        back = earlier.pop(name, None)
+        if back is not None and int(back["id"]) not in taken:
+            categories.append(back)
+        else:
+            categories.append({"id": next_id, "name": name})
+            next_id += 1
+        taken.add(int(categories[-1]["id"]))
+    categories.sort(key=lambda c: int(c["id"]))
+    names = {c["name"] for c in categories}
+    still_retired = sorted((c for c in earlier.values() if c["name"] not in names), key=lambda c: int(c["id"]))
+    return categories, still_retired, dropped
 
 
 # ---------------------------------------------------------------------------------------------
@@ -283,6 +324,8 @@ def ingest(
     out_location = resolve_location(output)
     old_images: pd.DataFrame | None = None
     old_categories: list[dict[str, Any]] = []
+    retired: list[dict[str, Any]] = []
+    old_from_folders = False
     if incremental and manifest_exists(out_location):
         old = load_manifest(out_location, allow_outside=allow_outside)
         old_source = old.root().resolve()
@@ -293,6 +336,8 @@ def ingest(
             )
         old_images = old.images
         old_categories = old.categories
+        retired = list(old.extra.get(RETIRED_KEY, []))
+        old_from_folders = old.source.get("layout") in LAYOUTS
     comparison = compare_with_previous(files, old_images)
     reused, reused_paths = comparison.reused, comparison.reused_paths
     jobs = [(f.path, str(src_path / f.path), verify, max_pixels)
@@ -331,13 +376,7 @@ def ingest(
     images = comparison.settle(images.sort_values("path", kind="stable").reset_index(drop=True))
 
     label_names = sorted(images["label"].dropna().unique().tolist())
-    categories = [dict(c) for c in old_categories]
-    known = {c["name"] for c in categories}
-    next_id = max((int(c["id"]) for c in categories), default=-1) + 1
-    for name in label_names:
-        if name not in known:
-            categories.append({"id": next_id, "name": name})
-            next_id += 1
+    categories, retired, dropped = folder_categories(old_categories, retired, label_names, old_from_folders)
     broken_list = broken_rows(images)
     check_strict(strict, broken_list)
 
@@ -348,6 +387,7 @@ def ingest(
         # relative, so a manifest and its images can move together
         image_root=os.path.relpath(src_path.resolve(), out_location.resolve()),
         source={"layout": chosen, "labels": Path(labels).name if labels else None, "verify": verify},
+        extra={RETIRED_KEY: retired} if retired else {},
     )
     save_manifest(manifest, out_location, table_format=table_format)
     ok = images[images["status"] == "ok"]
@@ -364,6 +404,7 @@ def ingest(
         changed=comparison.changed,
         deleted=comparison.deleted,
         unchanged=comparison.unchanged,
+        categories_dropped=dropped,
         seconds=time.perf_counter() - started,
     )
 
@@ -424,6 +465,7 @@ def ingest_format(
     check_image_root(os.path.relpath(new_root, out_location.resolve()), str(output), allow_outside)
     images = manifest.images
     comparison = compare_with_previous([], None)
+    dropped: list[dict[str, Any]] = []
     if old is not None:
         # the same rule as the folder ingest: a manifest is updated only by one of the same images
         old_root = old.root().resolve()
@@ -431,6 +473,8 @@ def ingest_format(
             raise DatakitError(f"{out_location}: this manifest was made from {old_root}, not {new_root}; "
                                "choose another output or pass --no-incremental to replace it")
         _report_category_changes(old.categories, manifest.categories, result.report)
+        declared = set(manifest.category_names)
+        dropped = [dict(c) for c in old.categories if c["name"] not in declared]
         # counted by the rule the read reused rows by (a missing file has no size: -1 on both sides),
         # then re-read files of unchanged content count as unchanged and keep their split
         read = [ScannedFile(p, s, m) for p, s, m in zip(images["path"].tolist(), images["file_size"].fillna(-1).tolist(),
@@ -457,6 +501,7 @@ def ingest_format(
         changed=comparison.changed,
         deleted=comparison.deleted,
         unchanged=comparison.unchanged,
+        categories_dropped=dropped,
         seconds=time.perf_counter() - started,
         format=result.format,
         annotations=len(manifest.annotations),

@@ -113,3 +113,16 @@ def test_the_split_a_format_file_gives_wins_over_the_manifests(tmp_path: Path) -
     result = ingest(tmp_path / "yolo", out, workers=1, show_progress=False)
     assert result.unchanged == 8
     assert _splits(out) == from_files and from_files[moved] is not None
+
+
+def test_a_category_the_annotation_file_no_longer_declares_is_named(split_coco: tuple[Path, Path]) -> None:
+    src, out = split_coco
+    coco_file = src / "annotations" / "instances.json"
+    coco = json.loads(coco_file.read_text())
+    star = next(c for c in coco["categories"] if c["name"] == "star")
+    coco["categories"] = [c for c in coco["categories"] if c is not star]
+    coco["annotations"] = [a for a in coco["annotations"] if a["category_id"] != star["id"]]
+    coco_file.write_text(json.dumps(coco))
+    result = ingest(src, out, workers=1, show_progress=False)
+    assert [(c["id"], c["name"]) for c in result.categories_dropped] == [(star["id"], "star")]
+    assert "star" not in load_manifest(out).category_names
