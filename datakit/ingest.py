@@ -25,6 +25,7 @@ from datakit.scan import (  # noqa: F401 - image_id, inspect_paths, scan_images,
     SPLIT_ALIASES,
     ScannedFile,
     assign_folder_labels,
+    compare_with_previous,
     detect_layout,
     _inspect_all,
     _rows_to_frame,
@@ -45,6 +46,8 @@ from datakit.manifest import (
 )
 
 LAYOUTS = ("auto", "classes", "splits", "flat", "unlabeled")
+# header ``extra`` key: categories a folder ingest dropped, so their ids are never given to another name
+RETIRED_KEY = "retired_categories"
 LABEL_COLUMNS = ("file", "label", "split")
 
 
@@ -65,6 +68,9 @@ class IngestResult:
     changed: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     unchanged: int = 0
+    # categories of the previous manifest this one no longer has ({"id", "name"}): their class
+    # folders (or labels) are gone, or the annotation files no longer declare them
+    categories_dropped: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     # an ingest from an annotation format (--format): its objects and what its reader reported
     format: str = ""
@@ -102,6 +108,7 @@ class IngestResult:
                 "changed_files": self.changed,
                 "deleted_files": self.deleted,
             },
+            "categories_dropped": self.categories_dropped,
             "seconds": round(self.seconds, 3),
         }
 
@@ -191,47 +198,39 @@ def _assign_csv_labels(files: list[ScannedFile], table: pd.DataFrame, csv_path: 
     return notes
 
 
-# ---------------------------------------------------------------------------------------------
-# inspecting in parallel
+def folder_categories(
+    old: list[dict[str, Any]], retired: list[dict[str, Any]], labels: list[str], old_from_folders: bool
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The categories of a folder ingest, the categories now retired, and those dropped by this ingest.
 
-
-def _compare_with_previous(
-    files: list[ScannedFile], old_images: pd.DataFrame | None
-) -> tuple[pd.DataFrame, dict[str, str], list[str], list[str], list[str]]:
-    """Split the scan against the previous manifest, vectorized (it runs on 100k+ rows).
-
-    Returns the reusable old rows (indexed by path, label and split refreshed from the scan),
-    the ids of changed files (kept stable), and the new, changed and deleted paths.
+    A folder ingest's categories are the labels its images carry (class folders, a labels CSV):
+    a deleted or renamed class folder leaves no empty category behind, which a report would count
+    as a missing class and an export would write as one. Ids stay stable for everyone keyed by
+    them: a kept name keeps its id, a name that comes back gets its old id again, and a new name
+    gets an id no name had in this manifest (the retired are kept in the header for that).
+    Categories a format declared (``old_from_folders`` False) are kept as they are.
     """
-    scan = pd.DataFrame({
-        "path": [f.path for f in files],
-        "size": [f.size for f in files],
-        "mtime": [f.mtime_ns for f in files],
-        "label": pd.array([f.label for f in files], dtype="string"),
-        "split": pd.array([f.split for f in files], dtype="string"),
-    })
-    if old_images is None:
-        empty = pd.DataFrame({name: pd.Series([], dtype=dtype) for name, dtype in IMAGE_COLUMNS.items()})
-        return empty.set_index("path"), {}, scan["path"].tolist(), [], []
-    previous = old_images.set_index("path")
-    aligned = previous.reindex(scan["path"])
-    known = scan["path"].isin(previous.index).to_numpy()
-    same = (
-        known
-        & (aligned["file_size"].fillna(-1).astype("int64").to_numpy() == scan["size"].to_numpy())
-        & (aligned["mtime_ns"].fillna(-1).astype("int64").to_numpy() == scan["mtime"].to_numpy())
-    )
-    reused = aligned[same].copy()
-    reused["label"] = scan["label"][same].to_numpy()
-    # a split the folder layout gives wins; otherwise the one `datakit split` wrote stays
-    reused["split"] = pd.Series(scan["split"][same].to_numpy(), index=reused.index, dtype="string").fillna(
-        reused["split"].astype("string"))
-    changed = known & ~same
-    changed_paths = scan["path"][changed].tolist()
-    previous_ids = dict(zip(changed_paths, aligned["id"][changed].tolist()))
-    new_paths = scan["path"][~known].tolist()
-    deleted = sorted(set(previous.index) - set(scan["path"]))
-    return reused, previous_ids, new_paths, changed_paths, deleted
+    used = set(labels)
+    dropped = [dict(c) for c in old if old_from_folders and c["name"] not in used]
+    categories = [dict(c) for c in old if c["name"] not in {d["name"] for d in dropped}]
+    earlier = {c["name"]: dict(c) for c in [*retired, *dropped]}
+    taken = {int(c["id"]) for c in categories}
+    next_id = max((int(c["id"]) for c in [*old, *retired]), default=-1) + 1
+    known = {c["name"] for c in categories}
+    for name in labels:
+        if name in known:
+            continue
+        back = earlier.pop(name, None)
+        if back is not None and int(back["id"]) not in taken:
+            categories.append(back)
+        else:
+            categories.append({"id": next_id, "name": name})
+            next_id += 1
+        taken.add(int(categories[-1]["id"]))
+    categories.sort(key=lambda c: int(c["id"]))
+    names = {c["name"] for c in categories}
+    still_retired = sorted((c for c in earlier.values() if c["name"] not in names), key=lambda c: int(c["id"]))
+    return categories, still_retired, dropped
 
 
 # ---------------------------------------------------------------------------------------------
@@ -294,8 +293,8 @@ def ingest(
         format = detect_format(src)
     if format is not None:
         return ingest_format(src, output, format=format, on_invalid=on_invalid, workers=workers, verify=verify,
-                             strict=strict, table_format=table_format, show_progress=show_progress,
-                             max_pixels=max_pixels, allow_outside=allow_outside)
+                             strict=strict, incremental=incremental, table_format=table_format,
+                             show_progress=show_progress, max_pixels=max_pixels, allow_outside=allow_outside)
     started = time.perf_counter()
     src_path = Path(src)
     if not src_path.is_dir():
@@ -327,6 +326,8 @@ def ingest(
     out_location = resolve_location(output)
     old_images: pd.DataFrame | None = None
     old_categories: list[dict[str, Any]] = []
+    retired: list[dict[str, Any]] = []
+    old_from_folders = False
     if incremental and manifest_exists(out_location):
         old = load_manifest(out_location, allow_outside=allow_outside)
         old_source = old.root().resolve()
@@ -337,11 +338,13 @@ def ingest(
             )
         old_images = old.images
         old_categories = old.categories
-    reused, previous_ids, new_files, changed_files, deleted_files = _compare_with_previous(files, old_images)
+        retired = list(old.extra.get(RETIRED_KEY, []))
+        old_from_folders = old.source.get("layout") in LAYOUTS
+    comparison = compare_with_previous(files, old_images)
+    reused, reused_paths = comparison.reused, comparison.reused_paths
     jobs = [(f.path, str(src_path / f.path), verify, max_pixels)
-            for f in files if f.path not in reused.index and not f.bad_name]
-    named_badly = [f for f in files if f.bad_name and f.path not in reused.index]
-    reused = reused.reset_index()[list(IMAGE_COLUMNS) + [c for c in reused.columns if c not in IMAGE_COLUMNS]]
+            for f in files if f.path not in reused_paths and not f.bad_name]
+    named_badly = [f for f in files if f.bad_name and f.path not in reused_paths]
     meta = {f.path: f for f in files}
 
     chunks: list[pd.DataFrame] = [reused] if len(reused) else []
@@ -356,7 +359,7 @@ def ingest(
         row = {name: None for name in IMAGE_COLUMNS}
         row.update(facts)
         row.update(
-            id=previous_ids.get(rel) or image_id(rel),
+            id=comparison.previous_ids.get(rel) or image_id(rel),
             path=rel,
             file_size=facts.get("file_size", f.size),
             mtime_ns=f.mtime_ns,
@@ -372,16 +375,10 @@ def ingest(
     if rows or not chunks:
         chunks.append(_rows_to_frame(rows))
     images = pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
-    images = images.sort_values("path", kind="stable").reset_index(drop=True)
+    images = comparison.settle(images.sort_values("path", kind="stable").reset_index(drop=True))
 
     label_names = sorted(images["label"].dropna().unique().tolist())
-    categories = [dict(c) for c in old_categories]
-    known = {c["name"] for c in categories}
-    next_id = max((int(c["id"]) for c in categories), default=-1) + 1
-    for name in label_names:
-        if name not in known:
-            categories.append({"id": next_id, "name": name})
-            next_id += 1
+    categories, retired, dropped = folder_categories(old_categories, retired, label_names, old_from_folders)
     broken_list = broken_rows(images)
     check_strict(strict, broken_list)
 
@@ -392,6 +389,7 @@ def ingest(
         # relative, so a manifest and its images can move together
         image_root=os.path.relpath(src_path.resolve(), out_location.resolve()),
         source={"layout": chosen, "labels": Path(labels).name if labels else None, "verify": verify},
+        extra={RETIRED_KEY: retired} if retired else {},
     )
     save_manifest(manifest, out_location, table_format=table_format)
     ok = images[images["status"] == "ok"]
@@ -404,10 +402,11 @@ def ingest(
         broken=broken_list,
         skipped=skipped,
         kept_unlabeled=kept_unlabeled,
-        new=new_files if old_images is not None else [],
-        changed=changed_files,
-        deleted=deleted_files,
-        unchanged=len(reused),
+        new=comparison.new,
+        changed=comparison.changed,
+        deleted=comparison.deleted,
+        unchanged=comparison.unchanged,
+        categories_dropped=dropped,
         seconds=time.perf_counter() - started,
     )
 
@@ -448,12 +447,19 @@ def ingest_format(
     workers: int | None = None,
     verify: str = "structure",
     strict: bool = False,
+    incremental: bool = True,
     table_format: str = "parquet",
     show_progress: bool = True,
     max_pixels: int | None = None,
     allow_outside: bool | None = None,
 ) -> IngestResult:
-    """Read an annotation format into the manifest at ``output`` (``datakit ingest --format``)."""
+    """Read an annotation format into the manifest at ``output`` (``datakit ingest --format``).
+
+    Into an existing manifest of the same images (``incremental``), image files whose path, size
+    and mtime are unchanged are not read again and keep their split (unless the format's own split
+    files give one) and any column a user added; annotations and categories always come from the
+    annotation files. ``incremental=False`` replaces the manifest with a fresh read.
+    """
     from datakit.formats import read_source
     from datakit.formats.base import ReadOptions
 
@@ -461,22 +467,33 @@ def ingest_format(
     if verify not in imageinfo.VERIFY_MODES:
         raise DatakitError(f"unknown verify mode {verify!r}; choose one of: {', '.join(imageinfo.VERIFY_MODES)}")
     check_output(src, output, allow_outside)
+    out_location = resolve_location(output)
+    old = load_manifest(out_location, allow_outside=True) if incremental and manifest_exists(out_location) else None
     options = ReadOptions(on_invalid=on_invalid, image_dir=image_dir, workers=workers, verify=verify,
-                          show_progress=show_progress, max_pixels=max_pixels, allow_outside=allow_outside)
+                          show_progress=show_progress, max_pixels=max_pixels, allow_outside=allow_outside,
+                          previous_images=None if old is None else old.images)
     result = read_source(src, format, options)
     manifest = result.manifest
-    out_location = resolve_location(output)
     new_root = Path(manifest.image_root).resolve()
     check_image_root(os.path.relpath(new_root, out_location.resolve()), str(output), allow_outside)
-    if manifest_exists(out_location):
-        # the same rule as the folder ingest: a manifest is replaced only by one of the same images
-        old = load_manifest(out_location, validate_schema=False, allow_outside=True)
+    images = manifest.images
+    comparison = compare_with_previous([], None)
+    dropped: list[dict[str, Any]] = []
+    if old is not None:
+        # the same rule as the folder ingest: a manifest is updated only by one of the same images
         old_root = old.root().resolve()
         if old_root != new_root:
             raise DatakitError(f"{out_location}: this manifest was made from {old_root}, not {new_root}; "
-                               "choose another output")
+                               "choose another output or pass --no-incremental to replace it")
         _report_category_changes(old.categories, manifest.categories, result.report)
-    images = manifest.images
+        declared = set(manifest.category_names)
+        dropped = [dict(c) for c in old.categories if c["name"] not in declared]
+        # counted by the rule the read reused rows by (a missing file has no size: -1 on both sides),
+        # then re-read files of unchanged content count as unchanged and keep their split
+        read = [ScannedFile(p, s, m) for p, s, m in zip(images["path"].tolist(), images["file_size"].fillna(-1).tolist(),
+                                                        images["mtime_ns"].fillna(-1).tolist())]
+        comparison = compare_with_previous(read, old.images)
+        manifest.images = images = comparison.settle(images)
     broken_list = broken_rows(images)
     check_strict(strict, broken_list, result.report.skipped)
     out_location.mkdir(parents=True, exist_ok=True)
@@ -493,6 +510,11 @@ def ingest_format(
         label_counts={k: int(v) for k, v in ok["label"].dropna().value_counts().sort_index().items()},
         broken=broken_list,
         skipped=report.skipped,
+        new=comparison.new,
+        changed=comparison.changed,
+        deleted=comparison.deleted,
+        unchanged=comparison.unchanged,
+        categories_dropped=dropped,
         seconds=time.perf_counter() - started,
         format=result.format,
         annotations=len(manifest.annotations),

@@ -79,6 +79,10 @@ def _folder_summary(console: Console, result: Any) -> None:
         )
         for path in result.deleted[:MAX_LISTED]:
             console.print(f"  deleted: {shown(path)}", highlight=False)
+    dropped = getattr(result, "categories_dropped", [])
+    if dropped:
+        names = ", ".join(f"{shown(c['name'])} (id {c['id']})" for c in dropped)
+        console.print(f"categories dropped, no longer in the source: {names}", highlight=False)
     path_line(console, f"wrote {result.manifest_path} in {result.seconds:.1f}s")
 
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+import numpy as np
 import pandas as pd
 
 from datakit import imageinfo
@@ -161,6 +162,102 @@ def scan_images(src: Path, allow_outside: bool = False) -> tuple[list[ScannedFil
     return found, refused
 
 
+# what a source declares about an image, the truth even when empty; the other columns a re-read
+# leaves empty (split, lineage, a user's own) are what datakit or the user set on the row
+SOURCE_COLUMNS = ("label", "semantic_mask", "source_id")
+
+
+@dataclass
+class Comparison:
+    """A scan (or a format's image list) against the rows of the manifest it re-ingests into."""
+
+    # old rows of unchanged files (same path, size and mtime): every column kept, extra ones
+    # (a user's ``group``) and lineage included, so they are not read again
+    reused: pd.DataFrame
+    # changed files keep their old ids
+    previous_ids: dict[str, str]
+    new: list[str]
+    changed: list[str]
+    deleted: list[str]
+    # old rows of the changed files, indexed by path (``settle`` compares their content)
+    changed_rows: pd.DataFrame = field(default_factory=pd.DataFrame)
+    unchanged: int = 0
+
+    @property
+    def reused_paths(self) -> set[str]:
+        return set(self.reused["path"].tolist())
+
+    def settle(self, images: pd.DataFrame) -> pd.DataFrame:
+        """``images`` with the re-read files whose content hash is the old one (a copy, a checkout or
+        `touch` moved only the mtime) treated as unchanged: they keep what the old row had and the
+        re-read row lacks (the split, unless the source gives one; lineage; a user's columns) and are
+        counted unchanged, not changed."""
+        if not self.changed:
+            return images
+        old = self.changed_rows
+        at = images.index[images["path"].isin(old.index).to_numpy()]
+        before = old.loc[images.loc[at, "path"]]
+        fresh_hash = images.loc[at, "sha256"].astype("string").to_numpy(dtype=object, na_value=None)
+        old_hash = before["sha256"].astype("string").to_numpy(dtype=object, na_value=None)
+        same = np.array([h is not None and h == o for h, o in zip(fresh_hash, old_hash)], dtype=bool)
+        if not same.any():
+            return images
+        rows, before = at[same], before[same]
+        images = images.copy()
+        for column in before.columns:
+            if column in SOURCE_COLUMNS:
+                continue
+            kept = pd.Series(before[column].to_numpy(), index=rows, dtype=before[column].dtype)
+            if column not in images.columns:
+                images[column] = pd.Series(pd.NA, index=images.index, dtype=before[column].dtype)
+            images.loc[rows, column] = images.loc[rows, column].fillna(kept)
+        unchanged = set(images.loc[rows, "path"].tolist())
+        self.changed = [p for p in self.changed if p not in unchanged]
+        self.unchanged += len(unchanged)
+        return images
+
+
+def compare_with_previous(files: list[ScannedFile], old_images: pd.DataFrame | None) -> Comparison:
+    """Split the files against the previous manifest's image rows, vectorized (it runs on 100k+ rows).
+
+    A file is unchanged when its path, size and mtime are the old row's: that row is reused with
+    its label refreshed from the file's and its split kept unless the file gives one (a split
+    folder, a format's split file wins over the one `datakit split` wrote). The others are read
+    again; ``settle`` then finds those whose content did not change. With no previous rows every
+    file is new, and none is listed as new (there is nothing to be new against).
+    """
+    scan = pd.DataFrame({
+        "path": [f.path for f in files],
+        "size": [f.size for f in files],
+        "mtime": [f.mtime_ns for f in files],
+        "label": pd.array([f.label for f in files], dtype="string"),
+        "split": pd.array([f.split for f in files], dtype="string"),
+    })
+    if old_images is None:
+        empty = pd.DataFrame({name: pd.Series([], dtype=dtype) for name, dtype in IMAGE_COLUMNS.items()})
+        return Comparison(empty, {}, [], [], [])
+    previous = old_images.set_index("path")
+    aligned = previous.reindex(scan["path"])
+    known = scan["path"].isin(previous.index).to_numpy()
+    same = (
+        known
+        & (aligned["file_size"].fillna(-1).astype("int64").to_numpy() == scan["size"].to_numpy())
+        & (aligned["mtime_ns"].fillna(-1).astype("int64").to_numpy() == scan["mtime"].to_numpy())
+    )
+    reused = aligned[same].copy()
+    reused["label"] = scan["label"][same].to_numpy()
+    reused["split"] = pd.Series(scan["split"][same].to_numpy(), index=reused.index, dtype="string").fillna(
+        reused["split"].astype("string"))
+    reused = reused.reset_index()[list(IMAGE_COLUMNS) + [c for c in reused.columns if c not in IMAGE_COLUMNS]]
+    changed = known & ~same
+    changed_paths = scan["path"][changed].tolist()
+    previous_ids = dict(zip(changed_paths, aligned["id"][changed].tolist()))
+    new_paths = scan["path"][~known].tolist()
+    deleted = sorted(set(previous.index) - set(scan["path"]))
+    return Comparison(reused, previous_ids, new_paths, changed_paths, deleted, changed_rows=aligned[changed],
+                      unchanged=len(reused))
+
+
 def detect_layout(files: list[ScannedFile], has_labels_csv: bool) -> str:
     if has_labels_csv:
         return "flat"
@@ -215,6 +312,7 @@ def inspect_paths(
     show_progress: bool = True,
     max_pixels: int | None = None,
     allow_outside: bool = False,
+    previous: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Image rows (every IMAGE_COLUMNS column) for files named relative to ``root``.
 
@@ -222,12 +320,16 @@ def inspect_paths(
     displayed width/height, status and reason, in parallel. A file that does not exist gets
     status ``missing``; one that symlinks resolve outside ``root`` gets status ``unreadable`` and
     is never opened, as the folder scan refuses it (unless ``allow_outside``). Label and split are
-    left empty for the caller to set.
+    left empty for the caller to set (but see ``previous``).
+
+    ``previous`` (the image rows of the manifest being re-ingested) makes it incremental as the
+    folder ingest is (``compare_with_previous``): an unchanged file's old row is reused, not read,
+    with its split and extra columns; a changed file keeps its old id.
     """
     root_path = Path(root)
     resolved_root = root_path.resolve()
     rows: list[dict[str, Any]] = []
-    jobs: list[tuple[str, str, str, int | None]] = []
+    present: list[ScannedFile] = []
     for rel in relative_paths:
         absolute = root_path / rel
         outside = None if allow_outside else outside_target(absolute, resolved_root)
@@ -236,17 +338,24 @@ def inspect_paths(
         elif outside:
             status, reason = "unreadable", f"{outside_reason(outside)}: not opened (--allow-outside follows it)"
         else:  # a FIFO or device is reported by inspect_file without being read
-            jobs.append((rel, str(absolute), verify, max_pixels))
+            st = absolute.stat() if previous is not None else None
+            present.append(ScannedFile(rel, st.st_size if st else -1, st.st_mtime_ns if st else -1))
             continue
         row = {name: None for name in IMAGE_COLUMNS}
         row.update(id=image_id(rel), path=rel, status=status, reason=reason)
         rows.append(row)
+    comparison = compare_with_previous(present, previous)
+    reused_paths = comparison.reused_paths
+    jobs = [(f.path, str(root_path / f.path), verify, max_pixels) for f in present if f.path not in reused_paths]
     for rel, facts in _inspect_all(jobs, workers or os.cpu_count() or 1, show_progress):
         row = {name: None for name in IMAGE_COLUMNS}
         row.update(facts)
-        row.update(id=image_id(rel), path=rel, mtime_ns=(root_path / rel).stat().st_mtime_ns)
+        row.update(id=comparison.previous_ids.get(rel) or image_id(rel), path=rel,
+                   mtime_ns=(root_path / rel).stat().st_mtime_ns)
         rows.append(row)
     order = {rel: i for i, rel in enumerate(relative_paths)}
     frame = _rows_to_frame(rows)
+    if len(comparison.reused):
+        frame = pd.concat([comparison.reused, frame], ignore_index=True) if rows else comparison.reused
     position = frame["path"].map(order).to_numpy()
     return frame.iloc[position.argsort(kind="stable")].reset_index(drop=True)

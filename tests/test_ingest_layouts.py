@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import datakit
 from datakit import load_manifest
 from datakit.errors import DatakitError
 from datakit.ingest import ingest
@@ -127,6 +128,18 @@ def test_incremental_reads_only_new_or_changed_and_keeps_ids(class_folder: Path,
     assert (second["dog/dog_0.png"]["width"], second["dog/dog_0.png"]["height"]) == (50, 40)
 
 
+def test_a_touched_file_with_the_same_content_keeps_its_split_and_counts_unchanged(class_folder: Path,
+                                                                                    tmp_path: Path) -> None:
+    out = tmp_path / "m"
+    ingest(class_folder, out, show_progress=False)
+    datakit.split(out, seed=0)
+    splits = {p: row["split"] for p, row in by_path(out).items()}
+    os.utime(class_folder / "cat" / "cat_0.jpg", ns=(5, 5))   # a copy or checkout: new mtime, same bytes
+    result = ingest(class_folder, out, workers=1, show_progress=False)
+    assert (result.changed, result.unchanged) == ([], 6)
+    assert {p: row["split"] for p, row in by_path(out).items()} == splits
+
+
 def test_category_ids_stay_stable_when_a_class_is_added(class_folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "m"
     ingest(class_folder, out, show_progress=False)
@@ -134,6 +147,28 @@ def test_category_ids_stay_stable_when_a_class_is_added(class_folder: Path, tmp_
     ingest(class_folder, out, show_progress=False)
     ids = load_manifest(out).category_ids()
     assert ids == {"cat": 0, "dog": 1, "aardvark": 2}
+
+
+def test_a_deleted_or_renamed_class_folder_leaves_no_empty_category_and_ids_are_never_reused(
+        class_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m"
+    write_png(class_folder / "bird" / "b.png", seed=40)
+    write_png(class_folder / "fish" / "f.png", seed=41)
+    ingest(class_folder, out, show_progress=False)
+    assert load_manifest(out).category_ids() == {"bird": 0, "cat": 1, "dog": 2, "fish": 3}
+    (class_folder / "bird").rename(class_folder / "parrot")
+    (class_folder / "fish" / "f.png").unlink()
+    (class_folder / "fish").rmdir()
+    result = ingest(class_folder, out, show_progress=False)
+    assert result.categories_dropped == [{"id": 0, "name": "bird"}, {"id": 3, "name": "fish"}]
+    assert result.as_dict()["categories_dropped"] == result.categories_dropped
+    assert load_manifest(out).category_ids() == {"cat": 1, "dog": 2, "parrot": 4}
+    balance = datakit.balance_report(out, sections=["balance"], workers=1, show_progress=False).sections["balance"]
+    assert balance["missing"] == [] and balance["imbalance"] == 3.0
+    write_png(class_folder / "fish" / "f.png", seed=41)        # a class that comes back gets its id back,
+    write_png(class_folder / "zebra" / "z.png", seed=42)       # a new one an id no class had
+    ingest(class_folder, out, show_progress=False)
+    assert load_manifest(out).category_ids() == {"cat": 1, "dog": 2, "fish": 3, "parrot": 4, "zebra": 5}
 
 
 def test_symlink_outside_source_is_refused(class_folder: Path, tmp_path: Path) -> None:

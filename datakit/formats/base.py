@@ -61,6 +61,9 @@ class ReadOptions:
     voc_one_based: bool = True
     # open image files that symlinks take outside the data set (None: $DATAKIT_ALLOW_OUTSIDE)
     allow_outside: bool | None = None
+    # the image rows of the manifest being re-ingested (incremental): unchanged files are not read
+    # again and keep their split and extra columns (see scan.inspect_paths)
+    previous_images: pd.DataFrame | None = None
 
     def __post_init__(self) -> None:
         check_policy(self.on_invalid)
@@ -549,9 +552,13 @@ def inspect_images(root: Path, images: ImageTable, report: Report, options: Read
     keep = sorted(first.values())
     paths = [images.path[i] for i in keep]
     frame = inspect_paths(root, paths, workers=options.workers, verify=options.verify, show_progress=options.show_progress,
-                          max_pixels=options.max_pixels, allow_outside=outside_allowed(options.allow_outside))
-    for column in ("label", "split", "semantic_mask", "source_id"):
+                          max_pixels=options.max_pixels, allow_outside=outside_allowed(options.allow_outside),
+                          previous=options.previous_images)
+    for column in ("label", "semantic_mask", "source_id"):
         frame[column] = pd.array([getattr(images, column)[i] for i in keep], dtype="string")
+    # a split the format's files give wins; otherwise an unchanged file keeps the one it had
+    frame["split"] = pd.Series(pd.array([images.split[i] for i in keep], dtype="string"), index=frame.index).fillna(
+        frame["split"].astype("string"))
     declared_w = pd.Series([images.width[i] for i in keep], dtype="Int64", index=frame.index)
     declared_h = pd.Series([images.height[i] for i in keep], dtype="Int64", index=frame.index)
     found = frame["width"].notna()
