@@ -436,6 +436,11 @@ def test_eval_of_a_localization_run_on_several_objects_scores_as_training_did(tm
     assert any("largest box is its object" in note for note in metrics["notes"])
     for key in ("accuracy", "box_iou"):
         assert metrics[key] == pytest.approx(result.test_metrics[key], abs=1e-6)
+    # its predictions scored against the run (-m RUN) are localization too, with the same numbers
+    again = evaluate(None, tmp_path / "run", split="test", predictions=metrics["predictions"], show_progress=False)
+    assert again["task"] == "localization"
+    for key in ("accuracy", "box_iou"):
+        assert again[key] == pytest.approx(metrics[key], abs=1e-6)
 
 
 def test_yolo_predictions_for_images_sharing_a_stem_score_through_eval(detect_run: Path, tmp_path: Path) -> None:

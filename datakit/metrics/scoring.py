@@ -85,24 +85,26 @@ def evaluate_predictions(predictions: str | os.PathLike[str], manifest: str | os
     return score(predictions, manifest, **options)[0]
 
 
-def _manifest_or_run(value: str | os.PathLike[str]) -> tuple[Any, str | None]:
+def _manifest_or_run(value: str | os.PathLike[str]) -> tuple[Any, str | None, str | None]:
     """The manifest ``--manifest`` names, or, for a training run (or a sweep or pipeline folder), the
     manifest it trained on with the splits it recorded in splits.csv: a pipeline's manifest often
-    has no splits of its own, so ``--split test`` found none where ``datakit eval RUN`` scores 30 images."""
+    has no splits of its own, so ``--split test`` found none where ``datakit eval RUN`` scores 30 images.
+    Third: the run's task (None for a manifest)."""
     from datakit.engine.rundir import RunDir
     from datakit.run_source import find_run
 
     found = find_run(value)
     run = RunDir(found.path) if found.path.is_dir() else None
     if run is None or not run.is_run():
-        return load_manifest(value), None
-    recorded = run.read_info().get("manifest")
+        return load_manifest(value), None, None
+    info = run.read_info()
+    recorded = info.get("manifest")
     if not recorded:
         raise DatakitError(f"{found.path}: the run recorded no manifest; pass the manifest itself with --manifest")
     loaded = load_manifest(recorded)
     if run.splits.is_file():
         loaded.images["split"] = loaded.images["id"].astype(str).map(run.split_of()).astype("string")
-    return loaded, f"ground truth: {recorded} with the splits of {found.path}/splits.csv"
+    return loaded, f"ground truth: {recorded} with the splits of {found.path}/splits.csv", info.get("task")
 
 
 def score(
@@ -132,8 +134,12 @@ def score(
     max_dets = sorted({int(m) for m in (max_dets or coco.DEFAULT_MAX_DETS)})
     if not max_dets or max_dets[0] < 1:
         raise DatakitError(f"--max-dets must be positive integers, found {max_dets}")
-    loaded, splits_note = _manifest_or_run(manifest)
+    loaded, splits_note, run_task = _manifest_or_run(manifest)
     truth = load_truth(loaded, split)
+    if task is None and run_task == "localization":
+        # a localization run's own predictions score as localization, as `datakit eval RUN` does
+        task = "localization"
+        truth.notes.append("task localization: the run's (-m RUN); --task detection scores every box")
     if splits_note and split not in (None, "all"):
         truth.notes.append(splits_note)
     lint = Lint(str(path))
