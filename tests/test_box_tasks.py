@@ -369,6 +369,14 @@ def test_ids_numbered_in_another_split_never_match_silently(detect_run: Path, sp
     lenient = evaluate(predictions=tmp_path / "all" / "predictions.json", manifest=split_manifest, split="test",
                        plots=False, lenient=True)
     _same_scores(evaluate(detect_run, split_manifest, "test", show_progress=False), lenient)
+    # ids alone over every split: each repeated one is named as such (no general note for other inputs)
+    ids_only = tmp_path / "ids.json"
+    ids_only.write_text(json.dumps([{k: v for k, v in r.items() if k != "file_name"} for r in results]))
+    with pytest.raises(DatakitError, match=r"image_id repeats across splits .*pass --split, or name images by file_name"):
+        evaluate(predictions=ids_only, manifest=split_manifest, plots=False)
+    by_name = evaluate(predictions=tmp_path / "all" / "predictions.json", manifest=split_manifest, split="all",
+                       plots=False, lenient=True)
+    assert not any("repeat across splits" in note for note in by_name["notes"])
 
 
 def test_predict_min_score_must_be_a_fraction(detect_run: Path) -> None:

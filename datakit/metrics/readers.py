@@ -126,6 +126,10 @@ def read_coco_results(path: Path, truth: Truth, lint: Lint) -> Detections:
             lint.add("prediction(s) whose image_id is not a number (image_id must be an integer)",
                      f"{where}: found {_described(raw_image)}")
             continue
+        if image_id is None and isinstance(raw_image, int) and raw_image in truth.repeated_coco_ids:
+            lint.add("prediction(s) whose image_id repeats across splits (datakit's export numbers each split "
+                     "file 1..N): pass --split, or name images by file_name", raw_image)
+            continue
         if image_id is None:
             shown = raw_image if raw_image is not None else d.get("file_name")
             lint.add("prediction(s) for image ids that are not in the manifest"

@@ -45,6 +45,8 @@ class Truth:
     # ids repeat across splits too: ``datakit predict`` writes it beside ``file_name``)
     export_ids: dict[str, int] = field(default_factory=dict)
     _tails: dict[str, str] | None = field(default=None, repr=False)  # flattened path tail -> image id
+    # COCO image ids two split files of datakit's export both use (each numbers its images 1..N)
+    repeated_coco_ids: set[int] = field(default_factory=set)
 
     @property
     def category_of_id(self) -> dict[int, str]:
@@ -134,11 +136,9 @@ def _coco_image_ids(truth: Truth) -> None:
         truth.by_name.setdefault(posixpath.basename(image.path), image.id)
     truth.by_stem = {k: v for k, v in truth.by_stem.items() if v is not None}
     _yolo_export_stems(truth, exported)
-    if clash:
-        for number in clash:
-            del truth.coco_ids[number]
-        truth.notes.append(f"{len(clash)} COCO image id(s) repeat across splits (datakit's export numbers each "
-                           "split file 1..N); pass --split, or name images by file_name")
+    for number in clash:  # said only to predictions that use one (mask PNGs and file names never do)
+        del truth.coco_ids[number]
+    truth.repeated_coco_ids = clash
 
 
 def _yolo_export_stems(truth: Truth, exported: list[SimpleNamespace]) -> None:
