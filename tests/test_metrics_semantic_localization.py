@@ -74,8 +74,9 @@ def test_mask_pngs_against_a_manifest_without_class_maps_say_so(tmp_path: Path) 
     m = load_manifest(manifest)
     m.images["semantic_mask"] = pd.Series([None, None], dtype="string")
     save_manifest(m, manifest)
-    with pytest.raises(DatakitError, match=r"has no class maps \(semantic masks\) for its 2 images to score mask "
-                                           r"PNGs against: ingest the data with --format masks"):
+    with pytest.raises(DatakitError, match=r"has no class maps \(semantic masks\) nor instance masks to paint them "
+                                           r"from, for its 2 images, to score mask PNGs against: ingest the data with "
+                                           r"--format masks"):
         scoring.evaluate_predictions(pred, manifest, plots=False, task="semantic")
 
 

@@ -342,3 +342,17 @@ def test_eval_writes_one_mask_per_image_when_stems_repeat(tiny_run: Path, shapes
     again = evaluate(None, tmp_path / "twins.manifest", split="all", predictions=tmp_path / "eval" / "masks",
                      show_progress=False)
     assert again["miou"] == pytest.approx(result["miou"], abs=1e-9)
+
+
+def test_predicted_masks_score_against_class_maps_painted_from_instance_masks(shapes: Path, tmp_path: Path) -> None:
+    """A COCO manifest (instance masks, no class PNGs) trains and evaluates a semantic run, yet
+    eval --predictions refused to score even that run's own masks ('has no class maps')."""
+    from datakit.evaluation import evaluate
+    from datakit.training import train
+
+    run = tmp_path / "run"
+    train(shapes / "coco.manifest", None, run, show_progress=False, **TINY)
+    direct = evaluate(run, split="test", show_progress=False)
+    scored = evaluate(None, run, split="test", predictions=run / "eval-test" / "masks", show_progress=False)
+    assert scored["miou"] == pytest.approx(direct["miou"], abs=1e-9)
+    assert scored["pixel_accuracy"] == pytest.approx(direct["pixel_accuracy"], abs=1e-9)

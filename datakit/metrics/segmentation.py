@@ -12,11 +12,9 @@ and predictions has no IoU (NaN) and is left out of the means (``nanmean``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
-import pandas as pd
 
 from datakit import geometry
 from datakit.console import progress_bar
@@ -58,32 +56,59 @@ def lint_masks(folder: MaskFolder, truth: Truth, lint: Lint, show_progress: bool
     root = truth.manifest.root()
     column = truth.images["semantic_mask"] if "semantic_mask" in truth.images else None
     masks = dict(zip(truth.images.index, column.tolist())) if column is not None else {}
+    from datakit.tasks.painted_maps import blank  # imported here: painted_maps takes IGNORE from this module
+
+    painted = _painted_truth(truth, values, labels)
     with progress_bar("Scoring masks", len(truth.images), show_progress) as advance:
         for image_id in truth.images.index.tolist():
-            _check_one(image_id, masks.get(image_id), folder, truth, lint, checked, root, allowed)
+            relative = masks.get(image_id)
+            if blank(relative):
+                gt = painted(image_id) if painted is not None else None
+            else:
+                gt = lambda relative=relative: geometry.read_label_png(root / str(relative))  # noqa: E731
+            _check_one(image_id, gt, folder, truth, lint, checked, allowed)
             advance(1)
     if not checked.scored and not lint:
         if checked.no_truth == len(truth.images):
-            lint.add_file_problem(f"{truth.manifest.location} has no class maps (semantic masks) for its "
-                                  f"{len(truth.images)} images to score mask PNGs against: ingest the data with "
-                                  "--format masks (or a VOC set with SegmentationClass/)")
+            lint.add_file_problem(f"{truth.manifest.location} has no class maps (semantic masks) nor instance masks "
+                                  f"to paint them from, for its {len(truth.images)} images, to score mask PNGs "
+                                  "against: ingest the data with --format masks, a VOC set with SegmentationClass/, "
+                                  "or COCO with segmentations")
         else:
             lint.add_file_problem(f"none of the {len(truth.images)} images has both a ground-truth class map and a "
                                   "predicted mask: nothing to score")
     return checked
 
 
-def _check_one(image_id: str, relative: Any, folder: MaskFolder, truth: Truth, lint: Lint, checked: Checked,
-               root: Path, allowed: np.ndarray) -> None:
+def _painted_truth(truth: Truth, values: list[int], labels: list[str]) -> Callable[[str], Callable[[], np.ndarray]] | None:
+    """For images without a class PNG: their map painted from the instance masks, in category ids,
+    as training paints it (None when no annotation has a mask: nothing to paint from)."""
+    from datakit.tasks.painted_maps import has_instance_masks, paint_instances
+
+    ann = truth.manifest.annotations
+    if not has_instance_masks(ann):
+        return None
+    by_image = {str(k): g for k, g in ann.groupby(ann["image_id"].astype(str), sort=False)}
+    value_of = dict(zip(labels, values))
+    root = truth.manifest.root()
+
+    def map_of(image_id: str) -> Callable[[], np.ndarray]:
+        height, width = truth.size(image_id)
+        return lambda: paint_instances(by_image.get(image_id), height, width, value_of, root)[0]
+    return map_of
+
+
+def _check_one(image_id: str, ground_truth: Callable[[], np.ndarray] | None, folder: MaskFolder, truth: Truth,
+               lint: Lint, checked: Checked, allowed: np.ndarray) -> None:
     """Add one image's pixels to the confusion, or its problem to the lint."""
-    if relative is None or relative is pd.NA or (isinstance(relative, float) and np.isnan(relative)):
+    if ground_truth is None:
         checked.no_truth += 1
         return
     path = folder.files.get(image_id)
     if path is None:
         lint.add("image(s) with a ground-truth class map but no predicted mask", truth.paths[image_id])
         return
-    gt = geometry.read_label_png(root / str(relative))
+    gt = ground_truth()
     pred = geometry.read_label_png(path)
     if pred.ndim != 2 or pred.shape != gt.shape:
         lint.add("predicted mask(s) of the wrong size", f"{path.name} {'x'.join(map(str, pred.shape[:2]))} "

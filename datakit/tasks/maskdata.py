@@ -36,6 +36,7 @@ from datakit.splitting import SplitPlan
 from datakit.tasks.boxdata import BoxSplits, split_frames, train_transform
 from datakit.tasks.arraydata import AugmentedArrays
 from datakit.tasks.fits import what_it_has
+from datakit.tasks.painted_maps import blank as _blank, paint_instances
 
 BACKGROUND = "background"
 NEGATIVE = "(background only)"  # the stratification key of an image without objects
@@ -88,10 +89,6 @@ def missing_masks(manifest: Manifest, where: str) -> DatakitError:
                         "COCO/LabelMe data set with segmentations")
 
 
-def _blank(value: Any) -> bool:
-    return value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))
-
-
 def read_class_map(root: Path, relative: str, height: int | None, width: int | None,
                    table: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     """A semantic PNG as class indices; its size must be the image's and its values category ids or 255."""
@@ -109,41 +106,6 @@ def read_class_map(root: Path, relative: str, height: int | None, width: int | N
                            f"manifest (ids: {', '.join(map(str, np.flatnonzero(allowed[:255]).tolist()))}; 255 = "
                            "ignore); add the categories or fix the mask")
     return table[values.astype(np.int64)]
-
-
-def paint_instances(group: pd.DataFrame | None, height: int, width: int, index_of: dict[str, int],
-                    root: Path) -> tuple[np.ndarray, int]:
-    """A class map painted from an image's annotations (largest first); (map, boxes without a mask)."""
-    out = np.zeros((height, width), dtype=np.uint8)
-    if group is None or group.empty:
-        return out, 0
-    has_mask = group["segmentation_kind"].notna() if "segmentation_kind" in group.columns else \
-        pd.Series(False, index=group.index)
-    unmasked = group[~has_mask]
-    for _, row in unmasked.iterrows():  # a box without a mask: its pixels are unknown
-        if _blank(row.get("bbox_w")):
-            continue
-        x0, y0 = int(np.floor(row["bbox_x"])), int(np.floor(row["bbox_y"]))
-        x1, y1 = int(np.ceil(row["bbox_x"] + row["bbox_w"])), int(np.ceil(row["bbox_y"] + row["bbox_h"]))
-        out[max(0, y0):max(0, y1), max(0, x0):max(0, x1)] = IGNORE
-    masked = group[has_mask]
-    area = masked["area"].fillna(0).to_numpy() if "area" in masked.columns else np.zeros(len(masked))
-    for position in np.argsort(-area, kind="stable"):
-        row = masked.iloc[int(position)]
-        mask = geometry.segmentation_mask(str(row["segmentation_kind"]), _segmentation(row["segmentation"]),
-                                          height, width, root)
-        if mask.shape != (height, width):
-            raise DatakitError(f"annotation {row['id']}: mask is {mask.shape[1]}x{mask.shape[0]} but its image is "
-                               f"{width}x{height}; masks are never resized silently")
-        crowd = "iscrowd" in row.index and not _blank(row["iscrowd"]) and int(row["iscrowd"]) == 1
-        out[mask > 0] = IGNORE if crowd else index_of[str(row["category"])]
-    return out, len(unmasked)
-
-
-def _segmentation(value: Any) -> Any:
-    import json
-
-    return json.loads(value) if isinstance(value, str) else value
 
 
 def class_maps(manifest: Manifest, rows: pd.DataFrame, names: list[str], values: list[int],
