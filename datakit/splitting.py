@@ -423,6 +423,14 @@ def split(
     wanted = parse_ratios(ratios)
     m = load_manifest(manifest, allow_outside=allow_outside)
     source = Path(m.location) if m.location is not None else resolve_location(manifest)
+    if output is not None and resolve_location(output).resolve() == source.resolve():
+        output = None  # -o MANIFEST: the in-place split, said plainly
+    if output is not None:
+        target = resolve_location(output)
+        # another manifest there would lose its images and objects to this one's
+        if target.exists() and (not target.is_dir() or any(target.iterdir())):
+            raise DatakitError(f"{output}: exists and is not an empty folder; choose a new output folder "
+                               f"(without -o, {manifest} is split in place)")
     images = m.images
     usable_mask = (images["status"] == "ok").to_numpy()
     usable = images[usable_mask]

@@ -213,3 +213,23 @@ def test_object_manifests_are_stratified_by_object_categories(tmp_path: Path) ->
     shown = CliRunner().invoke(app, ["split", str(tmp_path / "m"), "--seed", "0"])
     assert shown.exit_code == 0 and "objects per category and split" in shown.stdout
     assert split(tmp_path / "m", seed=0).moves == []  # run again: nothing moves
+
+
+def test_an_output_holding_another_manifest_or_other_files_is_refused(tmp_path: Path) -> None:
+    from tests.formats_data import two_image_coco
+
+    classes = _manifest(tmp_path, {"a": 6, "b": 6}, name="classes")
+    ingest(two_image_coco(tmp_path / "coco"), tmp_path / "objects", show_progress=False)  # boxes
+    before = {p.name: p.read_bytes() for p in (tmp_path / "objects").iterdir()}
+    with pytest.raises(DatakitError, match="exists and is not an empty folder"):
+        split(classes, tmp_path / "objects")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "objects").iterdir()} == before
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "notes.txt").write_text("x")
+    run = CliRunner().invoke(app, ["split", str(classes), "-o", str(tmp_path / "d")])
+    assert run.exit_code == 2 and "exists and is not an empty folder" in run.output
+    assert [p.name for p in (tmp_path / "d").iterdir()] == ["notes.txt"]
+    (tmp_path / "empty").mkdir()
+    assert split(classes, tmp_path / "empty").counts["train"] > 0  # a new or empty folder is fine
+    same = split(classes, classes / "manifest.json")  # -o the input itself: the in-place split
+    assert same.in_place and load_manifest(classes).images["split"].notna().all()
