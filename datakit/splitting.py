@@ -140,6 +140,9 @@ DEFAULT_RATIOS = (0.7, 0.15, 0.15)
 NO_CLASS = "(no class)"
 # how much the object categories count next to the image classes when a group's split is chosen
 OBJECT_WEIGHT = 0.5
+# manifest.extra key: the ratios and seed of the last `datakit split`, to tell a re-run with others
+# that the images which kept their split did not follow them
+SPLIT_RECORD = "split"
 # a split's total may be this far (a share of the images) from its ratio before groups are moved
 # to fix it: the greedy's few images of rounding on a large set (digits: 268 test images for 269.55)
 # stand, and with them the splits the benchmarks in docs/training.md were measured on
@@ -164,6 +167,8 @@ class SplitResult:
     in_place: bool = False
     objects_by_class: dict[str, dict[str, int]] = field(default_factory=dict)  # category -> split -> objects
     empty: list[str] = field(default_factory=list)  # splits given a ratio that got no image (too few images)
+    discarded: int = 0  # existing assignments dropped by reset=True
+    note: str | None = None  # why the ratios or seed asked for did not change the kept assignments
 
     def shares(self) -> dict[str, dict[str, float]]:
         out = {}
@@ -179,7 +184,8 @@ class SplitResult:
             "worst_deviation_pp": round(self.worst_deviation_pp, 3),
             "worst": list(self.worst) if self.worst else None, "kept": self.kept, "assigned": self.assigned,
             "moves": self.moves, "groups": self.groups, "grouped_images": self.grouped_images, "unused": self.unused,
-            "objects_by_class": self.objects_by_class, "empty": self.empty,
+            "objects_by_class": self.objects_by_class, "empty": self.empty, "discarded": self.discarded,
+            "note": self.note,
         }
 
 
@@ -472,6 +478,29 @@ def _even_out_totals(result: np.ndarray, members: dict[int, list[int]], new_grou
         totals[dest] += len(members[r])
 
 
+def _kept_note(previous: Any, wanted: dict[str, float], seed: int, kept: pd.Series) -> str | None:
+    """A line for a re-run whose ratios or seed differ from the kept assignments' (None: they agree).
+
+    ``previous``: the manifest's record of the last split (absent for a manifest split another way:
+    then the kept images' shares are compared with the ratios, within the 2 points a split allows).
+    """
+    if kept.empty:
+        return None
+    if isinstance(previous, dict) and isinstance(previous.get("ratios"), list):
+        same_ratios = len(previous["ratios"]) == len(SPLITS) and all(
+            isinstance(r, (int, float)) and abs(r - wanted[s]) < 1e-9 for r, s in zip(previous["ratios"], SPLITS))
+        if same_ratios and previous.get("seed") == seed:
+            return None
+        made = f"made with ratios {','.join(f'{r:g}' for r in previous['ratios'])}, seed {previous.get('seed')}"
+    else:
+        shares = kept.value_counts(normalize=True)
+        if all(abs(float(shares.get(s, 0.0)) - wanted[s]) <= 0.02 for s in SPLITS):
+            return None
+        made = "shares " + ", ".join(f"{s} {float(shares.get(s, 0.0)) * 100:.0f}%" for s in SPLITS)
+    return (f"{len(kept)} images kept the split they already had ({made}); the ratios and seed given apply "
+            "only to images without one: pass --reset to split every image afresh")
+
+
 def _table_format(location: Path) -> str:
     import json
 
@@ -490,6 +519,7 @@ def split(
     ratios: str | Sequence[float] | None = None,
     seed: int = 0,
     group_by: GroupBy = None,
+    reset: bool = False,
     allow_outside: bool | None = None,
 ) -> SplitResult:
     """Give every usable image of ``manifest`` a train/val/test split; write it to ``output``.
@@ -497,7 +527,9 @@ def split(
     Without ``output`` the manifest is updated in place (atomically; only the split column
     changes). ``ratios`` is train,val[,test] (default 0.7,0.15,0.15). ``group_by`` adds groups
     that must not straddle splits: column names of the images table, or functions taking the
-    images table and returning one group key per row (null: no group). ``allow_outside`` as for
+    images table and returning one group key per row (null: no group). ``reset`` discards every
+    existing assignment and splits afresh (without it images keep their split, and a note says so
+    when the ratios or seed differ from those they were split with). ``allow_outside`` as for
     every command that reads a manifest (an image root that leaves the data set is refused).
     """
     from datakit.manifest import check_image_root, load_manifest, resolve_location, save_manifest
@@ -525,9 +557,17 @@ def split(
         if not isinstance(k, pd.Series) or len(k) != len(usable):
             raise DatakitError(f"group_by hook {i}: must return a Series with one key per image row")
     before = usable["split"].astype("string")
+    discarded = int(before.isin(SPLITS).sum()) if reset else 0
+    if reset:
+        before = pd.Series(pd.NA, index=usable.index, dtype="string")
+        usable = usable.assign(split=before)
     objects, object_names = _object_counts(m, usable)
     splits, moves, groups, grouped = assign_splits(usable, strata, wanted, seed, keys, objects)
-    kept = int((before.notna() & (before == splits)).sum())
+    kept_mask = (before.notna() & (before == splits)).to_numpy()
+    kept = int(kept_mask.sum())
+    note = _kept_note(m.extra.get(SPLIT_RECORD), wanted, seed, before[kept_mask])
+    if note is None:  # else the kept images still follow the recorded split, and the next run says so again
+        m.extra = {**m.extra, SPLIT_RECORD: {"ratios": [wanted[s] for s in SPLITS], "seed": seed}}
     assigned = int(before.isna().sum())
     updated = images.copy()
     updated["split"] = updated["split"].astype("string")
@@ -558,5 +598,5 @@ def split(
         manifest=Path(out), ratios=wanted, seed=seed, counts=counts, by_class=by_class, worst_deviation_pp=worst,
         worst=worst_at, kept=kept, assigned=assigned, moves=moves, groups=groups, grouped_images=grouped,
         unused=int((~usable_mask).sum()), in_place=output is None, objects_by_class=objects_by_class,
-        empty=[s for s in SPLITS if wanted[s] > 0 and not counts[s]],
+        empty=[s for s in SPLITS if wanted[s] > 0 and not counts[s]], discarded=discarded, note=note,
     )

@@ -307,3 +307,24 @@ def test_a_requested_split_that_stays_empty_is_said(tmp_path: Path) -> None:
     assert json.loads(shown.stdout)["empty"] == ["val", "test"]
     shown = CliRunner().invoke(app, ["split", str(manifest)])
     assert "val and test got no image" in shown.stdout
+
+
+def test_a_rerun_with_other_ratios_says_the_splits_were_kept_and_reset_splits_afresh(tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path, {"a": 40, "b": 40})
+    first = split(manifest)
+    assert first.note is None and first.counts == {"train": 56, "val": 12, "test": 12}
+    again = split(manifest, ratios="0.5,0.25,0.25", seed=3)
+    assert again.counts == first.counts and again.kept == 80
+    assert "kept the split they already had" in again.note and "--reset" in again.note
+    shown = CliRunner().invoke(app, ["split", str(manifest), "--ratios", "0.5,0.25,0.25", "--seed", "3"])
+    assert shown.exit_code == 0 and "--reset" in " ".join(shown.stdout.split())  # said again until re-split
+    assert split(manifest, seed=0).note is None  # the ratios and seed they were made with: nothing to say
+    run = CliRunner().invoke(app, ["split", str(manifest), "--ratios", "0.5,0.25,0.25", "--seed", "3", "--reset",
+                                   "--json"])
+    assert run.exit_code == 0, run.output
+    data = json.loads(run.stdout)
+    assert data["counts"] == {"train": 40, "val": 20, "test": 20} and data["discarded"] == 80 and data["kept"] == 0
+    assert load_manifest(manifest).images["split"].value_counts().to_dict() == data["counts"]
+    assert split(manifest, ratios="0.5,0.25,0.25", seed=3).note is None
+    fresh = split(manifest, tmp_path / "fresh", ratios="0.5,0.25,0.25", seed=3, reset=True)
+    assert _split_of(tmp_path / "fresh") == _split_of(manifest) and fresh.discarded == 80
