@@ -187,8 +187,10 @@ def check_image_root(image_root: str, where: str, allow_outside: bool | None = N
                             "if you trust this manifest)")
 
 
-def check_output_outside(output: str | os.PathLike[str], inputs: dict[str, str | os.PathLike[str]]) -> None:
-    """Refuse an output folder that is an input folder or lies inside one (``inputs``: what -> folder).
+def check_output_outside(output: str | os.PathLike[str], inputs: dict[str, str | os.PathLike[str]],
+                         option: str = "") -> None:
+    """Refuse an output folder that is an input folder or lies inside one (``inputs``: what -> folder;
+    ``option``, such as ``--html``, starts the message).
 
     What a command writes there becomes part of its input: derived images under the image root are
     picked up as a new class by the next ingest, a folder inside a manifest's folder is left behind
@@ -198,8 +200,8 @@ def check_output_outside(output: str | os.PathLike[str], inputs: dict[str, str |
     for what, folder in inputs.items():
         inside = Path(folder).resolve()
         if out == inside or inside in out.parents:
-            raise DatakitError(f"{output}: is inside the {what} ({inside}); write the output outside it, "
-                               "e.g. beside the manifest")
+            raise DatakitError(f"{option + ' ' if option else ''}{output}: is inside the {what} ({inside}); "
+                               "write the output outside it, e.g. beside the manifest")
 
 
 def data_set_folders(manifest: Any) -> dict[str, Path]:
@@ -219,10 +221,7 @@ def data_set_folders(manifest: Any) -> dict[str, Path]:
 def check_output_folder(output: str | os.PathLike[str], option: str, manifest: Any) -> None:
     """Refuse an output folder (``eval -o``, ``train -o``, ``sweep -o``) inside a manifest's folder or
     image root: its plots and sample images would become images of the data set at the next ingest."""
-    try:
-        check_output_outside(output, data_set_folders(manifest))
-    except DatakitError as exc:
-        raise DatakitError(f"{option} {exc}") from None
+    check_output_outside(output, data_set_folders(manifest), option)
 
 
 def check_output_file(output: str | os.PathLike[str], option: str, manifest: Any) -> None:

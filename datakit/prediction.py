@@ -65,7 +65,7 @@ def predict(
     if csv is not None:
         check_csv_output(Path(csv), [Path(p) for p in images] + paths)
     if output is not None:  # masks and drawings written into an input folder would be predicted next time
-        check_output_outside(output, {f"input folder {p}": p for p in images if Path(p).is_dir()})
+        check_output_outside(output, {f"input folder {p}": p for p in images if Path(p).is_dir()}, "-o")
     loaded = load_run(run, checkpoint)
     if task is not None:
         from datakit.tasks import canonical_task

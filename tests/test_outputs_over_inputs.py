@@ -76,3 +76,26 @@ def test_eval_predictions_output_inside_the_manifest_folder_is_refused(tmp_path:
     with pytest.raises(DatakitError, match="-o .*is inside the manifest's folder"):
         datakit.evaluate_predictions(predictions, tmp_path / "m", output=tmp_path / "m" / "eval", plots=False)
     assert _files(tmp_path / "m") == before and not (tmp_path / "m" / "eval").exists()
+
+
+def test_sweep_output_inside_the_manifest_folder_is_refused(shapes: Path) -> None:
+    space = {"sampler": "grid", "pruner": "none", "params": {"optim.lr": [0.01]}, "set": {"train.epochs": 1}}
+    with pytest.raises(DatakitError, match="-o .*is inside the manifest's folder"):
+        datakit.sweep(shapes / "m", space, shapes / "m" / "sweep", show_progress=False)
+    assert not (shapes / "m" / "sweep").exists()
+
+
+def test_eval_and_predict_outputs_inside_their_inputs_are_refused(digits_run, tmp_path: Path) -> None:
+    from datakit.manifest import load_manifest
+    from datakit.engine.rundir import RunDir
+
+    manifest = load_manifest(RunDir(digits_run.run_dir).read_info()["manifest"])
+    with pytest.raises(DatakitError, match="-o .*is inside the manifest's image folder"):
+        datakit.evaluate(digits_run.run_dir, output=manifest.root() / "eval", show_progress=False)
+    assert not (manifest.root() / "eval").exists()
+    folder = tmp_path / "new"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(next(manifest.root().rglob("*.png")).read_bytes())
+    with pytest.raises(DatakitError, match="-o .*is inside the input folder"):
+        datakit.predict(digits_run.run_dir, [folder], output=folder / "out")
+    assert sorted(p.name for p in folder.iterdir()) == ["a.png"]
