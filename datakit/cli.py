@@ -469,13 +469,14 @@ def split_(
     ratios: str = typer.Option("0.7,0.15,0.15", "--ratios", help="train,val[,test] fractions that sum to 1."),
     seed: int = typer.Option(0, "--seed", help="Seed; the same seed and manifest give the same split."),
     group_by: Optional[list[str]] = typer.Option(None, "--group-by", help="Images-table column whose equal values must share a split (besides sha256, parent_id and a `group` column), or near-duplicates (clusters of near-duplicate images); repeatable."),
+    reset: bool = typer.Option(False, "--reset", help="Discard every existing assignment and split afresh (by default images keep their split)."),
     allow_outside: bool = ALLOW_OUTSIDE,
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Stratified, group-aware train/val/test split; existing assignments stay put."""
     from datakit.splitting import split as run_split
 
-    result = run_split(manifest, output, ratios=ratios, seed=seed, group_by=group_by or None,
+    result = run_split(manifest, output, ratios=ratios, seed=seed, group_by=group_by or None, reset=reset,
                        allow_outside=allow_outside or None)
     if as_json:
         print_json(result.as_dict())

@@ -20,7 +20,7 @@ from datakit.errors import DatakitError
 from datakit.inference import LoadedRun, load_run
 from datakit.tasks.classification import classification_metrics  # noqa: F401 - the evaluation API
 from datakit.manifest import SPLITS, load_manifest
-from datakit.manifest_header import takes_allow_outside
+from datakit.manifest_header import check_output_folder, takes_allow_outside
 
 EVAL_SPLITS = (*SPLITS, "all")
 
@@ -90,6 +90,8 @@ def evaluate(
     if split not in EVAL_SPLITS:
         raise DatakitError(f"unknown split {split!r}; choose one of: {', '.join(EVAL_SPLITS)}")
     loaded = load_run(run, checkpoint)
+    if output is not None and (manifest or loaded.info.get("manifest")):
+        check_output_folder(output, "-o", manifest or loaded.info["manifest"])
     if hasattr(loaded.task, "segment"):  # semantic segmentation: class maps scored by datakit.metrics
         from datakit.tasks.segrun import evaluate_run as evaluate_segmentation
 

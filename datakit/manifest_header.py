@@ -187,8 +187,10 @@ def check_image_root(image_root: str, where: str, allow_outside: bool | None = N
                             "if you trust this manifest)")
 
 
-def check_output_outside(output: str | os.PathLike[str], inputs: dict[str, str | os.PathLike[str]]) -> None:
-    """Refuse an output folder that is an input folder or lies inside one (``inputs``: what -> folder).
+def check_output_outside(output: str | os.PathLike[str], inputs: dict[str, str | os.PathLike[str]],
+                         option: str = "") -> None:
+    """Refuse an output folder that is an input folder or lies inside one (``inputs``: what -> folder;
+    ``option``, such as ``--html``, starts the message).
 
     What a command writes there becomes part of its input: derived images under the image root are
     picked up as a new class by the next ingest, a folder inside a manifest's folder is left behind
@@ -198,8 +200,40 @@ def check_output_outside(output: str | os.PathLike[str], inputs: dict[str, str |
     for what, folder in inputs.items():
         inside = Path(folder).resolve()
         if out == inside or inside in out.parents:
-            raise DatakitError(f"{output}: is inside the {what} ({inside}); write the output outside it, "
-                               "e.g. beside the manifest")
+            raise DatakitError(f"{option + ' ' if option else ''}{output}: is inside the {what} ({inside}); "
+                               "write the output outside it, e.g. beside the manifest")
+
+
+def data_set_folders(manifest: Any) -> dict[str, Path]:
+    """What -> folder for ``check_output_outside``: a manifest's folder and its image root.
+
+    ``manifest``: a loaded Manifest, or the path of one (only its header is read).
+    """
+    if isinstance(manifest, (str, os.PathLike)):
+        head = read_header(manifest, allow_outside=True)  # where it points is checked where it is loaded
+        location = head.location.resolve()
+        root = Path(str(head.data.get("image_root", ".")))
+        return {"manifest's folder": location, "manifest's image folder": location / root}
+    folders = {"manifest's folder": Path(manifest.location)} if manifest.location is not None else {}
+    return {**folders, "manifest's image folder": manifest.root()}
+
+
+def check_output_folder(output: str | os.PathLike[str], option: str, manifest: Any) -> None:
+    """Refuse an output folder (``eval -o``, ``train -o``, ``sweep -o``) inside a manifest's folder or
+    image root: its plots and sample images would become images of the data set at the next ingest."""
+    check_output_outside(output, data_set_folders(manifest), option)
+
+
+def check_output_file(output: str | os.PathLike[str], option: str, manifest: Any) -> None:
+    """Refuse a file a command writes (``--html``, ``--preview``) where it would overwrite the data set.
+
+    Inside the manifest's folder it replaces the manifest's own files (``--html m/manifest.json``);
+    inside the image root it replaces an image or becomes one (the next ingest reads it). A folder
+    is refused here too: the atomic rename onto it failed only after the whole report had run.
+    """
+    if Path(output).is_dir():
+        raise DatakitError(f"{option} {output}: is a folder; name a file")
+    check_output_folder(output, option, manifest)
 
 
 def _validate_header(header: Any, file: str) -> None:

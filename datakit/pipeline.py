@@ -143,7 +143,7 @@ def info_step(ctx: StepContext, manifest: str | None = None) -> dict[str, Any]:
 
 def split_step(ctx: StepContext, manifest: str | None = None, output: str | None = None,
                ratios: Any = None, val: float | None = None, test: float | None = None, seed: int | None = None,
-               group_by: Any = None) -> dict[str, Any]:
+               group_by: Any = None, reset: bool = False) -> dict[str, Any]:
     """``datakit split`` into a copy of the manifest; ``val``/``test`` are aliases for the ratios."""
     from datakit import render
     from datakit.splitting import DEFAULT_RATIOS, split
@@ -153,7 +153,7 @@ def split_step(ctx: StepContext, manifest: str | None = None, output: str | None
         t = DEFAULT_RATIOS[2] if test is None else float(test)
         ratios = [1.0 - v - t, v, t]
     result = split(ctx.input_path(manifest, "manifest"), ctx.output_path(output), ratios=ratios,
-                   seed=ctx.seed if seed is None else seed, group_by=group_by)
+                   seed=ctx.seed if seed is None else seed, group_by=group_by, reset=reset)
     ctx.show(lambda c: render.split_summary(c, result))
     return {"manifest": str(result.manifest), "splits": result.counts,
             "worst_deviation_pp": round(result.worst_deviation_pp, 3), "moves": len(result.moves)}

@@ -12,6 +12,7 @@ import pandas as pd  # noqa: F401 - the return type
 from datakit.console import progress_bar
 from datakit.errors import DatakitError
 from datakit.inference import collect_images, load_run
+from datakit.manifest_header import check_output_outside
 
 
 def predict(
@@ -63,6 +64,8 @@ def predict(
     paths = collect_images(images)
     if csv is not None:
         check_csv_output(Path(csv), [Path(p) for p in images] + paths)
+    if output is not None:  # masks and drawings written into an input folder would be predicted next time
+        check_output_outside(output, {f"input folder {p}": p for p in images if Path(p).is_dir()}, "-o")
     loaded = load_run(run, checkpoint)
     if task is not None:
         from datakit.tasks import canonical_task

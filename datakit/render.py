@@ -176,6 +176,14 @@ def split_summary(console: Console, result: Any) -> None:
                   + (f"{result.grouped_images} images that share content, lineage or a group were kept together"
                      if result.grouped_images else "no two images share content, lineage or a group")
                   + (f"; {result.unused} unusable rows left unsplit" if result.unused else ""), highlight=False)
+    if result.discarded:
+        console.print(f"--reset: {result.discarded} earlier assignments were discarded", highlight=False)
+    if result.note:
+        console.print(f"[yellow]note:[/] {result.note}", highlight=False, soft_wrap=True)
+    if result.empty:
+        console.print(f"[yellow]note:[/] {' and '.join(result.empty)} got no image: "
+                      f"{sum(result.counts.values())} images are too few for these ratios (groups share a split); "
+                      "add images or change --ratios", highlight=False, soft_wrap=True)
     for move in result.moves[:50]:
         console.print(f"[yellow]moved[/] {shown(move['id'])}: {move['from']} -> {move['to']} ({shown(move['reason'])})",
                       highlight=False, soft_wrap=True)

@@ -42,7 +42,7 @@ from datakit.atomic import write_atomic, write_json, write_text
 from datakit.engine.rundir import RunDir
 from datakit.errors import DatakitError
 from datakit.manifest import load_manifest
-from datakit.manifest_header import takes_allow_outside
+from datakit.manifest_header import check_output_folder, takes_allow_outside
 from datakit.parquet_files import write_parquet
 from datakit.tasks import higher_is_better
 from datakit.sweep_space import SearchSpace, load_space
@@ -575,6 +575,8 @@ def sweep(
     previous = _check_output(out)
     manifest_path = Path(manifest)
     loaded = load_manifest(manifest_path)  # a missing or broken manifest fails before any trial
+    if previous is None:
+        check_output_folder(out, "-o", loaded)
     task = _resolve_metric(searched, loaded)
     storage_url = database_url(storage or (previous or {}).get("storage") or str(out / "sweep.db"))
     name = study_name or (previous or {}).get("study_name") or out.resolve().name

@@ -43,7 +43,7 @@ from datakit.engine.rundir import RunDir
 from datakit.errors import DatakitError
 from datakit.interrupts import sigterm_as_interrupt
 from datakit.manifest import Manifest, load_manifest
-from datakit.manifest_header import takes_allow_outside
+from datakit.manifest_header import check_output_folder, takes_allow_outside
 from datakit.models import get_family
 from datakit.tasks import AUTO, check_monitor, get_spec, get_task, higher_is_better, resolve_task
 from datakit.train_display import TrainingDisplay
@@ -168,6 +168,8 @@ def train(
             raise DatakitError("train needs a manifest")
         config_used = cfg.resolve_config(config, overrides)
     loaded = load_manifest(manifest)
+    if not resume:
+        check_output_folder(output, "-o", loaded)
     task_name, task_reason = resolve_task(config_used.task, loaded, _task_source(config, overrides, resume))
     derivation = None
     if not resume:  # a resumed run keeps the values it was started with (its config.yaml has them all)

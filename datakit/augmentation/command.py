@@ -59,6 +59,10 @@ def augment(
     from datakit.manifest import load_manifest
 
     loaded = load_manifest(manifest)
+    if preview is not None:
+        from datakit.manifest_header import check_output_file
+
+        check_output_file(preview, "--preview", loaded)
     chosen_task = choose_task(loaded, task)
     if spec is not None and orientation is not None:
         raise DatakitError("--orientation goes with a preset; a spec file says exactly which transforms run")

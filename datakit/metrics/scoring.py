@@ -20,7 +20,7 @@ import numpy as np
 from datakit.atomic import write_json
 from datakit.errors import DatakitError
 from datakit.manifest import load_manifest
-from datakit.manifest_header import takes_allow_outside
+from datakit.manifest_header import check_output_folder, takes_allow_outside
 from datakit.metrics import coco
 from datakit.metrics.lint import Lint
 from datakit.metrics.readers import Detections, MaskFolder, read_predictions
@@ -135,6 +135,8 @@ def score(
     if not max_dets or max_dets[0] < 1:
         raise DatakitError(f"--max-dets must be positive integers, found {max_dets}")
     loaded, splits_note, run_task = _manifest_or_run(manifest)
+    if output is not None:
+        check_output_folder(output, "-o", loaded)
     truth = load_truth(loaded, split)
     if task is None and run_task == "localization":
         # a localization run's own predictions score as localization, as `datakit eval RUN` does

@@ -15,6 +15,7 @@ from datakit.atomic import write_text
 from datakit.console import shown
 from datakit.errors import DatakitError
 from datakit.manifest import load_manifest, resolve_location
+from datakit.manifest_header import check_output_file
 from datakit.report import SECTIONS
 from datakit.report import fail_on as checks
 from datakit.report import html as html_page
@@ -94,6 +95,8 @@ def balance_report(
         raise DatakitError(f"unknown report section(s) {', '.join(unknown)}; known: {', '.join(SECTIONS)}")
     location = resolve_location(manifest)
     m = load_manifest(location, allow_outside=allow_outside)
+    if html is not None:
+        check_output_file(html, "--html", m)
     changed = mark_files_gone(m, workers=workers or None, show_progress=show_progress)
     ctx = ReportContext(m, Path(manifest), workers=workers or None, sample=sample, seed=seed,
                         show_progress=show_progress, cache=cache)
