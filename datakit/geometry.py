@@ -31,6 +31,8 @@ Box = tuple[float, float, float, float]
 Polygons = list[list[float]]
 Rle = dict[str, Any]
 
+# the class-map value for pixels that are unknown: not trained on, not scored (VOC's convention)
+IGNORE = 255
 # a polygon needs at least three points to enclose any area
 MIN_POLYGON_POINTS = 3
 # pycocotools rasterizes a polygon by walking each edge pixel by pixel: one vertex at 5e9 made it

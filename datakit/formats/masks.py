@@ -57,7 +57,7 @@ from datakit.manifest import Manifest
 
 NAME = "masks"
 DESCRIPTION = "mask PNG folders (semantic class maps, instance id maps)"
-IGNORE = 255
+IGNORE = geometry.IGNORE
 SEMANTIC, INSTANCE = "masks/semantic", "masks/instance"
 
 

@@ -21,8 +21,9 @@ from datakit.console import progress_bar
 from datakit.metrics.lint import Lint
 from datakit.metrics.readers import MaskFolder
 from datakit.metrics.truth import Truth
+from datakit.tasks.painted_maps import blank, has_instance_masks, paint_instances
 
-IGNORE = 255
+IGNORE = geometry.IGNORE  # 255: one ignore value for targets, loss and metrics
 
 
 @dataclass
@@ -56,8 +57,6 @@ def lint_masks(folder: MaskFolder, truth: Truth, lint: Lint, show_progress: bool
     root = truth.manifest.root()
     column = truth.images["semantic_mask"] if "semantic_mask" in truth.images else None
     masks = dict(zip(truth.images.index, column.tolist())) if column is not None else {}
-    from datakit.tasks.painted_maps import blank  # imported here: painted_maps takes IGNORE from this module
-
     painted = _painted_truth(truth, values, labels)
     with progress_bar("Scoring masks", len(truth.images), show_progress) as advance:
         for image_id in truth.images.index.tolist():
@@ -83,8 +82,6 @@ def lint_masks(folder: MaskFolder, truth: Truth, lint: Lint, show_progress: bool
 def _painted_truth(truth: Truth, values: list[int], labels: list[str]) -> Callable[[str], Callable[[], np.ndarray]] | None:
     """For images without a class PNG: their map painted from the instance masks, in category ids,
     as training paints it (None when no annotation has a mask: nothing to paint from)."""
-    from datakit.tasks.painted_maps import has_instance_masks, paint_instances
-
     ann = truth.manifest.annotations
     if not has_instance_masks(ann):
         return None

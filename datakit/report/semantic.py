@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from datakit import geometry
 from datakit.parallel import imap_progress
 
-IGNORE = 255
+IGNORE = geometry.IGNORE
 MAX_UNREADABLE = 20
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from datakit import geometry
 from datakit.errors import DatakitError
-from datakit.metrics.segmentation import IGNORE  # 255: one ignore value for targets, loss and metrics
+from datakit.geometry import IGNORE
 
 
 def blank(value: Any) -> bool:
