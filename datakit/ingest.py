@@ -438,6 +438,18 @@ def _report_category_changes(old: list[dict[str, Any]], new: list[dict[str, Any]
                                                                         f"{taken!r} in the last ingest into this manifest")
 
 
+def _refuse_links_leaving(src: Path) -> None:
+    """An annotation file or folder under SRC that a symlink takes outside it is refused before
+    anything is read (images linked outside become rows that are never opened)."""
+    from datakit.scan import links_leaving
+
+    found, count = links_leaving(src)
+    if count:
+        shown = "; ".join(f"{rel} -> {target}" for rel, target in found)
+        raise DatakitError(f"{src}: {count} symlink(s) lead outside the data set ({shown}{'; ...' if count > len(found) else ''}); "
+                           "an annotation reader would read them: refused (--allow-outside follows them)")
+
+
 def ingest_format(
     src: str | os.PathLike[str],
     output: str | os.PathLike[str],
@@ -467,6 +479,8 @@ def ingest_format(
     if verify not in imageinfo.VERIFY_MODES:
         raise DatakitError(f"unknown verify mode {verify!r}; choose one of: {', '.join(imageinfo.VERIFY_MODES)}")
     check_output(src, output, allow_outside)
+    if Path(src).is_dir() and not outside_allowed(allow_outside):
+        _refuse_links_leaving(Path(src))
     out_location = resolve_location(output)
     old = load_manifest(out_location, allow_outside=True) if incremental and manifest_exists(out_location) else None
     options = ReadOptions(on_invalid=on_invalid, image_dir=image_dir, workers=workers, verify=verify,

@@ -93,6 +93,30 @@ def outside_reason(target: Path) -> str:
     return f"{OUTSIDE_REASON} ({target})"
 
 
+def links_leaving(src: Path, limit: int = 3) -> tuple[list[tuple[str, Path]], int]:
+    """Symlinks under ``src`` (files other than images, and folders) that resolve outside it: the
+    first ``limit`` (path relative to src, where it leads) and how many in all.
+
+    Annotation readers open the files they find (JSON, XML, label txt, mask PNGs) and follow folder
+    links, so a data set could make them read any file on the machine into its manifest. Image
+    files are left to the per-image check (a row with status unreadable, never opened)."""
+    root = src.resolve()
+    found: list[tuple[str, Path]] = []
+    count = 0
+    for directory, folders, files in os.walk(src):  # does not descend into folder links
+        here = Path(directory)
+        for name in [*folders, *files]:
+            path = here / name
+            if not path.is_symlink() or (name in files and path.suffix.lower() in imageinfo.IMAGE_EXTENSIONS):
+                continue
+            target = outside_target(path, root)
+            if target is not None:
+                count += 1
+                if len(found) < limit:
+                    found.append((path.relative_to(src).as_posix(), target))
+    return found, count
+
+
 def scan_images(src: Path, allow_outside: bool = False) -> tuple[list[ScannedFile], list[dict[str, str]]]:
     """Every file with an image extension under src, and the entries refused (with reasons).
 

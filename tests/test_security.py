@@ -314,6 +314,30 @@ def test_pipeline_split_step_writes_a_relative_root(tmp_path: Path) -> None:
     assert load_manifest(out / "split").image_path(load_manifest(out / "split").images["path"].iloc[0]).is_file()
 
 
+def test_an_annotation_file_or_folder_linked_outside_the_data_set_is_refused_before_reading(tmp_path: Path) -> None:
+    """COCO's JSON (or a YOLO labels folder) symlinked to a file elsewhere was read into the manifest:
+    a data set could pull any file on the machine into what it ships."""
+    from tests.formats_data import tiny_coco
+
+    outside = tmp_path / "elsewhere"
+    coco = tiny_coco(outside, [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 3, 2], "iscrowd": 0}])
+    src = tmp_path / "src"
+    shutil.copytree(outside / "images", src / "images")
+    (src / "annotations").mkdir()
+    (src / "annotations" / "instances.json").symlink_to(coco)
+    with pytest.raises(DatakitError, match=r"1 symlink\(s\) lead outside the data set \(annotations/instances.json -> "
+                                           r".*elsewhere/annotations/instances.json\).*--allow-outside"):
+        ingest(src, tmp_path / "m", format="coco", workers=1, show_progress=False)
+    assert not (tmp_path / "m").exists()
+    trusted = ingest(src, tmp_path / "m", format="coco", workers=1, show_progress=False, allow_outside=True)
+    assert trusted.total == 1
+    (src / "annotations" / "instances.json").unlink()
+    shutil.copyfile(coco, src / "annotations" / "instances.json")
+    (src / "labels").symlink_to(outside, target_is_directory=True)  # a folder link counts too
+    with pytest.raises(DatakitError, match=r"labels -> "):
+        ingest(src, tmp_path / "m2", format="coco", workers=1, show_progress=False)
+
+
 # ---------------------------------------------------------------------------------------------
 # 3. FIFOs and other special files
 
