@@ -328,6 +328,7 @@ def ingest(
     old_categories: list[dict[str, Any]] = []
     retired: list[dict[str, Any]] = []
     old_from_folders = False
+    reread = False
     if incremental and manifest_exists(out_location):
         old = load_manifest(out_location, allow_outside=allow_outside)
         old_source = old.root().resolve()
@@ -340,7 +341,8 @@ def ingest(
         old_categories = old.categories
         retired = list(old.extra.get(RETIRED_KEY, []))
         old_from_folders = old.source.get("layout") in LAYOUTS
-    comparison = compare_with_previous(files, old_images)
+        reread = _checks_changed(old, verify, max_pixels)
+    comparison = compare_with_previous(files, old_images, reread=bool(old_images is not None and reread))
     reused, reused_paths = comparison.reused, comparison.reused_paths
     jobs = [(f.path, str(src_path / f.path), verify, max_pixels)
             for f in files if f.path not in reused_paths and not f.bad_name]
@@ -388,7 +390,8 @@ def ingest(
         tasks=["classification"] if label_names else [],
         # relative, so a manifest and its images can move together
         image_root=os.path.relpath(src_path.resolve(), out_location.resolve()),
-        source={"layout": chosen, "labels": Path(labels).name if labels else None, "verify": verify},
+        source={"layout": chosen, "labels": Path(labels).name if labels else None, "verify": verify,
+                "max_pixels": max_pixels},
         extra={RETIRED_KEY: retired} if retired else {},
     )
     save_manifest(manifest, out_location, table_format=table_format)
@@ -438,6 +441,15 @@ def _report_category_changes(old: list[dict[str, Any]], new: list[dict[str, Any]
                                                                         f"{taken!r} in the last ingest into this manifest")
 
 
+def _checks_changed(old: Any, verify: str, max_pixels: int | None) -> bool:
+    """Whether the old manifest's files were checked otherwise (``--verify``, ``--max-pixels``):
+    then its rows are not reused as they stand (a re-ingest with ``--verify decode`` decodes every
+    file, a lower pixel limit refuses what it now exceeds). A manifest from before these were
+    recorded was checked with the defaults."""
+    source = old.source or {}
+    return source.get("verify", "structure") != verify or source.get("max_pixels") != max_pixels
+
+
 def _refuse_links_leaving(src: Path) -> None:
     """An annotation file or folder under SRC that a symlink takes outside it is refused before
     anything is read (images linked outside become rows that are never opened)."""
@@ -485,9 +497,10 @@ def ingest_format(
     old = load_manifest(out_location, allow_outside=True) if incremental and manifest_exists(out_location) else None
     options = ReadOptions(on_invalid=on_invalid, image_dir=image_dir, workers=workers, verify=verify,
                           show_progress=show_progress, max_pixels=max_pixels, allow_outside=allow_outside,
-                          previous_images=None if old is None else old.images)
+                          previous_images=None if old is None or _checks_changed(old, verify, max_pixels) else old.images)
     result = read_source(src, format, options)
     manifest = result.manifest
+    manifest.source = {**manifest.source, "verify": verify, "max_pixels": max_pixels}
     new_root = Path(manifest.image_root).resolve()
     check_image_root(os.path.relpath(new_root, out_location.resolve()), str(output), allow_outside)
     images = manifest.images
@@ -506,7 +519,7 @@ def ingest_format(
         # then re-read files of unchanged content count as unchanged and keep their split
         read = [ScannedFile(p, s, m) for p, s, m in zip(images["path"].tolist(), images["file_size"].fillna(-1).tolist(),
                                                         images["mtime_ns"].fillna(-1).tolist())]
-        comparison = compare_with_previous(read, old.images)
+        comparison = compare_with_previous(read, old.images, reread=_checks_changed(old, verify, max_pixels))
         manifest.images = images = comparison.settle(images)
     broken_list = broken_rows(images)
     check_strict(strict, broken_list, result.report.skipped)

@@ -241,14 +241,16 @@ class Comparison:
         return images
 
 
-def compare_with_previous(files: list[ScannedFile], old_images: pd.DataFrame | None) -> Comparison:
+def compare_with_previous(files: list[ScannedFile], old_images: pd.DataFrame | None, reread: bool = False) -> Comparison:
     """Split the files against the previous manifest's image rows, vectorized (it runs on 100k+ rows).
 
     A file is unchanged when its path, size and mtime are the old row's: that row is reused with
     its label refreshed from the file's and its split kept unless the file gives one (a split
     folder, a format's split file wins over the one `datakit split` wrote). The others are read
     again; ``settle`` then finds those whose content did not change. With no previous rows every
-    file is new, and none is listed as new (there is nothing to be new against).
+    file is new, and none is listed as new (there is nothing to be new against). ``reread``: no
+    row is reused (the files are checked otherwise than the old rows were), yet a file whose
+    content did not change still keeps its split and counts unchanged.
     """
     scan = pd.DataFrame({
         "path": [f.path for f in files],
@@ -264,7 +266,7 @@ def compare_with_previous(files: list[ScannedFile], old_images: pd.DataFrame | N
     aligned = previous.reindex(scan["path"])
     known = scan["path"].isin(previous.index).to_numpy()
     same = (
-        known
+        known & (not reread)
         & (aligned["file_size"].fillna(-1).astype("int64").to_numpy() == scan["size"].to_numpy())
         & (aligned["mtime_ns"].fillna(-1).astype("int64").to_numpy() == scan["mtime"].to_numpy())
     )

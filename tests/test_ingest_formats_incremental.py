@@ -126,3 +126,25 @@ def test_a_category_the_annotation_file_no_longer_declares_is_named(split_coco: 
     result = ingest(src, out, workers=1, show_progress=False)
     assert [(c["id"], c["name"]) for c in result.categories_dropped] == [(star["id"], "star")]
     assert "star" not in load_manifest(out).category_names
+
+
+def test_a_reingest_with_stricter_checks_checks_the_unchanged_files_again(tmp_path: Path) -> None:
+    """Unchanged files were reused as they stood, so `--verify decode` never decoded them and a lower
+    `--max-pixels` never refused them; their splits still survive the new check."""
+    import datakit
+
+    data = datakit.sample("shapes", tmp_path / "s", count=8, show_progress=False)
+    victim = sorted(data.image_folder.rglob("*.png"))[0]
+    raw = bytearray(victim.read_bytes())
+    middle = len(raw) // 2
+    raw[middle:middle + 64] = bytes(64)  # pixels damaged, the end of the file intact: structure passes
+    victim.write_bytes(bytes(raw))
+    first = datakit.ingest(data.image_folder, tmp_path / "m", show_progress=False)
+    assert first.status_counts == {"ok": 8}
+    datakit.split(tmp_path / "m", seed=0)
+    decoded = datakit.ingest(data.image_folder, tmp_path / "m", verify="decode", show_progress=False)
+    assert decoded.status_counts == {"corrupt": 1, "ok": 7}
+    kept = datakit.load_manifest(tmp_path / "m").images
+    assert kept.loc[kept["status"] == "ok", "split"].notna().all()
+    small = datakit.ingest(data.image_folder, tmp_path / "m", verify="decode", max_pixels=100, show_progress=False)
+    assert small.status_counts == {"too_large": 8}  # the pixel limit is checked before decoding
