@@ -280,6 +280,7 @@ def _closest(word: str, known: list[str] | tuple[str, ...]) -> str:
 
 def _option_choices() -> dict[tuple[str, str], tuple[str, ...]]:
     """(step, option) -> the values it takes, so a bad one fails before the first step, not after training."""
+    from datakit.augmentation.presets import ORIENTATIONS
     from datakit.formats.base import ON_INVALID
     from datakit.imageinfo import VERIFY_MODES
     from datakit.ingest import LAYOUTS
@@ -291,7 +292,9 @@ def _option_choices() -> dict[tuple[str, str], tuple[str, ...]]:
             ("ingest", "layout"): LAYOUTS, ("ingest", "verify"): VERIFY_MODES,
             ("ingest", "table_format"): TABLE_FORMATS, ("ingest", "on_invalid"): ON_INVALID,
             ("eval", "split"): (*SPLITS, "all"), ("eval", "checkpoint"): ("best", "last"),
-            ("sweep", "sampler"): SAMPLERS}
+            ("sweep", "sampler"): SAMPLERS,
+            ("augment", "split"): (*SPLITS, "all"), ("augment", "orientation"): tuple(ORIENTATIONS),
+            ("augment", "table_format"): TABLE_FORMATS}
 
 
 def _check_train_config(where: str, options: Mapping[str, Any], base: Path) -> None:
@@ -333,6 +336,25 @@ STEP_RESULTS: dict[str, tuple[str, ...]] = {
 }
 
 
+_TYPE_WORDS = {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "a string"}
+
+
+def _literal_type(annotation: Any) -> str | None:
+    """'int', 'float', 'bool' or 'str' for a step option annotated as that type (or it | None): the
+    options a YAML value can be checked against before any step runs; None for anything else."""
+    text = str(annotation).replace(" ", "")
+    base = text[:-len("|None")] if text.endswith("|None") else text
+    return base if base in _TYPE_WORDS else None
+
+
+def _is_a(value: Any, expected: str) -> bool:
+    if expected == "bool":
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, {"int": int, "float": (int, float), "str": str}[expected])
+
+
 def _check_options(where: str, name: str, options: Mapping[str, Any]) -> None:
     """Unknown options, and values outside an option's choices, fail before any step runs (config
     keys are checked by the config itself)."""
@@ -352,7 +374,20 @@ def _check_options(where: str, name: str, options: Mapping[str, Any]) -> None:
         if allowed and value is not None and not _references(value) and value not in allowed:
             raise DatakitError(f"{where}: step '{name}': {key} {value!r} is not one of {', '.join(allowed)}"
                                f"{_closest(str(value), allowed)}")
+        if (name, key) == ("augment", "preset") and isinstance(value, str) and not _references(value):
+            from datakit.augmentation import presets
+
+            preset, _, orientation = value.partition(":")  # 'light' or 'light:fixed', as the step reads it
+            try:
+                presets.get(preset)
+                if orientation:
+                    presets.check_orientation(orientation)
+            except DatakitError as exc:
+                raise DatakitError(f"{where}: step 'augment': {exc}") from None
         if key in known:
+            expected = _literal_type(signature.parameters[key].annotation)
+            if expected and value is not None and not _references(value) and not _is_a(value, expected):
+                raise DatakitError(f"{where}: step '{name}': {key} must be {_TYPE_WORDS[expected]}, got {value!r}")
             continue
         if not takes_config_keys:
             raise DatakitError(f"{where}: step '{name}' has no option '{key}'{_closest(key, known)} "

@@ -223,3 +223,14 @@ def test_nested_short_form_specs_build_their_children(small_classes: Path, tmp_p
                                            "did you mean 'HorizontalFlip'"):
         datakit.augment(small_classes, tmp_path / "bad", spec=[{"OneOf": {"transforms": ["HorizontalFip"]}}],
                         split="all", show_progress=False)
+
+
+@pytest.mark.parametrize(("option", "value"), [("copies", "2"), ("copies", 2.5), ("target", "20"), ("seed", "abc"),
+                                               ("workers", "2"), ("balance", "yes")])
+def test_a_wrongly_typed_option_is_one_clear_error(small_classes: Path, tmp_path: Path, option: str, value: object) -> None:
+    """copies="2" raised TypeError ('<' not supported between str and int); seed="abc" was accepted
+    and written into augment.json."""
+    extra = {"balance": False} if option != "balance" else {}
+    with pytest.raises(DatakitError, match=rf"--{option} must be"):
+        datakit.augment(small_classes, tmp_path / "out", split="all", show_progress=False, **extra, **{option: value})
+    assert not (tmp_path / "out").exists()

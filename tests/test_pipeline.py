@@ -235,3 +235,18 @@ def test_augment_step_takes_the_short_form_inline_and_says_when_there_is_no_spli
     assert result.results("augment")["derived"] == 8 and result.results("augment")["source"] == "list"
     with pytest.raises(DatakitError, match="step 'augment' has no option 'copy'; did you mean 'copies'"):
         load_pipeline({"name": "typo", "steps": [{"augment": {"copy": 2}}]})
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"split": "trian"}, "split 'trian' is not one of"),
+    ({"preset": "mediun"}, "unknown preset 'mediun'; did you mean 'medium'"),
+    ({"preset": "light:flipped"}, "unknown orientation 'flipped'"),
+    ({"split": "all", "copies": "2"}, "copies must be a whole number, got '2'"),
+    ({"split": "all", "seed": "abc"}, "seed must be a whole number, got 'abc'"),
+])
+def test_augment_step_options_are_checked_before_the_first_step(tmp_path: Path, options: dict, message: str) -> None:
+    """These failed only after sample and ingest had run (or, for seed, not at all)."""
+    pipeline = {"name": "p", "steps": [{"sample": {"name": "shapes", "count": 8}}, {"ingest": {}}, {"augment": options}]}
+    with pytest.raises(DatakitError, match=message):
+        run_pipeline(pipeline, tmp_path / "out", show_progress=False)
+    assert not (tmp_path / "out").exists()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
+import numbers
 import os
 import shutil
 import signal
@@ -376,6 +377,11 @@ def augment_manifest(
     from datakit.manifest import load_manifest
 
     started = time.perf_counter()
+    for name, value in (("--copies", copies), ("--target", target), ("--seed", seed), ("--workers", workers)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
+            raise DatakitError(f"{name} must be a whole number, got {value!r}")
+    if not isinstance(balance, bool):
+        raise DatakitError(f"--balance must be true or false, got {balance!r}")
     if copies is not None and (balance or target is not None):
         raise DatakitError("--copies and --balance/--target do not go together: balancing decides how many copies "
                            "each class needs")
