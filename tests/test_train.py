@@ -140,6 +140,24 @@ def test_nan_loss_stops_training_says_so_and_keeps_the_best_checkpoint(digits_sm
     assert info["status"] == "diverged" and info["diverged_at"]["epoch"] == 2
 
 
+def test_a_run_that_diverged_before_its_first_checkpoint_can_be_trained_again(digits_small: Path,
+                                                                              tmp_path: Path) -> None:
+    """'output folder exists ... add --resume' and '--resume: nothing to resume' sent the user in a
+    circle; a run with no checkpoint is now replaced by a new one, and --resume says why it cannot."""
+    from datakit.errors import DatakitError
+
+    with pytest.raises(TrainingDiverged, match="no checkpoint was saved"):
+        train(digits_small, output=tmp_path / "run", show_progress=False, epochs=2, **{**TINY_TRAIN, "lr": 1e12})
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "diverged"
+    with pytest.raises(DatakitError, match="ended before its first checkpoint: train again without --resume"):
+        train(None, output=tmp_path / "run", resume=True, show_progress=False)
+    again = train(digits_small, output=tmp_path / "run", show_progress=False, epochs=1, **TINY_TRAIN)
+    assert again.status == "completed" and (tmp_path / "run" / "checkpoints" / "last.pt").is_file()
+    (tmp_path / "run" / "notes.txt").write_text("mine")  # a folder with other files is never cleared
+    with pytest.raises(DatakitError, match="exists and is not empty"):
+        train(digits_small, output=tmp_path / "run", show_progress=False, epochs=1, **TINY_TRAIN)
+
+
 def test_class_weights_and_balanced_sampler_train(digits_small: Path, tmp_path: Path) -> None:
     for balance in ("weights", "sampler"):
         result = train(digits_small, output=tmp_path / balance, show_progress=False, epochs=2,

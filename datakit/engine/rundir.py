@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -84,14 +85,35 @@ class RunDir:
         return self.info.is_file()
 
     def check_new(self, resume: bool) -> None:
-        """Training may write here: an empty or missing folder, or (resuming) a run with last.pt."""
+        """Training may write here: an empty or missing folder, or (resuming) a run with last.pt.
+
+        A run that ended before its first checkpoint (a diverged loss, a bad augmentation) holds
+        only its own start files: training again replaces them, since --resume has nothing to
+        continue and the folder is not empty (each message sent the user to the other)."""
         if resume:
             if not self.last.is_file():
-                raise DatakitError(f"{self.path}: nothing to resume (no checkpoints/last.pt in this folder)")
+                why = " (the run here ended before its first checkpoint: train again without --resume)" \
+                    if self.never_checkpointed() else ""
+                raise DatakitError(f"{self.path}: nothing to resume (no checkpoints/last.pt in this folder){why}")
+            return
+        if self.never_checkpointed():
+            for entry in self.path.iterdir():
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
             return
         if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
             hint = " (it holds a run: add --resume to continue it)" if self.info.exists() else ""
             raise DatakitError(f"{self.path}: output folder exists and is not empty{hint}; choose a new folder")
+
+    def never_checkpointed(self) -> bool:
+        """A run folder holding only what a run writes before its first epoch ends (no checkpoint)."""
+        if not (self.path.is_dir() and self.info.is_file()) or self.last.exists() or self.best.exists():
+            return False
+        start_files = {self.config.name, self.info.name, self.splits.name, self.metrics.name, self.curves.name,
+                       self.checkpoints.name}
+        # "running" may be a run training right now in another process: never replaced
+        return all(entry.name in start_files for entry in self.path.iterdir()) and \
+            (not self.checkpoints.exists() or not any(self.checkpoints.iterdir())) and \
+            self.read_info(missing_ok=True).get("status") not in (None, "running")
 
     # ---- reading
 
