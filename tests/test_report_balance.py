@@ -228,3 +228,21 @@ def test_undecodable_file_leaves_no_opencv_warning(tmp_path, capfd):
     (tmp_path / "empty.png").write_bytes(b"not an image at all")
     assert measure(str(tmp_path / "empty.png")) == {"error": "OpenCV could not decode the file"}
     assert capfd.readouterr().err == ""
+
+
+def test_a_sample_keeps_exact_duplicates_and_label_conflicts(tmp_path):
+    """--sample 10 dropped the copy of a circle filed as a square: 0 duplicates, conflicts 0, and
+    --fail-on conflicts>0 passed; hashes need no pixels, so copies are always looked at."""
+    import shutil
+
+    manifest, _ = shapes_manifest(tmp_path, count=40, seed=2)
+    images = tmp_path / "data" / "images"
+    original = sorted((images / "circle").glob("*.png"))[0]
+    shutil.copyfile(original, images / "square" / "copy.png")
+    datakit.ingest(images, manifest, workers=1, show_progress=False)
+    code, full = _report(manifest, "--fail-on", "conflicts>0")
+    assert code == 1 and full["metrics"]["conflicts"] == 1
+    for seed in ("0", "1", "2"):
+        code, sampled = _report(manifest, "--sample", "10", "--seed", seed, "--fail-on", "conflicts>0")
+        assert code == 1 and sampled["metrics"]["conflicts"] == 1
+        assert sampled["sections"]["duplicates"]["exact_duplicates"] == 1

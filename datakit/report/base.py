@@ -44,10 +44,14 @@ class ReportContext:
         return self.manifest.ok_images()
 
     def pixel_rows(self) -> pd.DataFrame:
-        """The ok images whose pixels are read: all of them, or a seeded sample (``--sample N``)."""
+        """The ok images whose pixels are read: all of them, or a seeded sample (``--sample N``) plus
+        every image whose content hash another image shares: exact duplicates, label conflicts and
+        leakage come from hashes, and a sample that missed a copy made ``--fail-on conflicts>0`` pass."""
         ok = self.ok
         if self.sample is not None and self.sample < len(ok):
-            return ok.sample(n=self.sample, random_state=self.seed).sort_index()
+            sampled = ok.sample(n=self.sample, random_state=self.seed)
+            shared = ok["sha256"].notna() & ok["sha256"].duplicated(keep=False)
+            return ok[ok.index.isin(sampled.index) | shared.to_numpy()].sort_index()
         return ok
 
     def stats(self) -> pd.DataFrame:
