@@ -386,3 +386,26 @@ def test_semantic_masks_follow_the_pixels_and_verify(tmp_path: Path) -> None:
         inner = cv2.erode((semantic > 0).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
         assert inner.any() and (image[inner].max(axis=1) > 0).mean() > 0.99
     assert datakit.augment(verify=out, show_progress=False).passed
+
+
+def test_balancing_an_augmented_manifest_counts_its_derived_images(tmp_path: Path) -> None:
+    """Balancing counted the originals only: a balanced set got 16 more images and came out
+    10/13/17/16 while the table said 10/10/10/10; the same seed then gave the same derived paths
+    ('already in the manifest')."""
+    from datakit.manifest import load_manifest
+
+    manifest = classes_manifest(tmp_path, count=40, imbalance=0.3)
+    first = datakit.augment(manifest, tmp_path / "bal", balance=True, split="all", show_progress=False)
+    assert len(set(first.after.values())) == 1 and first.derived > 0
+
+    def counts(path: Path) -> dict[str, int]:
+        images = load_manifest(path).images
+        return images.loc[images["status"] == "ok", "label"].value_counts().to_dict()
+
+    assert counts(tmp_path / "bal") == first.after
+    again = datakit.augment(tmp_path / "bal", tmp_path / "bal2", balance=True, split="all", show_progress=False)
+    assert again.derived == 0 and again.before == again.after == first.after
+    goal = max(first.after.values()) + 3
+    more = datakit.augment(tmp_path / "bal", tmp_path / "bal3", target=goal, split="all", show_progress=False)
+    assert more.derived == 3 * len(first.after) and counts(tmp_path / "bal3") == more.after
+    assert set(more.after.values()) == {goal}

@@ -268,11 +268,23 @@ def select_sources(manifest: Manifest, split: str) -> pd.DataFrame:
     return usable.sort_values("id", kind="stable")
 
 
-class Planner:
-    """Hands out (parent row, copy number) pairs; copy numbers count up per parent across rounds."""
+def split_images(manifest: Manifest, split: str) -> pd.DataFrame:
+    """Every usable image of the split, derived ones included: what a class already has. Balancing
+    an augmented manifest counted its originals only, so it printed 'after' counts the files did not
+    have and unbalanced a balanced set."""
+    images = manifest.images
+    usable = images[images["status"] == "ok"]
+    return usable if split == "all" else usable[usable["split"] == split]
 
-    def __init__(self) -> None:
+
+class Planner:
+    """Hands out (parent row, copy number) pairs; copy numbers count up per parent across rounds,
+    after the copies the manifest already holds (the same number again made the same path)."""
+
+    def __init__(self, manifest: Manifest | None = None) -> None:
         self.copies: Counter[str] = Counter()
+        if manifest is not None and "parent_id" in manifest.images.columns:
+            self.copies.update(manifest.images["parent_id"].dropna().astype(str).tolist())
 
     def take(self, parent_id: str) -> int:
         copy = self.copies[parent_id]
@@ -432,7 +444,7 @@ def _augment(manifest: Manifest, out: Path, sources: pd.DataFrame, pipeline: Pip
     encoding = dict(rendering.ENCODING)
     initargs = (serialized, encoding, str(out_root))
     counted = "images" if task == "classification" else "objects"
-    planner = Planner()
+    planner = Planner(manifest)
     notes: list[str] = []
     all_jobs: list[tuple[rendering.Job, str, str | None, str, int]] = []
     results: list[dict[str, Any]] = []
@@ -460,7 +472,7 @@ def _augment(manifest: Manifest, out: Path, sources: pd.DataFrame, pipeline: Pip
     if balance or target is not None:
         mode = "target" if target is not None else "balance"
         counts_fn = (balancing.image_counts if counted == "images" else balancing.object_counts)
-        before = counts_fn(sources, manifest)
+        before = counts_fn(split_images(manifest, split), manifest)
         goal = target if target is not None else max(before.values(), default=0)
         if counted == "images":
             plan = balancing.plan_images(sources, before, goal, planner)
@@ -491,8 +503,9 @@ def _augment(manifest: Manifest, out: Path, sources: pd.DataFrame, pipeline: Pip
         mode = "copies"
         copies = copies or 1
         plan = [(row, planner.take(str(row["id"]))) for row in sources.to_dict("records") for _ in range(copies)]
-        before = (balancing.image_counts(sources, manifest, require=False) if counted == "images"
-                  else balancing.object_counts(sources, manifest, require=False))
+        in_split = split_images(manifest, split)
+        before = (balancing.image_counts(in_split, manifest, require=False) if counted == "images"
+                  else balancing.object_counts(in_split, manifest, require=False))
         run(plan, "Augmenting")
         after = dict(before)
         if counted == "images":
