@@ -145,3 +145,19 @@ def test_parallel_workers_match_serial(tmp_path):
     serial = ReportContext(load_manifest(manifest), manifest, workers=1, cache=False, show_progress=False).stats()
     parallel = ReportContext(load_manifest(manifest), manifest, workers=2, cache=False, show_progress=False).stats()
     np.testing.assert_allclose(parallel["sharpness"].to_numpy(float), serial["sharpness"].to_numpy(float))
+
+
+def test_a_property_giving_one_class_away_is_flagged_among_many_classes(tmp_path):
+    """Every circle 96 px, every other shape 64 px: 50% balanced accuracy against 25% chance, under
+    the half-the-gap line, so nothing was flagged, though a CNN would learn 'large -> circle'."""
+    from PIL import Image
+
+    manifest, _ = shapes_manifest(tmp_path, count=80)
+    images = tmp_path / "data" / "images"
+    for path in (images / "circle").glob("*.png"):
+        Image.open(path).resize((96, 96)).save(path)
+    datakit.ingest(images, manifest, workers=1, show_progress=False)
+    data = _report(manifest, sections=["shortcuts"]).sections["shortcuts"]
+    width = next(e for e in data["properties"] if e["property"] == "width")
+    assert width["strength"] < 0.5 and width["flagged"] and width["class"] == "circle"
+    assert any(w.startswith("class 'circle' is much wider than the rest (median width 96 vs 64") for w in data["flagged"])

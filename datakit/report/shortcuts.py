@@ -3,8 +3,9 @@
 Measured, not guessed: for each property (brightness, size, format, grayscale...), a small
 decision tree sees only that property and is cross-validated (stratified folds); its balanced
 accuracy is compared with chance (1 / classes). A property is flagged when it closes at least
-``FLAG_AT`` of the gap between chance and perfect, and explained in words from the class that
-differs most from the rest (one-vs-rest AUC).
+``FLAG_AT`` of the gap between chance and perfect, or when it gives one class away (one-vs-rest
+AUC, or a category's share gap, of ``GIVES_AWAY_AT``), and explained in words from the class that
+differs most from the rest.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from datakit.report.base import ReportContext, Section
 from datakit.report.variance import pixel_frame
 
 FLAG_AT = 0.5  # (balanced accuracy - chance) / (1 - chance)
+# ...or when it gives one class away: with many classes, "every circle is 96 px" closes only a
+# fraction of the gap (50% against 25% chance for four classes), yet a CNN learns exactly that
+GIVES_AWAY_AT = 0.95  # one-vs-rest AUC (either way) or, for a category, share of the class minus share of the rest
 MAX_ROWS = 10_000  # a seeded sample: the balanced accuracy of one property is known to ~1% from it
 MIN_PER_CLASS = 5
 # property -> (words when the class is higher, words when lower, unit)
@@ -134,11 +138,16 @@ class Shortcuts(Section):
             else:
                 score = _cv_score(x, y, ctx.seed)
             strength = (score - chance) / (1 - chance)
-            entry = {"property": name, "balanced_accuracy": score, "chance": chance, "strength": strength}
-            if strength >= FLAG_AT:
+            entry = {"property": name, "balanced_accuracy": score, "chance": chance, "strength": strength,
+                     "flagged": False}
+            if len(np.unique(values)) >= 2:
                 explain = _explain_categorical if name in CATEGORICAL else _explain_numeric
-                entry["class"], entry["words"], _ = explain(name, values, labels, classes)
-                result["flagged"].append(entry["words"])
+                one_class, words, separation = explain(name, values, labels, classes)
+                # AUC for numbers (0.5 = no separation), a share gap for categories (0 = none)
+                gives_away = (abs(separation - 0.5) + 0.5 if name not in CATEGORICAL else separation) >= GIVES_AWAY_AT
+                if strength >= FLAG_AT or gives_away:
+                    entry.update(flagged=True, **{"class": one_class, "words": words})
+                    result["flagged"].append(words)
             result["properties"].append(entry)
         result["properties"].sort(key=lambda e: -e["strength"])
         score = _cv_score(np.hstack(columns), y, ctx.seed)
@@ -160,7 +169,7 @@ class Shortcuts(Section):
         table.add_column("flag")
         for e in data["properties"]:
             table.add_row(e["property"], f"{100 * e['balanced_accuracy']:.0f}%", f"{100 * e['chance']:.0f}%",
-                          "[red]shortcut[/]" if e["strength"] >= FLAG_AT else "")
+                          "[red]shortcut[/]" if e["flagged"] else "")
         console.print(table)
         allp = data["all_properties"]
         console.print(f"  all properties together: {100 * allp['balanced_accuracy']:.0f}% balanced accuracy "
@@ -172,7 +181,7 @@ class Shortcuts(Section):
         if not data["properties"]:
             return html.para(f"Not measured ({data.get('note', 'no labels')}).")
         rows = [(e["property"], f"{100 * e['balanced_accuracy']:.0f}%", f"{100 * e['chance']:.0f}%",
-                 "shortcut" if e["strength"] >= FLAG_AT else "") for e in data["properties"]]
+                 "shortcut" if e["flagged"] else "") for e in data["properties"]]
         out = html.table(["property", "accuracy", "chance", ""], rows,
                          "a decision tree on one property alone, cross-validated")
         allp = data["all_properties"]
