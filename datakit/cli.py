@@ -181,6 +181,9 @@ def augment(
     from datakit.augmentation.command import augment as run_augment
 
     if list_presets:
+        if manifest is not None or output is not None or verify is not None or preview is not None:
+            raise DatakitError("--list-presets lists the presets and augments nothing; run it without a manifest, "
+                               "-o, --verify or --preview")
         if as_json:
             from datakit.augmentation.presets import catalogue
 

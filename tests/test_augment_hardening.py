@@ -194,6 +194,16 @@ def test_list_presets_json_is_json() -> None:
     assert [o["name"] for o in listed["orientations"]] == ["upright", "any", "fixed"]
 
 
+def test_list_presets_with_a_manifest_and_output_says_it_augments_nothing(small_classes: Path, tmp_path: Path) -> None:
+    """`augment M -o OUT --list-presets` listed the presets and exited 0: the user thought M was augmented."""
+    from typer.testing import CliRunner
+
+    from datakit.cli import app
+
+    result = CliRunner().invoke(app, ["augment", str(small_classes), "-o", str(tmp_path / "out"), "--list-presets"])
+    assert result.exit_code == 2 and "augments nothing" in result.output
+
+
 def test_copies_has_a_limit_and_task_takes_the_short_names(small_classes: Path, tmp_path: Path) -> None:
     """--copies 100000 planned 1 GB of jobs; --task segment was refused though the README says segment."""
     from datakit.augmentation.offline import MAX_COPIES
