@@ -79,7 +79,7 @@ class ReportContext:
         self._notes.append(text)
 
 
-def mark_files_gone(manifest: Manifest, workers: int | None = None, show_progress: bool = False) -> list[str]:
+def recheck_since_ingest(manifest: Manifest, workers: int | None = None, show_progress: bool = False) -> list[str]:
     """Rows ingested as usable whose file is gone, unreadable or damaged now become broken ('missing',
     'unreadable', 'truncated', ..., "... since ingest"), in this in-memory manifest only; the notes
     to show say how many files changed.

@@ -19,7 +19,7 @@ from datakit.manifest_header import check_output_file
 from datakit.report import SECTIONS
 from datakit.report import fail_on as checks
 from datakit.report import html as html_page
-from datakit.report.base import ReportContext, mark_files_gone
+from datakit.report.base import ReportContext, recheck_since_ingest
 
 
 @dataclass
@@ -97,7 +97,7 @@ def balance_report(
     m = load_manifest(location, allow_outside=allow_outside)
     if html is not None:
         check_output_file(html, "--html", m)
-    changed = mark_files_gone(m, workers=workers or None, show_progress=show_progress)
+    changed = recheck_since_ingest(m, workers=workers or None, show_progress=show_progress)
     ctx = ReportContext(m, Path(manifest), workers=workers or None, sample=sample, seed=seed,
                         show_progress=show_progress, cache=cache)
     for note in changed:
