@@ -80,6 +80,13 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except KeyboardInterrupt:
             err.print("[bold yellow]interrupted:[/] nothing was written; the previous output is intact")
             raise typer.Exit(130) from None
+        except OSError as exc:
+            # a folder without write permission, a full disk, a name too long for the file system: the
+            # user's to fix, so one line naming the file (a traceback was 57 lines of datakit's insides)
+            where = f"{exc.filename}: " if exc.filename else ""
+            err.print(f"[bold red]error:[/] {escape(where + (exc.strerror or str(exc)))}", highlight=False,
+                      soft_wrap=True)
+            raise typer.Exit(2) from None
 
     return wrapper
 

@@ -189,3 +189,20 @@ def test_a_loaded_manifest_given_to_the_api_is_one_clear_error(tmp_path: Path) -
                  lambda: datakit.evaluate(None, manifest=loaded)):
         with pytest.raises(DatakitError, match=r"give the manifest's folder \(a path\), not a loaded Manifest"):
             call()
+
+
+def test_an_os_error_is_one_line_naming_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder without write permission (or a name too long for the file system) printed a 57-line
+    traceback with exit 1, which the docs keep for failed checks."""
+    from typer.testing import CliRunner
+
+    from datakit import samples
+    from datakit.cli import app
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "out" / "x.png"))
+
+    monkeypatch.setattr(samples, "sample", refuse)
+    result = CliRunner().invoke(app, ["sample", "shapes", "-o", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [f"error: {tmp_path / 'out' / 'x.png'}: Permission denied"]
