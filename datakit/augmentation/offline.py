@@ -24,7 +24,6 @@ import multiprocessing
 import numbers
 import os
 import shutil
-import signal
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from datakit.augmentation.targets import SEEDING
 from datakit.errors import DatakitError
 from datakit.manifest import Manifest
 from datakit.manifest_header import check_output_outside
+from datakit.parallel import forking_workers, worker_signals
 
 IMAGES_DIR = "images"
 DERIVED_DIR = "augmented"
@@ -177,9 +177,8 @@ def _summary(done: rendering.Rendered, size: int, mtime_ns: int) -> dict[str, An
 
 
 def _pool_init(init: Callable[..., None], *args: Any) -> None:
-    # Ctrl-C is the parent's to handle: it terminates the pool. A worker that died of it mid-task
-    # would leave the parent waiting for a result that never comes.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Ctrl-C and SIGTERM are the parent's to handle: it terminates the pool (datakit.parallel)
+    worker_signals()
     init(*args)
 
 
@@ -213,7 +212,8 @@ def run_jobs(tasks: Sequence[Any], worker: Callable[[Any], Any], initargs: tuple
             cv2.setNumThreads(previous)
     ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
     chunksize = max(1, min(16, len(tasks) // (workers * 8) or 1))
-    pool = ctx.Pool(workers, initializer=_pool_init, initargs=(init, *initargs))
+    with forking_workers():
+        pool = ctx.Pool(workers, initializer=_pool_init, initargs=(init, *initargs))
     try:
         results = []
         running = pool.imap(worker, tasks, chunksize=chunksize)
@@ -224,12 +224,13 @@ def run_jobs(tasks: Sequence[Any], worker: Callable[[Any], Any], initargs: tuple
             if on_done:
                 on_done()
         pool.close()
+        pool.join()
         return results
     except BaseException:
+        # also when the interrupt comes during the join above (see datakit.parallel)
         pool.terminate()
-        raise
-    finally:
         pool.join()
+        raise
 
 
 # ---------------------------------------------------------------------------------------------
