@@ -475,7 +475,10 @@ def _check_output(output: Path) -> dict[str, Any] | None:
             return json.loads(state.read_text(encoding="utf-8"))
         except ValueError as exc:
             raise DatakitError(f"{state}: invalid JSON ({exc})") from None
-    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+    # the study's own database (and its lock, journal) alone: a sweep stopped before it wrote
+    # sweep.json, or one another process is starting right now; the study's checks then apply
+    own = {"sweep.db", "sweep.db.lock", "sweep.db-journal", "sweep.db-wal", "sweep.db-shm"}
+    if output.exists() and (not output.is_dir() or any(entry.name not in own for entry in output.iterdir())):
         raise DatakitError(f"{output}: folder exists, is not empty and holds no sweep (no sweep.json); "
                            "choose a new folder")
     return None

@@ -510,3 +510,21 @@ def test_a_default_is_inside_a_param_only_where_the_sampler_could_draw_it(key: s
 
     param = _parse_param(key, spec, cfg.TrainConfig(), "")
     assert stored_form(param, value)[0] is inside
+
+
+def test_a_folder_holding_only_the_study_database_resumes(digits_300: Path, tmp_path: Path) -> None:
+    """A sweep stopped before it wrote sweep.json (or a second process starting it at the same
+    moment) left sweep.db alone; the re-run said the folder 'holds no sweep' and refused it."""
+    out = tmp_path / "sweep"
+    first = sweep(digits_300, _space({"optim.lr": [0.01]}), out, show_progress=False)
+    for entry in out.iterdir():  # as an interrupted start leaves it: the database, nothing else
+        if entry.name != "sweep.db":
+            import shutil
+
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    again = sweep(digits_300, _space({"optim.lr": [0.01]}), out, show_progress=False)
+    assert len(again.table) == len(first.table) == 1
+    (out / "notes.txt").write_text("mine")
+    (out / "sweep.json").unlink()
+    with pytest.raises(DatakitError, match="holds no sweep"):
+        sweep(digits_300, _space({"optim.lr": [0.01]}), out, show_progress=False)
