@@ -342,7 +342,7 @@ def ingest(
         retired = list(old.extra.get(RETIRED_KEY, []))
         old_from_folders = old.source.get("layout") in LAYOUTS
         reread = _checks_changed(old, verify, max_pixels)
-    comparison = compare_with_previous(files, old_images, reread=bool(old_images is not None and reread))
+    comparison = compare_with_previous(files, old_images, reread=reread)
     reused, reused_paths = comparison.reused, comparison.reused_paths
     jobs = [(f.path, str(src_path / f.path), verify, max_pixels)
             for f in files if f.path not in reused_paths and not f.bad_name]
@@ -495,9 +495,10 @@ def ingest_format(
         _refuse_links_leaving(Path(src))
     out_location = resolve_location(output)
     old = load_manifest(out_location, allow_outside=True) if incremental and manifest_exists(out_location) else None
+    reread = old is not None and _checks_changed(old, verify, max_pixels)
     options = ReadOptions(on_invalid=on_invalid, image_dir=image_dir, workers=workers, verify=verify,
                           show_progress=show_progress, max_pixels=max_pixels, allow_outside=allow_outside,
-                          previous_images=None if old is None or _checks_changed(old, verify, max_pixels) else old.images)
+                          previous_images=None if old is None or reread else old.images)
     result = read_source(src, format, options)
     manifest = result.manifest
     manifest.source = {**manifest.source, "verify": verify, "max_pixels": max_pixels}
@@ -519,7 +520,7 @@ def ingest_format(
         # then re-read files of unchanged content count as unchanged and keep their split
         read = [ScannedFile(p, s, m) for p, s, m in zip(images["path"].tolist(), images["file_size"].fillna(-1).tolist(),
                                                         images["mtime_ns"].fillna(-1).tolist())]
-        comparison = compare_with_previous(read, old.images, reread=_checks_changed(old, verify, max_pixels))
+        comparison = compare_with_previous(read, old.images, reread=reread)
         manifest.images = images = comparison.settle(images)
     broken_list = broken_rows(images)
     check_strict(strict, broken_list, result.report.skipped)

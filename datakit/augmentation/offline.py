@@ -257,13 +257,11 @@ def choose_task(manifest: Manifest, task: str | None) -> str:
 def select_sources(manifest: Manifest, split: str) -> pd.DataFrame:
     if split not in SPLIT_CHOICES:
         raise DatakitError(f"unknown split {split!r}; choose one of: {', '.join(SPLIT_CHOICES)}")
-    images = manifest.images
-    usable = images[(images["status"] == "ok") & images["parent_id"].isna()]
-    if split != "all":
-        if images["split"].isna().all():
-            raise DatakitError(f"the manifest has no splits, so there is no '{split}' split to augment: run "
-                               "`datakit split` first, or pass --split all to augment every image")
-        usable = usable[usable["split"] == split]
+    if split != "all" and manifest.images["split"].isna().all():
+        raise DatakitError(f"the manifest has no splits, so there is no '{split}' split to augment: run "
+                           "`datakit split` first, or pass --split all to augment every image")
+    usable = split_images(manifest, split)
+    usable = usable[usable["parent_id"].isna()]  # originals: derived images are not augmented again
     if usable.empty:
         raise DatakitError(f"no usable images in split '{split}' to augment")
     return usable.sort_values("id", kind="stable")
